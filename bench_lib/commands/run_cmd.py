@@ -1,0 +1,64 @@
+"""`effbench run`: measure the selected cases; the last line of stdout is the results directory."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench_lib.commands.errors import BadInput
+from bench_lib.commands.selection import add_selection_options, planned_cases
+from bench_lib.runners.session import RunSession, format_result_line
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run benchmark cases and store their results")
+    add_selection_options(p)
+    p.add_argument("--out", default="results", type=Path, help="results root; a new run directory goes under it")
+    p.set_defaults(handler=handle)
+
+
+def _check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".effbench-probe-"):
+            pass
+    except OSError as e:
+        raise BadInput(f"cannot write results under --out {root}: {e.strerror or e}") from None
+
+
+def handle(args: argparse.Namespace) -> int:
+    cases = planned_cases(args)
+    _check_writable(args.out)
+    meta = {"suite": args.suite, "device": args.device, "backend": args.backend, "keyword": args.keyword,
+            "command": shlex.join(["effbench", *sys.argv[1:]]), "pid": os.getpid()}
+    session = RunSession.create(args.out, args.profile, meta)
+    console = Console(stderr=True)
+    failed = 0
+    interrupted = False
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with progress:
+        task = progress.add_task("effbench", total=len(cases))
+        try:
+            for planned in cases:
+                progress.update(task, description=planned.case.id[:60])
+                result = session.execute(planned)
+                failed += result.status == "failed"
+                progress.console.print(format_result_line(result), markup=False, highlight=False, soft_wrap=True)
+                progress.advance(task)
+        except KeyboardInterrupt:
+            interrupted = True
+    ran = len(session.results)
+    summary = f"{ran} of {len(cases)} cases done, {failed} failed"
+    print(summary + (" (interrupted: finished results are kept)" if interrupted else ""), file=sys.stderr)
+    print(session.run_dir)
+    if interrupted:
+        return 130
+    return 1 if failed else 0

@@ -1,0 +1,130 @@
+"""A run: plan the cases, measure each in isolation, store each result as soon as it exists.
+
+Shared by `effbench run` and `pytest benchmarks/`, so both write the same files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench_lib.platform import Platform, detect
+from bench_lib.results import environment
+from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.store import RunWriter, new_run_dir, safe_label
+from bench_lib.runners.process import run_isolated
+from bench_lib.suites import get_suite, suite_names
+
+__all__ = ["PlannedCase", "plan", "keyword_selector", "RunSession", "format_result_line"]
+
+
+@dataclass(frozen=True)
+class PlannedCase:
+    case: CaseSpec
+    skip_reason: str | None = None
+
+
+def keyword_selector(keyword: str | None) -> Callable[[CaseSpec], bool]:
+    """pytest's `-k` semantics: identifiers are case-insensitive substrings of the case's names.
+
+    Raises ValueError for a malformed expression.
+    """
+    if not keyword:
+        return lambda case: True
+    from _pytest.mark.expression import Expression
+
+    try:
+        expr = Expression.compile(keyword)
+    except SyntaxError as e:
+        raise ValueError(f"bad -k expression {keyword!r}: {e.msg} at column {e.offset}") from None
+
+    def select(case: CaseSpec) -> bool:
+        haystack = (case.name.lower(), f"test_{case.suite}")
+        return expr.evaluate(lambda ident, **_: any(ident.lower() in h for h in haystack))
+
+    return select
+
+
+def plan(suites: Iterable[str], profile: str, device: str, backend: str, keyword: str | None = None,
+         platform: Platform | None = None) -> list[PlannedCase]:
+    """Every selected case, with the reason this host would skip it (None: it runs)."""
+    platform = platform or detect()
+    device = platform.resolve_device(device)
+    select = keyword_selector(keyword)
+    out = []
+    for name in suites:
+        suite = get_suite(name)
+        for case in suite.cases(profile, device, backend):
+            if select(case):
+                out.append(PlannedCase(case, suite.skip_reason(case, platform)))
+    return out
+
+
+def expand_suites(suite: str) -> list[str]:
+    return suite_names() if suite == "all" else [suite]
+
+
+def _ms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "n/a"
+    if seconds >= 1:
+        return f"{seconds:.3f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def format_result_line(result: CaseResult) -> str:
+    if result.status != "ok":
+        return f"{result.status:7s} {result.case.id}: {result.reason.splitlines()[0]}"
+    m = result.measurement
+    lo, hi = m.ci95
+    noise = f"  [{'; '.join(m.warnings)}]" if m.has_warnings else ""
+    return (f"ok      {result.case.id}: median {_ms(m.median)} (95% CI {_ms(lo)} to {_ms(hi)}, "
+            f"IQR {_ms(m.iqr)}, n={m.n}){noise}")
+
+
+@dataclass
+class RunSession:
+    """The writers of one run directory; results are flushed to disk one by one."""
+
+    run_dir: Path
+    profile: str
+    meta: dict
+
+    def __post_init__(self) -> None:
+        self._machine = environment.machine_info()
+        self._commit = environment.commit_info()
+        self._env = environment.capture()
+        self._writers: dict[str, RunWriter] = {}
+
+    @classmethod
+    def create(cls, out_root: Path, profile: str, meta: dict) -> RunSession:
+        label = safe_label(f"{meta.get('suite', 'run')}-{profile}-{meta.get('device', '')}")
+        run_dir = new_run_dir(out_root, label)
+        return cls(run_dir, profile, {**meta, "profile": profile, "run_id": run_dir.name})
+
+    def writer(self, suite: str) -> RunWriter:
+        if suite not in self._writers:
+            self._writers[suite] = RunWriter(self.run_dir, suite, self.meta, self._machine, self._commit, self._env)
+        return self._writers[suite]
+
+    def record(self, result: CaseResult) -> None:
+        self.writer(result.case.suite).add(result)
+
+    def execute(self, planned: PlannedCase) -> CaseResult:
+        """Measure (or skip) one planned case, store it, and return it."""
+        if planned.skip_reason:
+            result = CaseResult.skipped(planned.case, planned.skip_reason)
+        else:
+            suite = get_suite(planned.case.suite)
+            timeout = suite.timeout_s(planned.case, self.profile)
+            result = run_isolated(planned.case, self.profile, timeout)
+        self.record(result)
+        return result
+
+    @property
+    def results(self) -> list[CaseResult]:
+        return [r for w in self._writers.values() for r in w.results]

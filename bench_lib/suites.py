@@ -1,0 +1,68 @@
+"""The suites and the one interface they share.
+
+A suite turns a profile and filters into CaseSpecs (in the parent, cheaply) and measures
+one case (inside an isolated worker process). The runner knows nothing else about it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from bench_lib.platform import Platform
+from bench_lib.results.case import CaseResult, CaseSpec
+
+__all__ = ["Suite", "SUITES", "BACKENDS", "get_suite", "suite_names"]
+
+# name -> "module:Class"; imported lazily so that `effbench list` stays cheap.
+SUITES: dict[str, str] = {
+    "inference": "bench_lib.inference.suite:InferenceSuite",
+}
+BACKENDS = ("gloo", "nccl", "all")
+
+
+class Suite(ABC):
+    NAME: ClassVar[str]
+    DEFAULT_TIMEOUT_S: ClassVar[float] = 600.0
+
+    @abstractmethod
+    def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
+        """Every case this suite has for the profile, device (cpu or cuda) and backend filter."""
+
+    def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
+        """Why this host cannot run the case, known before running it; None if it can."""
+        return platform.device_skip_reason(case.device)
+
+    @abstractmethod
+    def execute(self, case: CaseSpec, profile: str) -> CaseResult:
+        """Measure one case; runs in its own process. Raise SkipCase for a runtime skip."""
+
+    def timeout_s(self, case: CaseSpec, profile: str) -> float:
+        return self.DEFAULT_TIMEOUT_S
+
+
+def _registry() -> dict[str, str]:
+    """Built-in suites plus any from EFFBENCH_SUITES="name=module:Class,..." (plugins, test fakes)."""
+    extra = {}
+    for item in filter(None, os.environ.get("EFFBENCH_SUITES", "").split(",")):
+        name, _, target = item.partition("=")
+        if ":" not in target:
+            raise ValueError(f"EFFBENCH_SUITES entry {item!r} is not name=module:Class")
+        extra[name.strip()] = target.strip()
+    return {**SUITES, **extra}
+
+
+def suite_names() -> list[str]:
+    return list(_registry())
+
+
+def get_suite(name: str) -> Suite:
+    registry = _registry()
+    try:
+        target = registry[name]
+    except KeyError:
+        raise ValueError(f"unknown suite {name!r}; choose from {', '.join([*registry, 'all'])}") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,1 @@
+pytest_plugins = ["bench_lib.pytest_plugin"]

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+
+
+@pytest.fixture
+def fake_suite_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Register tests/fake_suite.py as suite `fake`, here and in every worker process."""
+    monkeypatch.setenv("EFFBENCH_SUITES", "fake=fake_suite:FakeSuite")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), str(REPO), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(TESTS))
+    return dict(os.environ)
+
+
+def effbench(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, in a child process."""
+    return subprocess.run([sys.executable, "-m", "bench_lib", *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=timeout)

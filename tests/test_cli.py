@@ -1,0 +1,68 @@
+"""The command contract: exit codes, one-line errors, the results directory as the last line."""
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import effbench
+
+from bench_lib.results.store import load_run
+
+
+def _one_line_error(proc):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", "--suite", "bogus"], "unknown suite 'bogus'"),
+    (["run", "--no-such-option"], "unrecognized arguments"),
+    (["run", "--profile", "huge"], "invalid choice"),
+    (["run", "-k", "int8 and ("], "bad -k expression"),
+    (["list", "--suite", "bogus"], "unknown suite"),
+    ([], "required"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, expected):
+    assert expected in _one_line_error(effbench(*args))
+
+
+def test_unwritable_out_is_exit_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    line = _one_line_error(effbench("run", "--suite", "inference", "--out", str(blocker / "sub")))
+    assert "cannot write results" in line
+
+
+def test_list_shows_cases_and_skips(fake_suite_env):
+    proc = effbench("list", "--suite", "fake", "--device", "cpu", env=fake_suite_env)
+    assert proc.returncode == 0
+    assert "test_fake[toy-ok-cpu]  [run]" in proc.stdout
+    cuda = effbench("list", "--suite", "fake", "--device", "cuda", env=fake_suite_env)
+    assert cuda.returncode == 0
+    if "no CUDA device" in cuda.stdout:
+        assert cuda.stdout.strip().endswith("0 to run, 8 skipped")
+
+
+def test_python_m_bench_lib_is_the_cli():
+    proc = effbench("--help")
+    assert proc.returncode == 0 and "run" in proc.stdout and "list" in proc.stdout
+
+
+def test_tiny_inference_run_end_to_end(tmp_path):
+    proc = effbench("run", "--suite", "inference", "--device", "cpu", "-k", "digits_mlp- and fp32 and batch1",
+                    "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    assert run_dir.parent == tmp_path and run_dir.is_dir()
+    [run] = load_run(run_dir)
+    [result] = run.results
+    assert result.status == "ok" and result.measurement.n >= 10
+    m = result.metrics
+    assert m["accuracy"] > 0.9 and m["accuracy_delta"] == 0.0 and m["agreement_with_reference"] == 1.0
+    assert m["serialized_bytes"] > 0 and m["peak_rss_bytes"] > 0 and m["throughput_samples_per_s"] > 0
+    assert run.environment["torch"] and run.commit.get("project") == "effbench"
+    doc = json.loads((run_dir / "inference.json").read_text())
+    assert doc["benchmarks"][0]["stats"]["data"]
