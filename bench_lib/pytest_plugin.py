@@ -56,7 +56,7 @@ def _feed_pytest_benchmark(benchmark, result: CaseResult) -> None:
 
 def measure_planned(planned: PlannedCase, session: RunSession, benchmark=None) -> CaseResult:
     """Run one case through the shared runner; pytest's outcome mirrors the stored one."""
-    result = session.execute(planned)
+    [result] = session.execute([planned])
     if result.status == "skipped":
         pytest.skip(result.reason)
     if result.status == "failed":

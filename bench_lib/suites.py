@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
+import traceback
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterator
 from typing import ClassVar
 
 from bench_lib.platform import Platform
-from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
 
-__all__ = ["Suite", "SUITES", "BACKENDS", "get_suite", "suite_names"]
+__all__ = ["Suite", "SUITES", "BACKENDS", "get_suite", "suite_names", "failure_text"]
 
 # name -> "module:Class"; imported lazily so that `effbench list` stays cheap.
 SUITES: dict[str, str] = {
@@ -41,6 +44,28 @@ class Suite(ABC):
 
     def timeout_s(self, case: CaseSpec, profile: str) -> float:
         return self.DEFAULT_TIMEOUT_S
+
+    def launch_key(self, case: CaseSpec) -> Hashable:
+        """Consecutive cases with equal keys share one worker process (e.g. a message-size sweep
+        over one set of ranks). The default, the case itself, gives each case its own process."""
+        return case
+
+    def execute_group(self, cases: list[CaseSpec], profile: str) -> Iterator[CaseResult]:
+        """Yield one result per case, in order; the worker stores each as soon as it is yielded."""
+        for case in cases:
+            started = time.perf_counter()
+            try:
+                yield self.execute(case, profile)
+            except SkipCase as e:
+                yield CaseResult.skipped(case, str(e) or "skipped")
+            except Exception as e:  # noqa: BLE001 - any failure of a case becomes its failed result
+                yield CaseResult.failed(case, failure_text(e), time.perf_counter() - started)
+
+
+def failure_text(exc: BaseException) -> str:
+    """The error line first (what a table shows), then the traceback for the log."""
+    head = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:500]
+    return head + "\n" + traceback.format_exc()[-4000:]
 
 
 def _registry() -> dict[str, str]:

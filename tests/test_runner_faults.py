@@ -30,12 +30,12 @@ def _alive(pid: int) -> bool:
     ("ok", "ok", ""),
     ("raise", "failed", "MemoryError: CUDA out of memory"),
     ("skip", "skipped", "needs hardware this host lacks"),
-    ("crash", "failed", "worker died of SIGSEGV"),
+    ("crash", "failed", "worker died of SIGSEGV before answering"),
     ("oom", "failed", "SIGKILL (killed: out of memory?)"),
     ("hang", "failed", "timed out after 3 s"),
 ])
 def test_each_outcome_becomes_a_result(fake_suite_env, behaviour, status, reason):
-    result = run_isolated(CaseSpec.make("fake", "toy", behaviour), "quick", timeout_s=3)
+    [result] = run_isolated([CaseSpec.make("fake", "toy", behaviour)], "quick", timeout_s=3)
     assert result.status == status
     assert reason in result.reason
 
@@ -43,7 +43,7 @@ def test_each_outcome_becomes_a_result(fake_suite_env, behaviour, status, reason
 def test_a_hung_case_is_killed_with_its_children(fake_suite_env, tmp_path, monkeypatch):
     pidfile = tmp_path / "pids"
     monkeypatch.setenv("FAKE_PIDFILE", str(pidfile))
-    result = run_isolated(CaseSpec.make("fake", "toy", "spawn_and_hang"), "quick", timeout_s=4)
+    [result] = run_isolated([CaseSpec.make("fake", "toy", "spawn_and_hang")], "quick", timeout_s=4)
     assert result.status == "failed" and "timed out" in result.reason
     pids = [int(p) for p in pidfile.read_text().split()]
     assert len(pids) == 2
@@ -80,3 +80,13 @@ def test_ctrl_c_keeps_finished_results_and_leaves_no_process(fake_suite_env, tmp
     assert [r.case.variant for r in run.results] == ["ok"]
     time.sleep(0.2)
     assert not any(_alive(int(p)) for p in pidfile.read_text().split())
+
+
+def test_a_group_keeps_what_finished_before_its_process_died(fake_suite_env):
+    ok, crash, raises = (CaseSpec.make("fake", "toy", b) for b in ("ok", "crash", "raise"))
+    ok2 = CaseSpec.make("fake", "toy2", "ok")
+    statuses = [r.status for r in run_isolated([ok, raises, ok2], "quick", timeout_s=30)]
+    assert statuses == ["ok", "failed", "ok"]
+    results = run_isolated([ok, crash, ok2], "quick", timeout_s=30)
+    assert [r.status for r in results] == ["ok", "failed", "failed"]
+    assert "SIGSEGV" in results[2].reason

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench_lib.commands.errors import BadInput
 from bench_lib.commands.selection import add_selection_options, planned_cases
-from bench_lib.runners.session import RunSession, format_result_line
+from bench_lib.runners.session import RunSession, format_result_line, launch_groups
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -47,12 +47,13 @@ def handle(args: argparse.Namespace) -> int:
     with progress:
         task = progress.add_task("effbench", total=len(cases))
         try:
-            for planned in cases:
-                progress.update(task, description=planned.case.id[:60])
-                result = session.execute(planned)
-                failed += result.status == "failed"
-                progress.console.print(format_result_line(result), markup=False, highlight=False, soft_wrap=True)
-                progress.advance(task)
+            for group in launch_groups(cases):
+                progress.update(task, description=group[0].case.id[:60])
+                for result in session.execute(group):
+                    failed += result.status == "failed"
+                    progress.console.print(format_result_line(result), markup=False, highlight=False,
+                                           soft_wrap=True)
+                    progress.advance(task)
         except KeyboardInterrupt:
             interrupted = True
     ran = len(session.results)

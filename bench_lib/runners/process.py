@@ -54,15 +54,29 @@ def _describe_exit(code: int) -> str:
     return f"worker exited with status {code}"
 
 
-def run_isolated(case: CaseSpec, profile: str, timeout_s: float, env: dict | None = None) -> CaseResult:
-    """Run `case` in a new process; every outcome becomes a CaseResult, never an exception.
+def _read_records(path: Path) -> list[CaseResult]:
+    """Complete lines only: a line torn by a crash is dropped, its case then counts as missing."""
+    results = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                results.append(result_of(json.loads(line), path))
+            except (ValueError, ResultFormatError):
+                continue
+    return results
 
-    KeyboardInterrupt is the one exception let through, after the worker is killed.
+
+def run_isolated(cases: list[CaseSpec], profile: str, timeout_s: float, env: dict | None = None
+                 ) -> list[CaseResult]:
+    """Run a group of cases in one new process; every case ends as a CaseResult, never an exception.
+
+    KeyboardInterrupt is the one exception let through, after the process group is killed.
     """
     with tempfile.TemporaryDirectory(prefix="effbench-") as tmp:
-        spec, out, log = Path(tmp, "case.json"), Path(tmp, "result.json"), Path(tmp, "log.txt")
-        spec.write_text(json.dumps({"case": case.as_params(), "profile": profile}))
+        spec, out, log = Path(tmp, "request.json"), Path(tmp, "results.jsonl"), Path(tmp, "log.txt")
+        spec.write_text(json.dumps({"cases": [c.as_params() for c in cases], "profile": profile}))
         started = time.perf_counter()
+        problem = None
         with open(log, "wb") as logf:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "bench_lib.runners.worker", str(spec), str(out)],
@@ -72,19 +86,15 @@ def run_isolated(case: CaseSpec, profile: str, timeout_s: float, env: dict | Non
             try:
                 code = proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                kill_group(proc)
-                return CaseResult.failed(case, f"timed out after {timeout_s:.0f} s; killed",
-                                         time.perf_counter() - started)
+                problem = f"timed out after {timeout_s:.0f} s; killed"
             except BaseException:
                 kill_group(proc)
                 raise
-            # A clean leader exit can still leave grandchildren behind: reap the group.
-            kill_group(proc, grace_s=0.0)
+            # Reap the whole group: a timed-out worker, or grandchildren a clean exit left behind.
+            kill_group(proc, grace_s=3.0 if problem else 0.0)
         wall = time.perf_counter() - started
-        if out.exists():
-            try:
-                return result_of(json.loads(out.read_text()), out)
-            except (ValueError, ResultFormatError) as e:
-                return CaseResult.failed(case, f"worker answered with a malformed record: {e}", wall)
-        tail = log.read_text(errors="replace")[-_TAIL:].strip()
-        return CaseResult.failed(case, f"{_describe_exit(code)}; no result. Output tail:\n{tail}", wall)
+        results = {r.case: r for r in _read_records(out)}
+        if problem is None and len(results) < len(cases):
+            tail = log.read_text(errors="replace")[-_TAIL:].strip()
+            problem = f"{_describe_exit(code)} before answering. Output tail:\n{tail}"
+        return [results.get(c) or CaseResult.failed(c, problem or "no result", wall) for c in cases]

@@ -17,7 +17,7 @@ from bench_lib.results.store import RunWriter, new_run_dir, safe_label
 from bench_lib.runners.process import run_isolated
 from bench_lib.suites import get_suite, suite_names
 
-__all__ = ["PlannedCase", "plan", "keyword_selector", "RunSession", "format_result_line"]
+__all__ = ["PlannedCase", "plan", "keyword_selector", "launch_groups", "RunSession", "format_result_line"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,23 @@ def plan(suites: Iterable[str], profile: str, device: str, backend: str, keyword
             if select(case):
                 out.append(PlannedCase(case, suite.skip_reason(case, platform)))
     return out
+
+
+def launch_groups(cases: list[PlannedCase]) -> list[list[PlannedCase]]:
+    """Split the plan into runs of consecutive cases that share a worker process.
+
+    A skipped case never starts a process; it joins whatever group it falls in.
+    """
+    groups: list[list[PlannedCase]] = []
+    last_key = object()
+    for planned in cases:
+        key = (planned.case.suite, get_suite(planned.case.suite).launch_key(planned.case))
+        if not groups or (key != last_key and not planned.skip_reason):
+            groups.append([])
+        if not planned.skip_reason:
+            last_key = key
+        groups[-1].append(planned)
+    return groups
 
 
 def expand_suites(suite: str) -> list[str]:
@@ -114,16 +131,19 @@ class RunSession:
     def record(self, result: CaseResult) -> None:
         self.writer(result.case.suite).add(result)
 
-    def execute(self, planned: PlannedCase) -> CaseResult:
-        """Measure (or skip) one planned case, store it, and return it."""
-        if planned.skip_reason:
-            result = CaseResult.skipped(planned.case, planned.skip_reason)
-        else:
-            suite = get_suite(planned.case.suite)
-            timeout = suite.timeout_s(planned.case, self.profile)
-            result = run_isolated(planned.case, self.profile, timeout)
-        self.record(result)
-        return result
+    def execute(self, group: list[PlannedCase]) -> list[CaseResult]:
+        """Measure (or skip) a launch group of planned cases, store each result, and return them."""
+        runnable = [p.case for p in group if not p.skip_reason]
+        measured = {}
+        if runnable:
+            suite = get_suite(runnable[0].suite)
+            timeout = sum(suite.timeout_s(c, self.profile) for c in runnable)
+            measured = {r.case: r for r in run_isolated(runnable, self.profile, timeout)}
+        results = [measured[p.case] if not p.skip_reason else CaseResult.skipped(p.case, p.skip_reason)
+                   for p in group]
+        for result in results:
+            self.record(result)
+        return results
 
     @property
     def results(self) -> list[CaseResult]:

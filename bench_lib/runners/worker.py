@@ -1,45 +1,43 @@
-"""The isolated worker: measures one case and always answers with a JSON record.
+"""The isolated worker: measures a group of cases and answers with one JSON line per case.
 
-Usage: python -m bench_lib.runners.worker CASE_JSON RESULT_JSON
+Usage: python -m bench_lib.runners.worker REQUEST_JSON RESULTS_JSONL
 
-It writes a result record to RESULT_JSON in every outcome it survives (measured, skipped,
-or failed with the traceback); the parent turns a silent death (OOM kill, segfault) into a
-failed result from the exit status. Nothing is pickled.
+Each result is appended and flushed as soon as it exists, so the parent keeps every case
+finished before a crash or a timeout; the cases with no line become failed results there.
+Nothing is pickled.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-import time
-import traceback
 from pathlib import Path
 
-from bench_lib.atomic import atomic_write_text
-from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
+from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import record_of
-from bench_lib.suites import get_suite
-
-
-def _failure_text(exc: BaseException) -> str:
-    """The error line first (what a table shows), then the traceback for the log."""
-    head = f"{type(exc).__name__}: {exc}".strip()
-    return head.splitlines()[0][:500] + "\n" + traceback.format_exc()[-4000:]
+from bench_lib.suites import failure_text, get_suite
 
 
 def main(argv: list[str]) -> int:
-    spec_path, out_path = Path(argv[0]), Path(argv[1])
-    request = json.loads(spec_path.read_text())
-    case = CaseSpec.from_params(request["case"])
-    profile = request["profile"]
-    started = time.perf_counter()
-    try:
-        result = get_suite(case.suite).execute(case, profile)
-    except SkipCase as e:
-        result = CaseResult.skipped(case, str(e) or "skipped")
-    except Exception as e:  # noqa: BLE001 - any failure of a case becomes its failed result
-        result = CaseResult.failed(case, _failure_text(e), time.perf_counter() - started)
-    atomic_write_text(out_path, json.dumps(record_of(result)))
+    request = json.loads(Path(argv[0]).read_text())
+    cases = [CaseSpec.from_params(c) for c in request["cases"]]
+    done = 0
+    with open(argv[1], "a") as out:
+
+        def emit(result: CaseResult) -> None:
+            out.write(json.dumps(record_of(result)) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+        try:
+            for result in get_suite(cases[0].suite).execute_group(cases, request["profile"]):
+                emit(result)
+                done += 1
+        except Exception as e:  # noqa: BLE001 - a broken group fails its remaining cases, with the error
+            error = failure_text(e)
+            for case in cases[done:]:
+                emit(CaseResult.failed(case, error))
     return 0
 
 
