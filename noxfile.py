@@ -37,3 +37,12 @@ def lint(session: nox.Session) -> None:
     """Lint with ruff."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
+
+
+@nox.session(default=False)
+def ab(session: nox.Session) -> None:
+    """Paired, interleaved A/B job: nox -s ab -- BASE NEW [effbench ab options]."""
+    _install(session)
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s ab -- BASE NEW [--suite ... -k ... --budget MINUTES]")
+    session.run("effbench", "ab", *session.posargs)

@@ -48,5 +48,6 @@ class FakeSuite(Suite):
             time.sleep(3600)
         if b == "slow_ok":
             time.sleep(float(os.environ.get("FAKE_SLOW_S", "2")))
-        return CaseResult(case, "ok", Measurement((1e-3, 1.1e-3, 0.9e-3, 1e-3, 1.05e-3, 0.95e-3)),
-                          {"answer": 42}, timer="fake")
+        scale = float(os.environ.get("FAKE_SCALE", "1"))  # an A/B side that is slower (tests of `ab`)
+        samples = tuple(scale * x for x in (1e-3, 1.1e-3, 0.9e-3, 1e-3, 1.05e-3, 0.95e-3))
+        return CaseResult(case, "ok", Measurement(samples), {"answer": 42}, timer="fake")

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handle)
 
 
-def _check_writable(root: Path) -> None:
+def check_writable(root: Path) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=root, prefix=".effbench-probe-"):
@@ -35,7 +35,7 @@ def _check_writable(root: Path) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     cases = planned_cases(args)
-    _check_writable(args.out)
+    check_writable(args.out)
     meta = {"suite": args.suite, "device": args.device, "backend": args.backend, "keyword": args.keyword,
             "command": shlex.join(["effbench", *sys.argv[1:]]), "pid": os.getpid()}
     session = RunSession.create(args.out, args.profile, meta)

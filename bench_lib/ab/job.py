@@ -1,0 +1,90 @@
+"""The interleaved schedule of an A/B job: randomized, paired, adaptive, bounded in time.
+
+Blocks of rounds: in each block every still-undecided case gets one pair, its two rounds
+back to back in a random order (so drift and slow machine states hit both sides alike).
+A case leaves the schedule once its verdict is decided; the job ends when all have, or
+when the time budget is spent.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench_lib.ab.verdict import ABRule, PairedVerdict, judge
+from bench_lib.results.case import CaseResult, CaseSpec
+
+__all__ = ["CaseTrial", "run_trials"]
+
+Measure = Callable[[str, CaseSpec], CaseResult]
+MAX_FAILED_ROUNDS = 2
+
+
+@dataclass
+class CaseTrial:
+    case: CaseSpec
+    base: list[float] = field(default_factory=list)
+    new: list[float] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # which side went first in each pair
+    last: dict[str, CaseResult] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    verdict: PairedVerdict | None = None
+
+    @property
+    def failed(self) -> bool:
+        return len(self.failures) >= MAX_FAILED_ROUNDS
+
+    @property
+    def skipped_reason(self) -> str | None:
+        return next((r.reason for r in self.last.values() if r.status == "skipped"), None)
+
+    @property
+    def failed_sides(self) -> list[str]:
+        return sorted({f.split(":")[0] for f in self.failures})
+
+    @property
+    def active(self) -> bool:
+        return not self.failed and self.skipped_reason is None and not (self.verdict and self.verdict.decided)
+
+
+def _round(trial: CaseTrial, measure: Measure, first: str) -> None:
+    sides = (first, "new" if first == "base" else "base")
+    results = {side: measure(side, trial.case) for side in sides}
+    trial.last.update(results)
+    bad = [f"{s}: {r.reason.splitlines()[0]}" for s, r in results.items() if r.status == "failed"]
+    if bad:
+        trial.failures.extend(bad)
+        return
+    if any(r.status != "ok" for r in results.values()):
+        return
+    trial.base.append(results["base"].measurement.median)
+    trial.new.append(results["new"].measurement.median)
+    trial.order.append(first)
+
+
+def run_trials(cases: list[CaseSpec], measure: Measure, rule: ABRule, budget_s: float, seed: int | None = None,
+               on_block: Callable[[int, list[CaseTrial]], None] | None = None,
+               clock: Callable[[], float] = time.monotonic) -> list[CaseTrial]:
+    """Measure until every case is decided or the budget is spent; every pair's order is random."""
+    rng = random.Random(seed)
+    trials = [CaseTrial(c) for c in cases]
+    deadline = clock() + budget_s
+    block = 0
+    while clock() < deadline:
+        active = [t for t in trials if t.active]
+        if not active:
+            break
+        rng.shuffle(active)
+        for trial in active:
+            if clock() >= deadline:
+                break
+            _round(trial, measure, rng.choice(("base", "new")))
+            trial.verdict = judge(trial.case.id, trial.base, trial.new, rule)
+        block += 1
+        if on_block:
+            on_block(block, trials)
+    for t in trials:
+        t.verdict = judge(t.case.id, t.base, t.new, rule)
+    return trials

@@ -1,0 +1,44 @@
+"""A long-lived measuring process for one side of an A/B job (importing torch is paid once).
+
+Run as a script, not as a module: `python .../bench_lib/ab/server.py` with PYTHONPATH set to
+the code under test, so that `bench_lib` below is that side's code (a git worktree of BASE or
+NEW), while this file comes from the harness. It relies only on APIs every revision has:
+`get_suite`, `CaseSpec.from_params`, `Suite.execute`, `record_of`.
+
+Protocol: one JSON request per stdin line, {"case": params, "profile": name}; one JSON result
+record per line on the protocol channel (the original stdout). Anything the code under test
+prints goes to stderr, so it cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def main() -> int:
+    channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # library prints now land on stderr
+    from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
+    from bench_lib.results.store import record_of
+    from bench_lib.suites import failure_text, get_suite
+
+    channel.write(json.dumps({"ready": True, "bench_lib": os.path.dirname(sys.modules["bench_lib"].__file__)}) + "\n")
+    channel.flush()
+    for line in sys.stdin:
+        request = json.loads(line)
+        case = CaseSpec.from_params(request["case"])
+        try:
+            result = get_suite(case.suite).execute(case, request["profile"])
+        except SkipCase as e:
+            result = CaseResult.skipped(case, str(e) or "skipped")
+        except Exception as e:  # noqa: BLE001 - a failing round is reported, the server lives on
+            result = CaseResult.failed(case, failure_text(e))
+        channel.write(json.dumps(record_of(result)) + "\n")
+        channel.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Paired A/B verdicts and the interleaved schedule, with fakes; one end-to-end job per exit code."""
+
+import json
+import os
+import random
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import effbench
+
+from bench_lib.ab.job import run_trials
+from bench_lib.ab.verdict import ABRule, judge
+from bench_lib.measure.stats import Measurement
+from bench_lib.results.case import CaseResult, CaseSpec
+
+RULE = ABRule(threshold=0.05, min_pairs=8)
+
+
+def test_identical_sides_are_within_noise():
+    base = [1.0, 1.2, 0.9, 2.5, 1.1, 1.0, 0.95, 1.3, 1.05, 1.0]  # the machine's slow states...
+    v = judge("c", base, list(base), RULE)  # ...hit both sides of every pair
+    assert v.verdict == "within noise" and v.ratio == 1.0
+
+
+def test_a_ten_percent_slowdown_is_caught_despite_between_pair_noise():
+    rng = random.Random(1)
+    base = [rng.choice([1.0, 1.3, 2.5]) * rng.uniform(0.99, 1.01) for _ in range(12)]
+    new = [b * 1.10 * rng.uniform(0.98, 1.02) for b in base]
+    assert judge("c", base, new, RULE).verdict == "slower"
+    assert judge("c", new, base, RULE).verdict == "faster"
+
+
+def test_a_change_below_the_threshold_is_not_a_regression():
+    base = [1.0 + 0.001 * i for i in range(20)]
+    v = judge("c", base, [b * 1.03 for b in base], RULE)
+    assert v.verdict == "within noise" and v.ci_low > 1.0  # significant, but smaller than the threshold
+
+
+def test_too_few_pairs_or_scattered_pairs_are_undecided():
+    assert judge("c", [1.0] * 5, [1.2] * 5, RULE).verdict == "undecided"
+    scattered_new = [1.0, 1.3, 0.8, 1.25, 0.85, 1.2, 0.9, 1.3]
+    assert judge("c", [1.0] * 8, scattered_new, RULE).verdict == "undecided"
+
+
+def test_rule_validates_itself():
+    with pytest.raises(ValueError):
+        ABRule(threshold=5)
+    with pytest.raises(ValueError):
+        ABRule(min_pairs=3)
+
+
+def _fake_measure(slow_case: str, factor: float, log: list):
+    states = [1.0, 2.5, 1.3]  # the machine's speed state changes between pairs, not within one
+
+    def measure(side, case):
+        state = states[(len(log) // 2) % len(states)]
+        log.append((case.id, side))
+        t = state * 1e-3 * (factor if side == "new" and case.variant == slow_case else 1.0)
+        return CaseResult(case, "ok", Measurement((t,) * 6))
+
+    return measure
+
+
+def test_schedule_pairs_rounds_in_random_order_and_stops_when_decided():
+    cases = [CaseSpec.make("fake", "toy", v) for v in ("a", "b")]
+    log = []
+    trials = run_trials(cases, _fake_measure("b", 1.2, log), RULE, budget_s=60, seed=0)
+    verdicts = {t.case.variant: t.verdict.verdict for t in trials}
+    assert verdicts == {"a": "within noise", "b": "slower"}
+    for t in trials:
+        assert len(t.base) == len(t.new) == RULE.min_pairs  # decided at the first chance, then left alone
+        assert set(t.order) == {"base", "new"}  # both orders occurred
+    # Each pair is back to back: the two rounds of one case are adjacent in the log.
+    assert all(log[i][0] == log[i + 1][0] and log[i][1] != log[i + 1][1] for i in range(0, len(log), 2))
+
+
+def test_budget_bounds_the_job_and_leaves_cases_undecided():
+    now = [0.0]
+
+    def clock():
+        now[0] += 1.0
+        return now[0]
+
+    cases = [CaseSpec.make("fake", "toy", "a")]
+    [trial] = run_trials(cases, _fake_measure("none", 1.0, []), RULE, budget_s=4, clock=clock)
+    assert trial.verdict.verdict == "undecided" and 0 < len(trial.base) < RULE.min_pairs
+
+
+def _slow_python(tmp_path: Path) -> str:
+    """An 'interpreter' side whose fake cases run 25% slower: a real process, a real environment."""
+    script = tmp_path / "python-slow"
+    script.write_text(f"#!/bin/sh\nFAKE_SCALE=1.25 exec {sys.executable} \"$@\"\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def test_ab_end_to_end_exit_codes(fake_suite_env, tmp_path):
+    same = effbench("ab", "HEAD", "HEAD", "--suite", "fake", "-k", "toy-ok", "--budget", "2", "--seed", "1",
+                    "--out", str(tmp_path / "aa"), env=fake_suite_env)
+    assert same.returncode == 0, same.stderr
+    assert "within noise" in same.stdout
+    slow = effbench("ab", sys.executable, _slow_python(tmp_path), "--suite", "fake", "-k", "toy-ok", "--budget",
+                    "2", "--out", str(tmp_path / "ab"), env=fake_suite_env)
+    assert slow.returncode == 1, slow.stderr
+    assert "| + | `toy-ok-cpu` | slower" in slow.stdout
+    run_dir = Path(slow.stdout.strip().splitlines()[-1])
+    doc = json.loads((run_dir / "ab.json").read_text())["effbench_ab"]
+    assert doc["cases"][0]["verdict"] == "slower" and doc["cases"][0]["ratio"] == pytest.approx(1.25)
+    assert (run_dir / "base" / "fake.json").exists() and (run_dir / "new" / "fake.json").exists()
+
+
+def test_ab_bad_sides_are_exit_2(fake_suite_env, tmp_path):
+    proc = effbench("ab", "no-such-rev", "HEAD", "--suite", "fake", "--out", str(tmp_path), env=fake_suite_env)
+    assert proc.returncode == 2 and "neither a git revision" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_worktree_side_runs_that_revisions_code(fake_suite_env, tmp_path):
+    from contextlib import ExitStack
+
+    from bench_lib.ab.sides import SideServer, resolve_side
+
+    with ExitStack() as stack:
+        side = resolve_side("base", "HEAD", stack, sys.executable)
+        server = SideServer(side, env=fake_suite_env)
+        stack.callback(server.close)
+        result = server.measure(CaseSpec.make("fake", "toy", "ok", "cpu"), "quick", timeout_s=120)
+        assert result.status == "ok"
+        assert Path(server.loaded_from).resolve().is_relative_to(side.code_dir.resolve())
+        worktree = side.code_dir
+    assert not os.path.exists(worktree)
