@@ -1,0 +1,101 @@
+"""From stored collectives and training results to a scaling table, validated on what was measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench_lib.projection.alphabeta import Fit, fit_alpha_beta
+from bench_lib.projection.scaling import Links, StrategyRun, allreduce_time, exposure_ratio, project_step
+from bench_lib.results.case import CaseResult
+from bench_lib.results.store import RunData
+
+__all__ = ["Assumptions", "Projection", "fits_from_runs", "project_runs", "TRANSPORT"]
+
+# training (backend, device) -> the collectives workload that measured its links
+TRANSPORT = {("gloo", "cpu"): "gloo_cpu", ("gloo", "cuda"): "gloo_cuda", ("nccl", "cuda"): "nccl"}
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """Overridable; None means: take it from the fitted measurement."""
+
+    gpus: tuple[int, ...] = (8, 64, 512)
+    gpus_per_node: int = 8
+    intra_bw_GBps: float | None = None
+    inter_bw_GBps: float = 50.0  # one 400 Gb/s NIC per GPU (InfiniBand NDR class)
+    inter_latency_us: float = 5.0
+
+
+@dataclass
+class Projection:
+    workload: str
+    backend: str
+    device: str
+    measured_n: int
+    fit: Fit
+    links: Links
+    sync_exposure: float
+    rows: list[dict] = field(default_factory=list)
+
+
+def fits_from_runs(runs: list[RunData], dtype: str = "float32") -> dict[tuple[str, str], Fit]:
+    """(transport, op) -> alpha-beta fit of its measured size sweep (median latencies)."""
+    sweeps: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+    for run in runs:
+        for r in run.results:
+            c = r.case
+            if c.suite == "collectives" and r.status == "ok" and c.param("dtype") == dtype:
+                key = (c.workload, c.variant, int(c.param("world_size", 2)))
+                sweeps.setdefault(key, []).append((float(c.param("size_bytes")), r.measurement.median))
+    fits = {}
+    for (transport, op, n), points in sorted(sweeps.items()):
+        if len(points) >= 2:
+            sizes, times = zip(*sorted(points), strict=True)
+            fits[(transport, op)] = fit_alpha_beta(op, list(sizes), list(times), n)
+    return fits
+
+
+def _comm_bytes(result: CaseResult) -> float | None:
+    m = result.metrics
+    for key in ("comm_bytes_per_sync", "grad_bytes", "param_bytes"):
+        if m.get(key):
+            return float(m[key])
+    return float(m["param_count"]) * 4 if m.get("param_count") else None
+
+
+def project_runs(runs: list[RunData], a: Assumptions) -> list[Projection]:
+    """One projection per (training workload, backend, device) that has nocomm, sync and a link fit."""
+    fits = fits_from_runs(runs)
+    groups: dict[tuple[str, str, str, int], dict[str, CaseResult]] = {}
+    for run in runs:
+        for r in run.results:
+            c = r.case
+            if c.suite == "training" and r.status == "ok":
+                key = (c.workload, str(c.param("backend")), c.device.split(":")[0], int(c.param("world_size", 2)))
+                groups.setdefault(key, {})[c.variant] = r
+    out = []
+    for (workload, backend, device, n), by_strategy in sorted(groups.items()):
+        fit = fits.get((TRANSPORT.get((backend, device), ""), "all_reduce"))
+        if fit is None or "nocomm" not in by_strategy or "sync" not in by_strategy:
+            continue
+        intra_bw = a.intra_bw_GBps * 1e9 if a.intra_bw_GBps else fit.bandwidth_Bps
+        links = Links(fit.alpha_s, intra_bw, a.inter_latency_us * 1e-6, a.inter_bw_GBps * 1e9, a.gpus_per_node)
+        compute = by_strategy["nocomm"].measurement.median
+        runs_ = {s: StrategyRun(s, r.measurement.median, compute, _comm_bytes(r) or 0.0,
+                                int(r.case.param("sync_every", 1) or 1)) for s, r in by_strategy.items()}
+        exposure = exposure_ratio(runs_["sync"], n, links)
+        proj = Projection(workload, backend, device, n, fit, links, exposure)
+        for strategy, sr in runs_.items():
+            predicted_n = project_step(sr, n, links, exposure)
+            row = {"strategy": strategy, "comm_bytes": sr.comm_bytes, "sync_every": sr.sync_every,
+                   "measured_step_s": sr.step_s, "predicted_measured_step_s": predicted_n,
+                   "validation_error": predicted_n / sr.step_s - 1, "calibrated": strategy in ("sync", "nocomm")}
+            for g in a.gpus:
+                step = project_step(sr, g, links, exposure)
+                row[f"step_s@{g}"] = step
+                row[f"exposed_comm_s@{g}"] = step - compute
+                row[f"efficiency@{g}"] = compute / step
+                row[f"allreduce_s@{g}"] = allreduce_time(sr.comm_bytes, g, links)
+            proj.rows.append(row)
+        out.append(proj)
+    return out
