@@ -1,0 +1,1 @@
+"""Reports, comparisons and regression verdicts from stored results (load -> tables/plots -> markdown)."""

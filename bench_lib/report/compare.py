@@ -1,0 +1,280 @@
+"""Regression verdicts between two sets of runs: pure statistics, no I/O, pandas or printing.
+
+A side (BASE or NEW) is one or more runs of the same cases; a run gives each case its raw
+samples. The statistic of a side is the median of its runs' medians. Its 95% interval comes
+from a hierarchical bootstrap: resample the runs, then the samples inside each chosen run,
+so that the spread *between* runs, which on a noisy CI machine dwarfs the spread within one
+(anchors/regression-rules-2026-11-25.md: 2% within, up to 2.5x between), is in the interval.
+
+With a single run on a side the between-run spread is unknown, and no within-run test can
+stand in for it. The verdict then says so and raises the bar to SINGLE_RUN_FLOOR.
+
+As in asv, "slower" needs both the change beyond the threshold and statistical evidence
+(the interval excludes 1). A verdict that is not "slower" does not prove there was no
+slowdown: it might be hidden in the noise. Only the CLI turns verdicts into exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from bench_lib.results.case import CaseResult, CaseSpec
+
+__all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "DEFAULT_THRESHOLD",
+    "SINGLE_RUN_FLOOR",
+    "SINGLE_RUN_RELATIVE_FLOOR",
+    "BASELINES",
+    "Kind",
+    "RatioEstimate",
+    "Verdict",
+    "Comparison",
+    "run_replicates",
+    "hierarchical",
+    "ratio_of_sides",
+    "relative_ratio",
+    "classify",
+    "compare_runs",
+    "baseline_of",
+]
+
+Kind = Literal["faster", "slower", "within noise", "failed", "not comparable"]
+
+DEFAULT_THRESHOLD = 0.10
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
+# The bar a change must clear when a side has one run, so between-run noise is unknown.
+# From the anchor's A/A batches on the 2-core CI machine: the 95th percentile of the
+# one-run-per-side median ratio was x1.16 for the steadiest case (MLP batch 1), and the
+# machine's "middle" slow state is x1.2-1.35. 20% keeps a 25% slowdown detectable while
+# the 2.5x episodes of batch-64 GEMMs still pass through: pass several runs a side for those.
+SINGLE_RUN_FLOOR = 0.20
+# Relative speedups (technique / baseline in the same run) cancel most of the machine's
+# state; the bar for them with one run a side, from the A/A spread measured in
+# benchmarks/notes/compare-rates.md.
+SINGLE_RUN_RELATIVE_FLOOR = 0.10
+# The variant each technique or strategy is measured against, within the same run.
+BASELINES = {"inference": "fp32", "training": "sync"}
+_CHUNK_ELEMENTS = 4_000_000
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """NEW/BASE ratio of a statistic (time: > 1 is slower) with its bootstrap 95% interval."""
+
+    ratio: float
+    low: float
+    high: float
+    base: float
+    new: float
+    base_runs: int
+    new_runs: int
+
+    @property
+    def single_run(self) -> bool:
+        """True when a side has one run: the interval holds within-run noise only."""
+        return min(self.base_runs, self.new_runs) < 2
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One case's (or one relative speedup's) outcome, with the numbers behind it."""
+
+    case: CaseSpec
+    kind: Kind
+    estimate: RatioEstimate | None = None
+    bar: float = 0.0
+    note: str = ""
+    baseline: CaseSpec | None = None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.kind in ("slower", "failed")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every verdict of a BASE/NEW comparison and the environments of both sides."""
+
+    verdicts: tuple[Verdict, ...]
+    relative: tuple[Verdict, ...]
+    threshold: float
+    base_envs: tuple[dict, ...]
+    new_envs: tuple[dict, ...]
+
+    @property
+    def regressions(self) -> tuple[Verdict, ...]:
+        return tuple(v for v in (*self.verdicts, *self.relative) if v.is_regression)
+
+
+def run_replicates(samples: Sequence[float], resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap medians of one run's samples (resampled with replacement)."""
+    x = np.asarray(samples, dtype=float)
+    chunk = max(1, _CHUNK_ELEMENTS // x.size)  # bounds memory for runs of many thousand samples
+    return np.concatenate([np.median(x[rng.integers(0, x.size, size=(min(chunk, resamples - i), x.size))], axis=1)
+                           for i in range(0, resamples, chunk)])
+
+
+def hierarchical(points: Sequence[float], replicates: np.ndarray, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    """Median over runs, and its bootstrap replicates: resample runs, then each run's samples.
+
+    `points[r]` is run r's statistic and `replicates[r]` its within-run bootstrap replicates.
+    Each outer replicate draws as many runs as there are, with replacement, and for each draw
+    one of that run's within-run replicates; its value is the median of the draws. With one
+    run this is the within-run bootstrap alone. With few runs the percentile interval is
+    known to be somewhat narrow, which is why the bar also rises below two runs.
+    """
+    reps = np.asarray(replicates, dtype=float)
+    runs, resamples = reps.shape
+    point = float(np.median(points))
+    if runs == 1:
+        return point, reps[0]
+    pick_run = rng.integers(0, runs, size=(resamples, runs))
+    pick_rep = rng.integers(0, resamples, size=(resamples, runs))
+    return point, np.median(reps[pick_run, pick_rep], axis=1)
+
+
+def _side(runs: Sequence[Sequence[float]], resamples: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    points = [float(np.median(s)) for s in runs]
+    reps = np.stack([run_replicates(s, resamples, rng) for s in runs])
+    return hierarchical(points, reps, rng)
+
+
+def _relative_side(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int,
+                   rng: np.random.Generator) -> tuple[float, np.ndarray]:
+    """Per run the ratio technique/baseline of medians, then across runs as `_side` does."""
+    points = [float(np.median(t) / np.median(b)) for t, b in pairs]
+    reps = np.stack([run_replicates(t, resamples, rng) / run_replicates(b, resamples, rng) for t, b in pairs])
+    return hierarchical(points, reps, rng)
+
+
+def _estimate(base: tuple[float, np.ndarray], new: tuple[float, np.ndarray], base_runs: int,
+              new_runs: int) -> RatioEstimate:
+    (b, b_reps), (n, n_reps) = base, new
+    ratios = n_reps / b_reps
+    alpha = (1 - CONFIDENCE) / 2
+    low, high = np.quantile(ratios, [alpha, 1 - alpha])
+    return RatioEstimate(n / b, float(low), float(high), b, n, base_runs, new_runs)
+
+
+def ratio_of_sides(base: Sequence[Sequence[float]], new: Sequence[Sequence[float]],
+                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> RatioEstimate:
+    """NEW/BASE ratio of the median of run medians, each side a list of runs' raw samples."""
+    rng = np.random.default_rng(seed)
+    return _estimate(_side(base, resamples, rng), _side(new, resamples, rng), len(base), len(new))
+
+
+def relative_ratio(base: Sequence[tuple[Sequence[float], Sequence[float]]],
+                   new: Sequence[tuple[Sequence[float], Sequence[float]]],
+                   resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> RatioEstimate:
+    """How a technique's time relative to its same-run baseline moved, NEW over BASE.
+
+    Each side is a list of runs, each run a pair (technique samples, baseline samples). The
+    estimate's `base`/`new` are the time ratios technique/baseline (1/speedup) of each side.
+    """
+    rng = np.random.default_rng(seed)
+    return _estimate(_relative_side(base, resamples, rng), _relative_side(new, resamples, rng),
+                     len(base), len(new))
+
+
+def classify(case: CaseSpec, est: RatioEstimate, threshold: float, floor: float = SINGLE_RUN_FLOOR,
+             baseline: CaseSpec | None = None) -> Verdict:
+    """faster / slower / within noise: a change beyond the bar AND an interval that excludes 1.
+
+    The bar is the threshold, raised to `floor` when a side has a single run.
+    """
+    bar = max(threshold, floor) if est.single_run else threshold
+    notes = []
+    if est.single_run:
+        notes.append(f"one run on a side: between-run noise unknown, bar raised to {bar:.0%}")
+    if est.ratio > 1 + bar and est.low > 1:
+        kind: Kind = "slower"
+    elif est.ratio < 1 / (1 + bar) and est.high < 1:
+        kind = "faster"
+    else:
+        kind = "within noise"
+        beyond = est.ratio > 1 + bar or est.ratio < 1 / (1 + bar)
+        significant = est.low > 1 or est.high < 1
+        if beyond:
+            notes.append("change beyond the bar but the interval holds 1")
+        elif significant:
+            notes.append("significant but smaller than the bar")
+    return Verdict(case, kind, est, bar, "; ".join(notes), baseline)
+
+
+def _status_verdict(case: CaseSpec, base: list[CaseResult], new: list[CaseResult]) -> Verdict | None:
+    """A verdict decided by presence and status alone (None: both sides measured it)."""
+    if not base:
+        return Verdict(case, "not comparable", note="only in NEW")
+    if not new:
+        return Verdict(case, "not comparable", note="only in BASE")
+    new_failed = [r for r in new if r.status == "failed"]
+    base_ok = any(r.status == "ok" for r in base)
+    if new_failed and base_ok:
+        return Verdict(case, "failed", note=f"failed in NEW: {new_failed[0].reason.splitlines()[0][:160]}")
+    if new_failed:
+        return Verdict(case, "not comparable", note="failed on both sides")
+    if any(r.status == "failed" for r in base):
+        return Verdict(case, "not comparable", note="failed in BASE, ok in NEW (fixed?)")
+    skipped = [r for r in (*base, *new) if r.status == "skipped"]
+    if skipped:
+        return Verdict(case, "not comparable", note=f"skipped: {skipped[0].reason.splitlines()[0][:160]}")
+    return None
+
+
+def baseline_of(case: CaseSpec, available: set[CaseSpec]) -> CaseSpec | None:
+    """The same-run baseline of a technique: same suite, workload and device, the suite's
+    baseline variant, and every param the baseline has equal to the case's (batch, backend...)."""
+    variant = BASELINES.get(case.suite)
+    if variant is None or case.variant == variant:
+        return None
+    mine = dict(case.params)
+    for other in available:
+        if (other.suite, other.workload, other.device, other.variant) == (case.suite, case.workload, case.device,
+                                                                           variant) \
+                and all(mine.get(k) == v for k, v in other.params):
+            return other
+    return None
+
+
+RunResults = dict[CaseSpec, CaseResult]
+
+
+def _samples(runs: Sequence[RunResults], case: CaseSpec) -> list[tuple[float, ...]]:
+    return [r[case].measurement.samples for r in runs if case in r and r[case].status == "ok"]
+
+
+def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshold: float = DEFAULT_THRESHOLD,
+                 base_envs: Sequence[dict] = (), new_envs: Sequence[dict] = (), seed: int = 0) -> Comparison:
+    """Verdicts for every case on either side, plus relative-speedup verdicts per technique."""
+    if not base or not new:
+        raise ValueError("each side needs at least one run")
+    cases = sorted({c for r in (*base, *new) for c in r}, key=lambda c: (c.suite, c.workload, c.variant, c.id))
+    verdicts = []
+    measured = set()
+    for case in cases:
+        b = [r[case] for r in base if case in r]
+        n = [r[case] for r in new if case in r]
+        decided = _status_verdict(case, b, n)
+        if decided is None:
+            est = ratio_of_sides(_samples(base, case), _samples(new, case), seed=seed)
+            decided = classify(case, est, threshold)
+            measured.add(case)
+        verdicts.append(decided)
+    relative = []
+    for case in sorted(measured, key=lambda c: (c.suite, c.workload, c.variant, c.id)):
+        ref = baseline_of(case, measured)
+        if ref is None:
+            continue
+        pairs = [[(r[case].measurement.samples, r[ref].measurement.samples) for r in side
+                  if case in r and ref in r and r[case].status == r[ref].status == "ok"] for side in (base, new)]
+        if not pairs[0] or not pairs[1]:
+            continue
+        est = relative_ratio(pairs[0], pairs[1], seed=seed)
+        relative.append(classify(case, est, threshold, SINGLE_RUN_RELATIVE_FLOOR, baseline=ref))
+    return Comparison(tuple(verdicts), tuple(relative), threshold, tuple(base_envs), tuple(new_envs))

@@ -1,0 +1,175 @@
+"""The report: README.md with tables and PNG plots for one or more runs.
+
+`build_report` derives, draws and renders; it writes the plots first and README.md last,
+atomically, so a reader never finds a README that points at missing plots. A section
+appears only when its suite has data; absent metrics leave their columns out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench_lib.atomic import atomic_write_text
+from bench_lib.report import plots
+from bench_lib.report.load import Run, environment_frame, results_frame
+from bench_lib.report.references import machine_tag, references_for
+from bench_lib.report.tables import (
+    collectives_table,
+    failed_table,
+    inference_cost_table,
+    inference_latency_table,
+    inference_tradeoffs,
+    markdown_table,
+    noisy_table,
+    ok_rows,
+    skipped_table,
+    training_table,
+)
+
+__all__ = ["Report", "build_report"]
+
+DEPRECATION_NOTE = (
+    "`int8_dynamic` uses `torch.ao.quantization.quantize_dynamic`, which is **deprecated** in `torch.ao` in favour "
+    "of torchao (`torchao.quantization`); it is measured because it is still the fastest int8 path on AVX2-only "
+    "CPUs, where torchao's int8 GEMM (`torch._int_mm`) runs a slow kernel (see the CPU anchors).")
+
+
+@dataclass
+class Report:
+    """What was written: the README and the plots."""
+
+    readme: Path
+    plots: list[Path] = field(default_factory=list)
+
+
+def _img(path: Path | None, out: Path, alt: str) -> str:
+    return f"![{alt}]({path.relative_to(out).as_posix()})\n" if path else ""
+
+
+def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
+    trade = inference_tradeoffs(df)
+    if trade.empty:
+        return []
+    lat, unit = inference_latency_table(trade)
+    parts = ["## Inference\n",
+             "Latency of one batch: median [95% CI] in " + unit + ", one column per technique "
+             "(technique params in brackets).\n", markdown_table(lat), ""]
+    for fn, name, alt in ((plots.latency_vs_batch, "inference_latency.png", "latency vs batch size"),
+                          (plots.throughput_vs_batch, "inference_throughput.png", "throughput vs batch size"),
+                          (plots.speedup_vs_accuracy, "inference_tradeoff.png", "speedup vs accuracy cost")):
+        path = fn(trade, out / name)
+        if path:
+            drawn.append(path)
+            parts.append(_img(path, out, alt))
+    parts += ["Speed against accuracy, size and memory. Speedup is fp32's median over the technique's, same run, "
+              "workload and batch, with a within-run 95% bootstrap interval; accuracy is on the workload's held-out "
+              "real data, against the uncompressed fp32 reference; agreement is the share of predictions equal to "
+              "the reference's.\n", markdown_table(inference_cost_table(trade)), ""]
+    if "int8_dynamic" in set(trade["variant"]):
+        parts += [f"> **Note:** {DEPRECATION_NOTE}\n"]
+    notes = trade.dropna(subset=["technique_note"]) if "technique_note" in trade else trade.iloc[0:0]
+    if not notes.empty:
+        parts += ["Techniques:\n"] + [f"- `{v}`: {n}" for v, n in
+                                      notes.drop_duplicates("variant")[["variant", "technique_note"]].values] + [""]
+    return parts
+
+
+def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]) -> list[str]:
+    col = ok_rows(df, "collectives")
+    if col.empty:
+        return []
+    table, unit = collectives_table(df)
+    refs = [r for run in runs if run.name in set(col["run"]) for r in references_for(run.environment)]
+    refs = list(dict.fromkeys(refs))
+    parts = ["## Collectives\n",
+             "busbw follows nccl-tests (algbw x 2(n-1)/n for all_reduce); latency is per iteration, median "
+             f"[95% CI] in {unit}.\n", markdown_table(table), ""]
+    for metric, name in (("busbw", "collectives_busbw.png"), ("latency", "collectives_latency.png")):
+        path = plots.collective_vs_size(col, out / name, metric, refs)
+        if path:
+            drawn.append(path)
+            parts.append(_img(path, out, f"collective {metric} vs message size"))
+    if refs:
+        ref = pd.DataFrame([{"machine": r.machine, "backend": r.backend, "op": r.op, "ranks": r.world_size,
+                             "size (bytes)": f"{r.size_bytes:,}",
+                             "latency (us)": f"{r.latency_s * 1e6:.1f}" if r.latency_s else "-",
+                             "busbw (GB/s)": f"{r.busbw_GBps:.2f}" if r.busbw_GBps else "-",
+                             "source": r.source} for r in refs])
+        parts += ["Reference figures measured on the same kind of machine (`../shared/anchors`, one run each: "
+                  "what a good tool reaches there, not exact targets):\n", markdown_table(ref), ""]
+    else:
+        parts += ["No reference figures: this machine is none of the anchor machines.\n"]
+    return parts
+
+
+def _training(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
+    tr = ok_rows(df, "training")
+    if tr.empty:
+        return []
+    table, unit = training_table(df)
+    parts = ["## Training\n",
+             f"Step time median [95% CI] in {unit}; throughput's interval is the step time's mapped onto it. "
+             "Exposed communication is the part of a step spent waiting on communication; time to target is the "
+             "wall-clock time until the training loss first reached the target.\n", markdown_table(table), ""]
+    for fn, name, alt in ((plots.loss_vs_wall, "training_loss.png", "loss vs wall-clock time"),
+                          (plots.training_throughput, "training_throughput.png", "throughput per strategy")):
+        path = fn(tr, out / name)
+        if path:
+            drawn.append(path)
+            parts.append(_img(path, out, alt))
+    return parts
+
+
+def _environment(runs: list[Run]) -> list[str]:
+    env = environment_frame(runs)
+    parts = ["## Environment\n", markdown_table(env), ""]
+    tags = {run.name: machine_tag(run.environment) for run in runs}
+    if len({tuple(sorted(r.environment.get(k) or "" for k in ("cpu_model", "torch"))) for r in runs}) > 1:
+        parts.append("> **Different machines or versions between runs:** compare their figures with care.\n")
+    known = [f"`{name}`: {tag}" for name, tag in tags.items() if tag]
+    if known:
+        parts.append("Anchor machine recognised: " + ", ".join(known) + ".\n")
+    return parts
+
+
+def _notes(df: pd.DataFrame) -> list[str]:
+    parts = ["## Notes\n"]
+    skipped, failed, noisy = skipped_table(df), failed_table(df), noisy_table(df)
+    parts += [f"**Failed cases ({len(failed)})**, with their errors:\n", markdown_table(failed), ""]
+    parts += [f"**Skipped cases ({len(skipped)})**, with the reasons:\n", markdown_table(skipped), ""]
+    parts += [f"**Noisy cases ({len(noisy)})**: IQR above 10% of the median, or too few samples for a 95% "
+              "interval; read their figures as rough.\n", markdown_table(noisy), ""]
+    parts += ["A difference between two figures here is real only when it exceeds the noise. On a shared or "
+              "2-core machine the median of the same code can move by up to 2.5x between runs while the spread "
+              "within a run stays near 2% (anchors, regression rules): within-run intervals do not cover that. "
+              "Use `effbench compare` with several runs a side for verdicts.\n"]
+    return parts
+
+
+def _summary(df: pd.DataFrame, runs: list[Run]) -> list[str]:
+    counts = df.groupby(["suite", "status"]).size().unstack(fill_value=0)
+    for status in ("ok", "skipped", "failed"):
+        if status not in counts:
+            counts[status] = 0
+    counts = counts[["ok", "skipped", "failed"]].reset_index()
+    run_list = [f"- `{run.name}` ({', '.join(sorted(f.suite for f in run.files))}): "
+                f"{run.files[0].run_meta.get('command', '')}" for run in runs]
+    return ["# effbench report\n", "Runs:\n", *run_list, "", markdown_table(counts.astype(str)), ""]
+
+
+def build_report(runs: list[Run], out: Path) -> Report:
+    """Write out/README.md and its plots for the given runs."""
+    df = results_frame(runs)
+    drawn: list[Path] = []
+    parts = _summary(df, runs)
+    parts += _inference(df, out, drawn)
+    parts += _collectives(df, runs, out, drawn)
+    parts += _training(df, out, drawn)
+    parts += _environment(runs)
+    parts += _notes(df)
+    readme = out / "README.md"
+    atomic_write_text(readme, "\n".join(parts).rstrip() + "\n")
+    return Report(readme, drawn)

@@ -1,0 +1,242 @@
+"""The report's PNG plots, drawn with matplotlib's object API (no pyplot state, no display).
+
+Each function takes a derived frame and a path, writes one PNG and returns its path, or
+None when there is nothing to draw. Every plot stands without the text: a title, axis
+labels with units, a legend, log axes where the data spans decades.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from bench_lib.atomic import atomic_write_bytes
+from bench_lib.report.references import Reference
+from bench_lib.report.tables import fmt_bytes, pareto_front, select_time_unit
+
+__all__ = [
+    "latency_vs_batch",
+    "throughput_vs_batch",
+    "speedup_vs_accuracy",
+    "collective_vs_size",
+    "loss_vs_wall",
+    "training_throughput",
+]
+
+_DPI = 110
+
+
+def _grid(n: int, title: str, width: float = 6.0, height: float = 4.2) -> tuple[Figure, list[Axes]]:
+    cols = min(n, 2)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(width * cols, height * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    return fig, axes[:n]
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def _spans_decades(values: pd.Series, decades: float = 1.0) -> bool:
+    v = values[values > 0]
+    return not v.empty and math.log10(v.max() / v.min()) >= decades
+
+
+def _plain_log_y(ax: Axes, suffix: str = "") -> None:
+    """Log y with plain tick labels (0.5, 2, 300), not powers of ten: easier to read off."""
+    ax.set_yscale("log")
+    fmt = FuncFormatter(lambda y, _pos: f"{y:g}{suffix}")
+    ax.yaxis.set_major_formatter(fmt)
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _pos: f"{y:g}{suffix}" if f"{y:.1g}"[0] in "25" else ""))
+
+
+def _size_axis(ax: Axes) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(lambda x, _pos: fmt_bytes(x).replace(".0 ", " "))
+
+
+def _panels(frame: pd.DataFrame, by: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    return [(" / ".join(str(k) for k in (key if isinstance(key, tuple) else (key,))), sub)
+            for key, sub in frame.groupby(by, sort=True)]
+
+
+def _batch_plot(trade: pd.DataFrame, path: Path, title: str, ylabel: str,
+                value: Callable[[pd.DataFrame], tuple[pd.Series, pd.Series, pd.Series]]) -> Path | None:
+    if trade.empty or trade["param.batch"].nunique() < 1:
+        return None
+    panels = _panels(trade, ["workload", "device"])
+    fig, axes = _grid(len(panels), title)
+    for ax, (name, sub) in zip(axes, panels, strict=True):
+        for label, line in sub.groupby(["technique", "run"] if trade["run"].nunique() > 1 else ["technique"]):
+            line = line.sort_values("param.batch")
+            y, lo, hi = value(line)
+            ax.errorbar(line["param.batch"], y, yerr=[y - lo, hi - y], marker="o", capsize=3,
+                        label=" / ".join(map(str, label)))
+        ax.set_title(name)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+        ax.set_xlabel("batch size (samples, log2)")
+        ax.set_ylabel(ylabel)
+        _plain_log_y(ax)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, title="technique")
+    return _save(fig, path)
+
+
+def latency_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
+    scale, unit = select_time_unit(trade["ci_low_s"]) if not trade.empty else (1.0, "s")
+    return _batch_plot(trade, path, "Inference latency per batch (median, 95% CI)", f"latency per batch ({unit}, log)",
+                       lambda f: (f["median_s"] / scale, f["ci_low_s"] / scale, f["ci_high_s"] / scale))
+
+
+def throughput_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
+    def value(f: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+        batch = f["param.batch"]
+        return batch / f["median_s"], batch / f["ci_high_s"], batch / f["ci_low_s"]
+
+    return _batch_plot(trade, path, "Inference throughput (median, 95% CI)", "throughput (samples/s, log)", value)
+
+
+def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
+    """Speedup over fp32 against accuracy lost, per workload; dashed: the Pareto front per batch."""
+    trade = trade.dropna(subset=["speedup", "accuracy_cost_pts"])
+    if trade.empty:
+        return None
+    panels = _panels(trade, ["workload", "device"])
+    fig, axes = _grid(len(panels), "Speedup over fp32 vs accuracy cost (Pareto front dashed)", 6.5, 4.8)
+    markers = "osD^v<>P*X"
+    techniques = sorted(trade["technique"].unique())
+    colors = {t: f"C{i % 10}" for i, t in enumerate(techniques)}
+    for ax, (name, sub) in zip(axes, panels, strict=True):
+        for b_i, (batch, pts) in enumerate(sub.groupby("param.batch")):
+            marker = markers[b_i % len(markers)]
+            for _, p in pts.iterrows():
+                ax.errorbar(p["accuracy_cost_pts"], p["speedup"],
+                            yerr=[[p["speedup"] - p["speedup_low"]], [p["speedup_high"] - p["speedup"]]],
+                            marker=marker, color=colors[p["technique"]], markersize=8, capsize=3, linestyle="none")
+            front = pts[pareto_front(pts["accuracy_cost_pts"].tolist(), pts["speedup"].tolist())]
+            front = front.sort_values("accuracy_cost_pts")
+            ax.plot(front["accuracy_cost_pts"], front["speedup"], "--", color="grey", linewidth=1,
+                    drawstyle="steps-post")
+            ax.plot([], [], marker=marker, color="grey", linestyle="none", label=f"batch {batch}")
+        for t in techniques:
+            if t in set(sub["technique"]):
+                ax.plot([], [], marker="s", color=colors[t], linestyle="none", label=t)
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_title(name)
+        ax.set_xlabel("accuracy cost vs fp32 reference (percentage points; right = worse)")
+        ax.set_ylabel("speedup over fp32, same batch (x, log)")
+        _plain_log_y(ax, "x")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def collective_vs_size(col: pd.DataFrame, path: Path, metric: str, refs: list[Reference]) -> Path | None:
+    """busbw or latency against message size, one panel per op, one line per backend and dtype."""
+    if col.empty:
+        return None
+    if metric == "busbw":
+        col = col.dropna(subset=["busbw_GBps"]) if "busbw_GBps" in col else col.iloc[0:0]
+        if col.empty:
+            return None
+        scale, ylabel, title = 1.0, "bus bandwidth (GB/s, log)", "Collective bus bandwidth vs message size"
+    else:
+        scale, unit = select_time_unit(col["median_s"])
+        ylabel, title = f"latency median ({unit}, log)", "Collective latency vs message size (median, 95% CI)"
+    panels = _panels(col, ["variant"])
+    fig, axes = _grid(len(panels), title)
+    for ax, (op, sub) in zip(axes, panels, strict=True):
+        keys = ["workload", "param.dtype", *(["run"] if col["run"].nunique() > 1 else [])]
+        keys = [k for k in keys if k in sub]
+        for label, line in sub.groupby(keys):
+            line = line.sort_values("param.size_bytes")
+            if metric == "busbw":
+                ax.plot(line["param.size_bytes"], line["busbw_GBps"], marker="o", label=" / ".join(map(str, label)))
+            else:
+                y = line["median_s"] / scale
+                ax.errorbar(line["param.size_bytes"], y, yerr=[y - line["ci_low_s"] / scale,
+                                                              line["ci_high_s"] / scale - y],
+                            marker="o", capsize=3, label=" / ".join(map(str, label)))
+        for ref in refs:
+            value = ref.busbw_GBps if metric == "busbw" else (ref.latency_s / scale if ref.latency_s else None)
+            if ref.op == op and value is not None and ref.backend in set(sub["workload"]):
+                ax.plot(ref.size_bytes, value, marker="x", color="black", markersize=9, linestyle="none")
+        if any(r.op == op for r in refs):
+            ax.plot([], [], marker="x", color="black", linestyle="none", label="reference (anchors, same machine)")
+        ax.set_title(f"{op} ({int(sub['param.world_size'].max()) if 'param.world_size' in sub else '?'} ranks)")
+        _size_axis(ax)
+        ax.set_xlabel("message size (log2)")
+        ax.set_ylabel(ylabel)
+        _plain_log_y(ax)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8, title="backend / dtype")
+    return _save(fig, path)
+
+
+def loss_vs_wall(tr: pd.DataFrame, path: Path) -> Path | None:
+    """Training loss against wall-clock seconds, one line per strategy and backend."""
+    if "loss_curve" not in tr:
+        return None
+    tr = tr[tr["loss_curve"].map(lambda c: isinstance(c, list) and len(c) > 0)]
+    if tr.empty:
+        return None
+    panels = _panels(tr, ["workload", "device"])
+    fig, axes = _grid(len(panels), "Training loss vs wall-clock time")
+    for ax, (name, sub) in zip(axes, panels, strict=True):
+        for _, r in sub.sort_values(["variant"]).iterrows():
+            curve = pd.DataFrame(r["loss_curve"], columns=["wall_s", "step", "loss"])
+            label = f"{r['variant']} / {r.get('param.backend', '?')}" + (
+                f" / {r['run']}" if tr["run"].nunique() > 1 else "")
+            ax.plot(curve["wall_s"], curve["loss"], label=label)
+            target = r.get("target_loss")
+            if isinstance(target, (int, float)) and math.isfinite(target):
+                ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+        ax.set_title(name)
+        ax.set_xlabel("wall-clock time (s)")
+        ax.set_ylabel("training loss" + (" (log)" if _spans_decades(
+            pd.Series([p[2] for c in sub["loss_curve"] for p in c])) else ""))
+        if _spans_decades(pd.Series([p[2] for c in sub["loss_curve"] for p in c])):
+            _plain_log_y(ax)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, title="strategy / backend (dotted: target)")
+    return _save(fig, path)
+
+
+def training_throughput(tr: pd.DataFrame, path: Path) -> Path | None:
+    """Samples per second per strategy, bars with the step time's 95% CI mapped onto them."""
+    if "samples_per_s" not in tr:
+        return None
+    tr = tr.dropna(subset=["samples_per_s"])
+    if tr.empty:
+        return None
+    panels = _panels(tr, ["workload", "device"])
+    fig, axes = _grid(len(panels), "Training throughput per strategy (95% CI)")
+    for ax, (name, sub) in zip(axes, panels, strict=True):
+        sub = sub.sort_values(["param.backend", "variant"] if "param.backend" in sub else ["variant"])
+        labels = [f"{r['variant']}\n{r.get('param.backend', '')}" for _, r in sub.iterrows()]
+        sps = sub["samples_per_s"]
+        lo, hi = sps * sub["median_s"] / sub["ci_high_s"], sps * sub["median_s"] / sub["ci_low_s"]
+        ax.bar(range(len(sub)), sps, yerr=[sps - lo, hi - sps], capsize=4,
+               color=[f"C{i % 10}" for i in range(len(sub))])
+        ax.set_xticks(range(len(sub)), labels, fontsize=8)
+        ax.set_title(name)
+        ax.set_xlabel("strategy / backend")
+        ax.set_ylabel("throughput (samples/s)")
+        ax.grid(True, axis="y", alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,256 @@
+"""The report's tables: pandas frames derived from `results_frame`, and their markdown.
+
+Derivation (speedups, Pareto fronts, per-suite summaries) is kept apart from rendering:
+`markdown_table` is the only place that turns a frame into text, and each table uses one
+unit for all its cells (`select_time_unit`), so columns can be read down.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bench_lib.report.compare import BASELINES, ratio_of_sides
+
+__all__ = [
+    "markdown_table",
+    "select_time_unit",
+    "fmt_bytes",
+    "param_columns",
+    "ok_rows",
+    "inference_tradeoffs",
+    "pareto_front",
+    "inference_latency_table",
+    "inference_cost_table",
+    "collectives_table",
+    "training_table",
+    "skipped_table",
+    "failed_table",
+    "noisy_table",
+]
+
+_TIME_UNITS = [(1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")]
+
+
+def select_time_unit(seconds: pd.Series | list[float]) -> tuple[float, str]:
+    """The largest unit in which the smallest finite value is >= 1 (one unit per table)."""
+    values = [v for v in seconds if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+    smallest = min(values) if values else 1.0
+    for scale, unit in _TIME_UNITS:
+        if smallest >= scale:
+            return scale, unit
+    return _TIME_UNITS[-1]
+
+
+def fmt_bytes(n: object) -> str:
+    if not isinstance(n, (int, float)) or not math.isfinite(n):
+        return "-"
+    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _num(value: object, fmt: str = "{:.3g}") -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+        return "-"
+    return fmt.format(value)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured markdown table of a frame whose cells are already formatted."""
+    if df.empty:
+        return "_(none)_"
+    cols = [str(c) for c in df.columns]
+
+    def cell(v: object) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def param_columns(df: pd.DataFrame) -> list[str]:
+    return sorted(c for c in df.columns if c.startswith("param.") and df[c].notna().any())
+
+
+def ok_rows(df: pd.DataFrame, suite: str) -> pd.DataFrame:
+    if df.empty or "suite" not in df:
+        return df
+    return df[(df["suite"] == suite) & (df["status"] == "ok")].copy()
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    return df[name] if name in df else pd.Series([math.nan] * len(df), index=df.index)
+
+
+def _technique_label(row: pd.Series, extra: list[str]) -> str:
+    parts = [f"{c.removeprefix('param.')}={row[c]:g}" if isinstance(row[c], float) else
+             f"{c.removeprefix('param.')}={row[c]}" for c in extra if pd.notna(row.get(c))]
+    return row["variant"] + (f" ({', '.join(parts)})" if parts else "")
+
+
+def inference_tradeoffs(df: pd.DataFrame) -> pd.DataFrame:
+    """Each inference case against fp32 of the same run, workload, device and batch.
+
+    Adds `technique` (variant plus its own params), `speedup` (fp32 median / median) with
+    its within-run 95% bootstrap interval, and `accuracy_cost_pts` (percentage points lost).
+    """
+    inf = ok_rows(df, "inference")
+    if inf.empty:
+        return inf
+    extra = [c for c in param_columns(inf) if c != "param.batch"]
+    inf["technique"] = inf.apply(lambda r: _technique_label(r, extra), axis=1)
+    inf["param.batch"] = inf["param.batch"].astype(int)
+    keys = ["run", "workload", "device", "param.batch"]
+    base = inf[inf["variant"] == BASELINES["inference"]].set_index(keys)["samples"]
+    speed, lo, hi = [], [], []
+    for _, row in inf.iterrows():
+        ref = base.get(tuple(row[k] for k in keys))
+        if row["variant"] == BASELINES["inference"]:
+            speed.append(1.0), lo.append(1.0), hi.append(1.0)
+            continue
+        if ref is None:
+            speed.append(math.nan), lo.append(math.nan), hi.append(math.nan)
+            continue
+        est = ratio_of_sides([ref], [row["samples"]], resamples=500)
+        speed.append(1 / est.ratio), lo.append(1 / est.high), hi.append(1 / est.low)
+    inf["speedup"], inf["speedup_low"], inf["speedup_high"] = speed, lo, hi
+    inf["accuracy_cost_pts"] = -100 * _col(inf, "accuracy_delta")
+    return inf
+
+
+def pareto_front(cost: list[float], gain: list[float]) -> list[bool]:
+    """Points no other point beats on both axes (lower cost, higher gain)."""
+    out = []
+    for i, (c, g) in enumerate(zip(cost, gain, strict=True)):
+        dominated = any(c2 <= c and g2 >= g and (c2 < c or g2 > g)
+                        for j, (c2, g2) in enumerate(zip(cost, gain, strict=True)) if j != i)
+        out.append(not dominated)
+    return out
+
+
+def _runs_label(df: pd.DataFrame) -> list[str]:
+    return ["run"] if df["run"].nunique() > 1 else []
+
+
+def inference_latency_table(trade: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Median latency [95% CI] per technique (columns) and workload/batch (rows), one unit."""
+    scale, unit = select_time_unit(trade["ci_low_s"])
+    cells = zip(trade["median_s"], trade["ci_low_s"], trade["ci_high_s"], strict=True)
+    trade = trade.assign(cell=[f"{m / scale:.3g} [{lo / scale:.3g}, {hi / scale:.3g}]" for m, lo, hi in cells])
+    rows = [*_runs_label(trade), "workload", "device", "param.batch"]
+    table = trade.pivot_table(index=rows, columns="technique", values="cell", aggfunc="first").reset_index()
+    table.columns.name = None
+    return table.rename(columns={"param.batch": "batch"}).fillna("-"), unit
+
+
+def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
+    """Per case: speed, accuracy against the reference, size and memory."""
+    rows = []
+    for _, r in trade.sort_values(["workload", "param.batch", "technique"]).iterrows():
+        rows.append({
+            **({"run": r["run"]} if trade["run"].nunique() > 1 else {}),
+            "workload": r["workload"], "technique": r["technique"], "batch": r["param.batch"],
+            "speedup vs fp32 [95% CI]": ("1 (reference)" if r["variant"] == BASELINES["inference"] else
+                                         f"{r['speedup']:.2f}x [{r['speedup_low']:.2f}, {r['speedup_high']:.2f}]"
+                                         if math.isfinite(r["speedup"]) else "-"),
+            "throughput (samples/s)": _num(r.get("throughput_samples_per_s"), "{:,.0f}"),
+            "accuracy": _num(r.get("accuracy"), "{:.2%}"),
+            "vs reference (pts)": _num(100 * r["accuracy_delta"] if "accuracy_delta" in r else math.nan, "{:+.2f}"),
+            "agreement": _num(r.get("agreement_with_reference"), "{:.1%}"),
+            "serialized": fmt_bytes(r.get("serialized_bytes")),
+            "in memory": fmt_bytes(r.get("in_memory_bytes")),
+            "peak RSS": fmt_bytes(r.get("peak_rss_bytes")),
+            "peak CUDA": fmt_bytes(r.get("cuda_peak_allocated_bytes")),
+            "conversion (s)": _num(r.get("conversion_s"), "{:.2f}"),
+        })
+    table = pd.DataFrame(rows)
+    return table.loc[:, (table != "-").any(axis=0)]
+
+
+def collectives_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Per backend, op, dtype and size: latency (one unit), p99, algbw and busbw, wrong elements."""
+    col = ok_rows(df, "collectives")
+    scale, unit = select_time_unit(col["median_s"])
+    col = col.sort_values(["workload", "variant", "param.dtype", "param.size_bytes"])
+    rows = [{
+        **({"run": r["run"]} if col["run"].nunique() > 1 else {}),
+        "backend": r["workload"], "op": r["variant"], "dtype": r.get("param.dtype", "-"),
+        "ranks": r.get("param.world_size", "-"), "size": fmt_bytes(r.get("param.size_bytes")),
+        f"latency median ({unit})": f"{r['median_s'] / scale:.3g} [{r['ci_low_s'] / scale:.3g}, "
+                                    f"{r['ci_high_s'] / scale:.3g}]",
+        f"p99 ({unit})": _num(r.get("latency_p99_s", r["p99_s"]) / scale),
+        "algbw (GB/s)": _num(r.get("algbw_GBps")),
+        "busbw (GB/s)": _num(r.get("busbw_GBps")),
+        "wrong": _num(r.get("wrong_elements"), "{:.0f}"),
+    } for _, r in col.iterrows()]
+    return pd.DataFrame(rows), unit
+
+
+def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Per model, backend and strategy: step time and throughput with CIs, exposed comm, memory, loss."""
+    tr = ok_rows(df, "training")
+    scale, unit = select_time_unit(tr["median_s"])
+    rows = []
+    for _, r in tr.sort_values(["workload", "param.backend", "variant"]).iterrows():
+        sps = r.get("samples_per_s")
+        # Throughput scales as 1/step time, so the step time's interval maps onto it.
+        sps_ci = (f"{sps:,.0f} [{sps * r['median_s'] / r['ci_high_s']:,.0f}, "
+                  f"{sps * r['median_s'] / r['ci_low_s']:,.0f}]") if _num(sps) != "-" and r["ci_low_s"] > 0 else "-"
+        exposed = r.get("exposed_comm_s")
+        share = exposed / r["median_s"] if _num(exposed) != "-" and r["median_s"] > 0 else math.nan
+        ttt = r.get("time_to_target_s")
+        rows.append({
+            **({"run": r["run"]} if tr["run"].nunique() > 1 else {}),
+            "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": r.get("param.world_size", "-"),
+            "strategy": r["variant"],
+            f"step time ({unit}) [95% CI]": f"{r['median_s'] / scale:.3g} [{r['ci_low_s'] / scale:.3g}, "
+                                            f"{r['ci_high_s'] / scale:.3g}]",
+            "samples/s [95% CI]": sps_ci,
+            "tokens/s": _num(r.get("tokens_per_s"), "{:,.0f}"),
+            f"exposed comm ({unit})": _num(exposed / scale if _num(exposed) != "-" else math.nan),
+            "comm share of step": _num(share, "{:.0%}"),
+            "peak memory": fmt_bytes(r.get("peak_memory_bytes")),
+            "eval loss": _num(r.get("eval_loss"), "{:.4g}"),
+            "eval accuracy": _num(r.get("eval_accuracy"), "{:.2%}"),
+            "target loss": _num(r.get("target_loss"), "{:.4g}"),
+            "time to target (s)": (_num(ttt, "{:.2f}") if _num(ttt) != "-" else
+                                   ("not reached" if _num(r.get("target_loss")) != "-" else "-")),
+        })
+    table = pd.DataFrame(rows)
+    return (table.loc[:, (table != "-").any(axis=0)] if not table.empty else table), unit
+
+
+def _status_rows(df: pd.DataFrame, status: str) -> pd.DataFrame:
+    if df.empty:
+        return df
+    sel = df[df["status"] == status]
+    return pd.DataFrame({"case": sel["suite"] + "/" + sel["case_id"],
+                         "reason": sel["reason"].map(_first_and_last_line)})
+
+
+def _first_and_last_line(text: object) -> str:
+    """The context (first line) and, under a traceback, the exception itself (last line)."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()] or ["-"]
+    return (lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}")[:400]
+
+
+def skipped_table(df: pd.DataFrame) -> pd.DataFrame:
+    return _status_rows(df, "skipped")
+
+
+def failed_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Failed cases with the last line of their error (the exception, under a traceback)."""
+    return _status_rows(df, "failed")
+
+
+def noisy_table(df: pd.DataFrame) -> pd.DataFrame:
+    if df.empty or "warnings" not in df:
+        return pd.DataFrame()
+    sel = df[(df["status"] == "ok") & df["warnings"].fillna("").astype(bool)]
+    return pd.DataFrame({"case": sel["suite"] + "/" + sel["case_id"], "samples": sel["n"].astype(int),
+                         "IQR / median": sel["spread"].map(lambda v: f"{v:.0%}"), "warning": sel["warnings"]})
