@@ -22,6 +22,8 @@ __all__ = ["Suite", "SUITES", "BACKENDS", "get_suite", "suite_names", "failure_t
 # name -> "module:Class"; imported lazily so that `effbench list` stays cheap.
 SUITES: dict[str, str] = {
     "inference": "bench_lib.inference.suite:InferenceSuite",
+    "collectives": "bench_lib.distributed.collectives:CollectivesSuite",
+    "training": "bench_lib.distributed.training:TrainingSuite",
 }
 BACKENDS = ("gloo", "nccl", "all")
 

@@ -1,0 +1,103 @@
+"""What the distributed suites share: backends, world size, skip rules, and the launch per group.
+
+A distributed suite's cases run on every rank at once: `run_on_rank` is the code each rank
+executes (under effbench's launcher or under torchrun), yielding one result per case; only
+rank 0's results are stored. Cases that share a backend and world size share one launch.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+
+from bench_lib.platform import Platform
+from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.suites import Suite
+
+__all__ = ["RankContext", "DistributedSuite", "backends_for", "default_world_size", "nccl_skip_reason"]
+
+# backend workload name -> (torch.distributed backend, tensor device)
+TRANSPORTS = {"gloo_cpu": ("gloo", "cpu"), "gloo_cuda": ("gloo", "cuda"), "nccl": ("nccl", "cuda")}
+
+
+@dataclass(frozen=True)
+class RankContext:
+    """Who this process is in the group, and where its tensors live."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    backend: str
+    device: str  # "cpu" or "cuda:<i>"
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+
+def backends_for(device: str, backend: str) -> list[tuple[str, str]]:
+    """(backend, device) pairs a run covers. NCCL is always listed (skipped where it cannot run), so a
+    CPU run says why it measured no NCCL rather than hiding it."""
+    gloo = [("gloo", device)]
+    nccl = [("nccl", "cuda")]
+    return {"gloo": gloo, "nccl": nccl, "all": gloo + nccl}[backend]
+
+
+def default_world_size(device: str, platform: Platform | None = None) -> int:
+    """EFFBENCH_WORLD_SIZE, else one rank per GPU (at least 2) on CUDA, else 2 on CPU."""
+    if os.environ.get("EFFBENCH_WORLD_SIZE"):
+        return int(os.environ["EFFBENCH_WORLD_SIZE"])
+    if device.startswith("cuda") and platform is not None:
+        return max(platform.cuda_devices, 2)
+    return 2
+
+
+def nccl_skip_reason(world_size: int, platform: Platform) -> str | None:
+    if not platform.nccl:
+        return "this torch build has no NCCL"
+    if platform.cuda_devices < world_size:
+        return (f"NCCL needs one GPU per rank: {platform.cuda_devices} visible for {world_size} ranks "
+                "(NCCL refuses two ranks on one GPU: 'Duplicate GPU detected')")
+    return None
+
+
+class DistributedSuite(Suite):
+    """A suite whose cases run on world_size ranks launched together."""
+
+    TIMEOUT_S = {"quick": 120.0, "full": 1200.0}
+
+    def timeout_s(self, case: CaseSpec, profile: str) -> float:
+        """Per case (a hang costs this much); EFFBENCH_DIST_TIMEOUT_S overrides (the fault tests use seconds)."""
+        return float(os.environ.get("EFFBENCH_DIST_TIMEOUT_S", self.TIMEOUT_S[profile]))
+
+    @staticmethod
+    def backend_of(case: CaseSpec) -> str:
+        return str(case.param("backend"))
+
+    def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
+        if self.backend_of(case) == "nccl":
+            if not platform.cuda_devices:
+                return "NCCL needs CUDA tensors: no CUDA device visible on this machine"
+            return nccl_skip_reason(int(case.param("world_size")), platform)
+        if not platform.gloo:
+            return "this torch build has no Gloo"
+        return super().skip_reason(case, platform)
+
+    def launch_key(self, case: CaseSpec) -> Hashable:
+        return (self.backend_of(case), case.device, case.param("world_size"))
+
+    def execute_group(self, cases: list[CaseSpec], profile: str) -> Iterator[CaseResult]:
+        from bench_lib.distributed.launcher import run_cases
+
+        world_size = int(cases[0].param("world_size"))
+        yield from run_cases(cases, profile, world_size, [self.timeout_s(c, profile) for c in cases])
+
+    def execute(self, case: CaseSpec, profile: str) -> CaseResult:
+        return next(iter(self.execute_group([case], profile)))
+
+    @abstractmethod
+    def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
+        """Run on every rank of an initialized process group; yield one result per case, in order."""

@@ -1,0 +1,246 @@
+"""The collectives suite: op x dtype x message size over Gloo (CPU and CUDA tensors) and NCCL.
+
+Measured as nccl-tests measures: the size of a case is the full buffer (all_gather's output,
+reduce_scatter's input), algbw = size / time, busbw = algbw x the op's bus factor, and each case
+first checks the result on known data and counts the wrong elements. Each sample is the slowest
+rank's time (the samples of all ranks are max-reduced). On CPU every iteration is one sample,
+timed on the host with no barrier in the loop; on CUDA a sample is a block of iterations between
+CUDA events, and NCCL's small messages are replayed from a CUDA graph, which removes the per-call
+launch cost that nccl-tests also avoids.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from bench_lib.distributed.base import TRANSPORTS, DistributedSuite, RankContext, backends_for, default_world_size
+from bench_lib.platform import detect
+from bench_lib.results.case import CaseResult, CaseSpec
+
+__all__ = ["CollectivesSuite", "OPS", "SIZES", "bus_factor"]
+
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all")
+DTYPES = ("float32", "bfloat16")
+SIZES = {
+    "quick": tuple(4096 * 16**k for k in range(4)),  # 4 KiB, 64 KiB, 1 MiB, 16 MiB
+    "full": tuple(2**k for k in range(3, 31)),  # 8 B .. 1 GiB, x2 steps as nccl-tests -f 2
+}
+GRAPH_MAX_BYTES = 1 << 20  # NCCL messages up to here are replayed from a CUDA graph
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long each case measures: a target time, bounded iteration counts."""
+
+    target_s: float
+    min_iters: int
+    max_iters: int
+    warmup: int
+    samples_per_case: int  # CUDA: iterations are grouped into this many event-timed blocks
+
+
+TIMING = {"quick": Timing(0.15, 8, 400, 2, 20), "full": Timing(1.0, 20, 20000, 5, 50)}
+
+
+def bus_factor(op: str, n: int) -> float:
+    """nccl-tests' factor from algorithm bandwidth to bus bandwidth (PERFORMANCE.md there)."""
+    return {"all_reduce": 2 * (n - 1) / n, "broadcast": 1.0}.get(op, (n - 1) / n)
+
+
+def _pattern(torch, rank, index, dtype):
+    """Small integers, exact in bf16 and in sums of a few ranks: (i mod 7) + rank + 1."""
+    return ((index % 7) + rank + 1).to(dtype)
+
+
+@dataclass
+class _Buffers:
+    run: Callable[[], object]
+    output: object
+    expected: object
+    reset: Callable[[], None]
+
+
+def _buffers(op: str, count: int, dtype, device: str, rank: int, n: int) -> _Buffers:
+    """Input, output and expected output of one op on patterned data; `reset` refills the input."""
+    import torch
+    import torch.distributed as dist
+
+    idx = torch.arange(count, device=device)
+    chunk = count // n
+    mine = _pattern(torch, rank, idx, dtype)
+
+    def of(r, lo, hi):
+        return _pattern(torch, r, idx[lo:hi], torch.float32)  # exact: small integers
+
+    if op == "all_reduce":
+        buf = mine.clone()
+        expected = sum(of(r, 0, count) for r in range(n))
+        return _Buffers(lambda: dist.all_reduce(buf), buf, expected, lambda: buf.copy_(mine))
+    if op == "broadcast":
+        buf = mine.clone()
+        return _Buffers(lambda: dist.broadcast(buf, src=0), buf, of(0, 0, count), lambda: buf.copy_(mine))
+    if op == "all_gather":
+        inp, out = mine[:chunk].clone(), torch.empty(count, dtype=dtype, device=device)
+        expected = torch.cat([of(r, 0, chunk) for r in range(n)])
+        return _Buffers(lambda: dist.all_gather_into_tensor(out, inp), out, expected, lambda: None)
+    if op == "reduce_scatter":
+        out = torch.empty(chunk, dtype=dtype, device=device)
+        expected = sum(of(r, rank * chunk, (rank + 1) * chunk) for r in range(n))
+        return _Buffers(lambda: dist.reduce_scatter_tensor(out, mine), out, expected, lambda: None)
+    if op == "all_to_all":
+        out = torch.empty(count, dtype=dtype, device=device)
+        expected = torch.cat([of(r, rank * chunk, (rank + 1) * chunk) for r in range(n)])
+        return _Buffers(lambda: dist.all_to_all_single(out, mine), out, expected, lambda: None)
+    raise ValueError(f"unknown op {op!r}; choose from {', '.join(OPS)}")
+
+
+def _wrong_elements(buffers: _Buffers, dtype_name: str) -> int:
+    import torch
+
+    got = buffers.output.to(torch.float32)
+    tol = 1e-2 if dtype_name == "bfloat16" else 1e-5
+    return int(((got - buffers.expected).abs() > tol * buffers.expected.abs().clamp(min=1)).sum())
+
+
+def _max_over_ranks(values: list[float], device: str) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.cpu().tolist()
+
+
+def _sum_over_ranks(value: int, device: str) -> int:
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t)
+    return int(t.item())
+
+
+def _host_samples(fn: Callable[[], object], iters: int) -> list[float]:
+    out = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def _cuda_samples(fn: Callable[[], object], iters: int, blocks: int, use_graph: bool) -> tuple[list[float], int]:
+    """Event-timed blocks of `per_block` iterations, replayed from a CUDA graph if use_graph."""
+    import torch
+
+    per_block = max(1, iters // blocks)
+    block: Callable[[], object]
+    if use_graph:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()  # NCCL wants a warm communicator on the capture stream
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(per_block):
+                fn()
+        block = graph.replay
+    else:
+
+        def block() -> None:
+            for _ in range(per_block):
+                fn()
+
+    block()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    out = []
+    torch.cuda.synchronize()
+    for _ in range(blocks):
+        start.record()
+        block()
+        end.record()
+        end.synchronize()
+        out.append(start.elapsed_time(end) / 1e3 / per_block)
+    return out, per_block
+
+
+class CollectivesSuite(DistributedSuite):
+    NAME = "collectives"
+
+    def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
+        platform = detect()
+        out = []
+        for dist_backend, dev in backends_for(device, backend):
+            workload = "nccl" if dist_backend == "nccl" else f"gloo_{'cuda' if dev == 'cuda' else 'cpu'}"
+            world = default_world_size(dev, platform)
+            for op in OPS:
+                for dtype in DTYPES:
+                    for size in SIZES[profile]:
+                        out.append(CaseSpec.make(self.NAME, workload, op, dev, dtype=dtype, size_bytes=size,
+                                                 world_size=world))
+        return out
+
+    @staticmethod
+    def backend_of(case: CaseSpec) -> str:
+        return TRANSPORTS[case.workload][0]
+
+    def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
+        for case in cases:
+            yield self._measure(case, profile, ctx)
+
+    def _measure(self, case: CaseSpec, profile: str, ctx: RankContext) -> CaseResult:
+        import torch
+
+        from bench_lib.measure.stats import Measurement
+
+        started = time.perf_counter()
+        timing = TIMING[profile]
+        n, dtype_name = ctx.world_size, str(case.param("dtype"))
+        dtype = getattr(torch, dtype_name)
+        elem = torch.tensor([], dtype=dtype).element_size()
+        count = max(n, int(case.param("size_bytes")) // elem // n * n)
+        nbytes = count * elem
+        buffers = _buffers(case.variant, count, dtype, ctx.device, ctx.rank, n)
+
+        buffers.run()  # the check, on fresh patterned data, as nccl-tests' -c 1
+        wrong = _sum_over_ranks(_wrong_elements(buffers, dtype_name), ctx.device)
+        buffers.reset()
+        if case.variant == "all_reduce":
+            buffers.output.zero_()  # repeated in-place sums of the pattern would overflow to inf
+
+        for _ in range(timing.warmup):
+            buffers.run()
+        run_synced = (lambda: (buffers.run(), torch.cuda.synchronize())) if ctx.is_cuda else buffers.run
+        pilot = _max_over_ranks([sorted(_host_samples(run_synced, 3))[1]], ctx.device)[0]
+        iters = int(min(max(math.ceil(timing.target_s / max(pilot, 1e-7)), timing.min_iters), timing.max_iters))
+        use_graph = ctx.backend == "nccl" and nbytes <= GRAPH_MAX_BYTES
+        if ctx.is_cuda:
+            samples, per_sample = _cuda_samples(buffers.run, iters, timing.samples_per_case, use_graph)
+            timer = "cuda_event+graph" if use_graph else "cuda_event"
+        else:
+            samples, per_sample, timer = _host_samples(buffers.run, iters), 1, "perf_counter"
+        samples = _max_over_ranks(samples, ctx.device)
+        m = Measurement(tuple(samples), number_per_sample=per_sample)
+        algbw = nbytes / m.median / 1e9
+        metrics = {
+            "algbw_GBps": algbw,
+            "busbw_GBps": algbw * bus_factor(case.variant, n),
+            "latency_median_s": m.median,
+            "latency_p99_s": m.p99,
+            "wrong_elements": wrong,
+            "iterations": len(samples) * per_sample,
+            "bytes": nbytes,
+            "elements": count,
+            "bus_factor": bus_factor(case.variant, n),
+            "timing": "max over ranks per sample; " + ("host timer per iteration" if timer == "perf_counter"
+                                                       else f"CUDA events over blocks of {per_sample}"),
+            "torch_threads": torch.get_num_threads(),
+        }
+        return CaseResult(case, "ok", m, metrics, timer=timer,
+                          measure_config={"target_s": timing.target_s, "min_iters": timing.min_iters,
+                                          "warmup": timing.warmup},
+                          wall_s=time.perf_counter() - started)

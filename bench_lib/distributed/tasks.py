@@ -1,0 +1,136 @@
+"""Training tasks for the data-parallel suite: a model, per-rank batches of real data, a held-out eval.
+
+Both reuse bench_lib/workloads: the byte-level GPT and the standard library's sources it reads
+(workloads/text.py), and scikit-learn's digits with the digits MLP (workloads/digits.py). Each rank
+draws its own batches (seeded by rank), so data-parallel ranks see different data.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["TrainTask", "GPTBytes", "DigitsTask", "TASKS"]
+
+
+class TrainTask(ABC):
+    name: str
+    batch: int  # samples per rank per step
+    tokens_per_sample: int = 0  # 0: not a language model
+    lr: float = 1e-3
+
+    @abstractmethod
+    def model(self) -> nn.Module:
+        """The same initial weights on every rank (seeded)."""
+
+    @abstractmethod
+    def sample(self, gen: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """One per-rank batch (inputs, targets)."""
+
+    @abstractmethod
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+    @abstractmethod
+    def eval_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Held-out data, never trained on."""
+
+    def evaluate(self, model: nn.Module, device: str, autocast: bool) -> dict[str, float]:
+        """Mean held-out loss and top-1 accuracy (next-byte accuracy for the LM)."""
+        total, correct, count = 0.0, 0, 0
+        model.eval()
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            for x, y in self.eval_batches():
+                x, y = x.to(device), y.to(device)
+                logits = model(x).float()
+                total += float(self.loss(logits, y)) * y.numel()
+                correct += int((logits.argmax(-1) == y).sum())
+                count += y.numel()
+        model.train()
+        return {"eval_loss": total / count, "eval_accuracy": correct / count}
+
+
+@dataclass
+class GPTBytes(TrainTask):
+    """Next-byte prediction on the standard library's sources."""
+
+    d: int = 128
+    layers: int = 2
+    heads: int = 4
+    seq: int = 64
+    batch: int = 8
+    lr: float = 3e-3
+    eval_seqs: int = 64
+    name: str = "gpt_bytes"
+
+    @property
+    def tokens_per_sample(self) -> int:
+        return self.seq
+
+    def model(self) -> nn.Module:
+        from bench_lib.workloads.text import GPT
+
+        torch.manual_seed(0)
+        return GPT(self.d, self.layers, self.heads, self.seq)
+
+    def sample(self, gen: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+        from bench_lib.workloads.text import stdlib_bytes
+
+        train = stdlib_bytes()[0]
+        starts = torch.randint(0, len(train) - self.seq - 1, (self.batch,), generator=gen)
+        w = torch.stack([train[s:s + self.seq + 1] for s in starts.tolist()]).to(device, non_blocking=True)
+        return w[:, :-1], w[:, 1:]
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+
+    def eval_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        from bench_lib.workloads.text import stdlib_bytes
+
+        held = stdlib_bytes()[1]
+        stride = (len(held) - self.seq - 1) // self.eval_seqs
+        w = torch.stack([held[i * stride:i * stride + self.seq + 1] for i in range(self.eval_seqs)])
+        return [(w[i:i + 16, :-1], w[i:i + 16, 1:]) for i in range(0, len(w), 16)]
+
+
+@dataclass
+class DigitsTask(TrainTask):
+    """The digits MLP of the inference suite, trained from scratch on 8x8 handwritten digits."""
+
+    hidden: int = 256
+    batch: int = 32
+    lr: float = 1e-3
+    name: str = "digits_mlp"
+
+    def model(self) -> nn.Module:
+        from bench_lib.workloads.digits import DigitsMLP
+
+        return DigitsMLP(hidden=self.hidden).architecture()
+
+    def sample(self, gen: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+        from bench_lib.workloads.digits import digits_split
+
+        data = digits_split()
+        idx = torch.randint(0, data.x_train.shape[0], (self.batch,), generator=gen)
+        return data.x_train[idx].to(device), data.y_train[idx].to(device)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), y)
+
+    def eval_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        from bench_lib.workloads.digits import digits_split
+
+        data = digits_split()
+        return [(data.x_test, data.y_test)]
+
+
+# profile -> task name -> (task, steps). Quick: seconds per strategy on 2 CPU cores; full: a ~113M-parameter
+# GPT (16 layers, d=768, 512-byte context) for H200-class GPUs, bf16 autocast and fused AdamW there.
+TASKS: dict[str, dict[str, tuple[TrainTask, int]]] = {
+    "quick": {"gpt_bytes": (GPTBytes(d=64), 40), "digits_mlp": (DigitsTask(), 120)},
+    "full": {"gpt_bytes": (GPTBytes(d=768, layers=16, heads=12, seq=512, batch=8, lr=6e-4), 300),
+             "digits_mlp": (DigitsTask(), 1000)},
+}
