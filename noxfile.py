@@ -1,8 +1,11 @@
-"""Sessions: `nox -s bench` (the main job), `nox -s tests`, `nox -s lint`."""
+"""Sessions: `nox -s bench` (the main job), `nox -s tests`, `nox -s lint`, `nox -s compare -- BASE NEW`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
+from nox.command import CommandFailed
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 nox.options.sessions = ["lint", "tests"]
@@ -26,10 +29,34 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The main job: every suite, quick profile, device auto; results under results/."""
+    """The main job: every suite, quick profile, device auto; results under results/, report under reports/."""
     _install(session)
     args = session.posargs or ["--suite", "all", "--profile", "quick", "--device", "auto"]
-    session.run("effbench", "run", *args)
+    # `effbench run` prints its run directory as the last line of stdout (progress goes to
+    # stderr), also when cases failed: report those results, then fail the session.
+    stdout = Path(session.create_tmp()) / "effbench-run.out"
+    failure = None
+    with stdout.open("w") as out:
+        try:
+            session.run("effbench", "run", *args, stdout=out, stderr=None)
+        except CommandFailed as e:
+            failure = e
+    lines = stdout.read_text().strip().splitlines()
+    if not lines:
+        raise failure or CommandFailed("effbench run printed no results directory")
+    run_dir = Path(lines[-1])
+    session.run("effbench", "report", str(run_dir), "--out", str(Path("reports") / run_dir.name))
+    if failure:
+        session.error(f"effbench run: {failure.reason}: some cases failed; their errors are in the report")
+
+
+@nox.session(default=False)
+def compare(session: nox.Session) -> None:
+    """Regression verdicts between stored runs: nox -s compare -- BASE NEW [--threshold PCT] [--out FILE]."""
+    _install(session)
+    if len(session.posargs) < 2:
+        session.error("usage: nox -s compare -- BASE NEW [--threshold PCT] [--out FILE]")
+    session.run("effbench", "compare", *session.posargs)
 
 
 @nox.session

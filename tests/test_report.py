@@ -9,7 +9,7 @@ from bench_lib.measure.stats import Measurement
 from bench_lib.report.load import Run, results_frame
 from bench_lib.report.markdown import build_report
 from bench_lib.report.references import machine_tag
-from bench_lib.report.tables import inference_tradeoffs, pareto_front, select_time_unit
+from bench_lib.report.tables import fmt_num, inference_tradeoffs, pareto_front, select_time_unit
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import RunData, RunWriter
 
@@ -123,8 +123,9 @@ def test_pareto_front_and_units():
     # (cost, gain): (0, 1) and (0, 2.4) and (0.3, 1.0) and (30, 1.01)
     assert pareto_front([0, 0, 0.3, 30], [1.0, 2.4, 1.0, 1.01]) == [False, True, False, False]
     assert pareto_front([0, 1], [1.0, 3.0]) == [True, True]
-    assert select_time_unit([2e-3, 0.5]) == (1e-3, "ms")
+    assert select_time_unit([2e-3, 3e-3, 0.5]) == (1e-3, "ms")
     assert select_time_unit([5e-7]) == (1e-9, "ns")
+    assert [fmt_num(v) for v in (0.0123456, 4.567, 789.4, 34012.0)] == ["0.0123", "4.57", "789", "34,012"]
 
 
 def test_machine_tags():

@@ -132,7 +132,10 @@ def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
             front = front.sort_values("accuracy_cost_pts")
             ax.plot(front["accuracy_cost_pts"], front["speedup"], "--", color="grey", linewidth=1,
                     drawstyle="steps-post")
+            ax.scatter(front["accuracy_cost_pts"], front["speedup"], s=220, facecolors="none", edgecolors="black",
+                       linewidths=1.2, zorder=3)
             ax.plot([], [], marker=marker, color="grey", linestyle="none", label=f"batch {batch}")
+        ax.scatter([], [], s=120, facecolors="none", edgecolors="black", label="on the Pareto front (per batch)")
         for t in techniques:
             if t in set(sub["technique"]):
                 ax.plot([], [], marker="s", color=colors[t], linestyle="none", label=t)

@@ -11,7 +11,7 @@ from collections import Counter
 import pandas as pd
 
 from bench_lib.report.compare import Comparison, Verdict
-from bench_lib.report.tables import markdown_table, select_time_unit
+from bench_lib.report.tables import fmt_num, markdown_table, select_time_unit
 from bench_lib.results.environment import comparability_key
 
 __all__ = ["MARKS", "render_comparison", "environment_differences"]
@@ -38,8 +38,8 @@ def _case_rows(verdicts: tuple[Verdict, ...]) -> tuple[pd.DataFrame, str]:
     medians = [x for v in verdicts if v.estimate for x in (v.estimate.base, v.estimate.new)]
     scale, unit = select_time_unit(medians)
     rows = [{"": MARKS[v.kind], "case": f"{v.case.suite}/{v.case.id}", "verdict": v.kind,
-             f"BASE ({unit})": f"{v.estimate.base / scale:.4g}" if v.estimate else "-",
-             f"NEW ({unit})": f"{v.estimate.new / scale:.4g}" if v.estimate else "-",
+             f"BASE ({unit})": fmt_num(v.estimate.base / scale) if v.estimate else "-",
+             f"NEW ({unit})": fmt_num(v.estimate.new / scale) if v.estimate else "-",
              "NEW/BASE [95% CI]": _ci(v), "bar": f"{v.bar:.0%}" if v.estimate else "-",
              "runs B/N": f"{v.estimate.base_runs}/{v.estimate.new_runs}" if v.estimate else "-",
              "note": v.note or ""} for v in verdicts]

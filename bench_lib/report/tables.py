@@ -17,6 +17,7 @@ from bench_lib.report.compare import BASELINES, ratio_of_sides
 __all__ = [
     "markdown_table",
     "select_time_unit",
+    "fmt_num",
     "fmt_bytes",
     "param_columns",
     "ok_rows",
@@ -35,13 +36,25 @@ _TIME_UNITS = [(1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")]
 
 
 def select_time_unit(seconds: pd.Series | list[float]) -> tuple[float, str]:
-    """The largest unit in which the smallest finite value is >= 1 (one unit per table)."""
+    """The largest unit in which the typical (median) value is >= 1 (one unit per table)."""
     values = [v for v in seconds if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
-    smallest = min(values) if values else 1.0
+    typical = float(np.median(values)) if values else 1.0
     for scale, unit in _TIME_UNITS:
-        if smallest >= scale:
+        if typical >= scale:
             return scale, unit
     return _TIME_UNITS[-1]
+
+
+def fmt_num(value: float) -> str:
+    """Three significant digits, never exponent notation: 0.0123, 4.56, 789, 12,345."""
+    if not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if value == 0:
+        return "0"
+    digits = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:.{digits}f}"
 
 
 def fmt_bytes(n: object) -> str:
@@ -53,10 +66,10 @@ def fmt_bytes(n: object) -> str:
     return f"{int(n)} B"
 
 
-def _num(value: object, fmt: str = "{:.3g}") -> str:
+def _num(value: object, fmt: str | None = None) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
         return "-"
-    return fmt.format(value)
+    return fmt.format(value) if fmt else fmt_num(value)
 
 
 def markdown_table(df: pd.DataFrame) -> str:
@@ -141,7 +154,8 @@ def inference_latency_table(trade: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Median latency [95% CI] per technique (columns) and workload/batch (rows), one unit."""
     scale, unit = select_time_unit(trade["ci_low_s"])
     cells = zip(trade["median_s"], trade["ci_low_s"], trade["ci_high_s"], strict=True)
-    trade = trade.assign(cell=[f"{m / scale:.3g} [{lo / scale:.3g}, {hi / scale:.3g}]" for m, lo, hi in cells])
+    trade = trade.assign(cell=[f"{fmt_num(m / scale)} [{fmt_num(lo / scale)}, {fmt_num(hi / scale)}]"
+                               for m, lo, hi in cells])
     rows = [*_runs_label(trade), "workload", "device", "param.batch"]
     table = trade.pivot_table(index=rows, columns="technique", values="cell", aggfunc="first").reset_index()
     table.columns.name = None
@@ -181,8 +195,8 @@ def collectives_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         **({"run": r["run"]} if col["run"].nunique() > 1 else {}),
         "backend": r["workload"], "op": r["variant"], "dtype": r.get("param.dtype", "-"),
         "ranks": r.get("param.world_size", "-"), "size": fmt_bytes(r.get("param.size_bytes")),
-        f"latency median ({unit})": f"{r['median_s'] / scale:.3g} [{r['ci_low_s'] / scale:.3g}, "
-                                    f"{r['ci_high_s'] / scale:.3g}]",
+        f"latency median ({unit})": f"{fmt_num(r['median_s'] / scale)} [{fmt_num(r['ci_low_s'] / scale)}, "
+                                    f"{fmt_num(r['ci_high_s'] / scale)}]",
         f"p99 ({unit})": _num(r.get("latency_p99_s", r["p99_s"]) / scale),
         "algbw (GB/s)": _num(r.get("algbw_GBps")),
         "busbw (GB/s)": _num(r.get("busbw_GBps")),
@@ -208,8 +222,8 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             **({"run": r["run"]} if tr["run"].nunique() > 1 else {}),
             "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": r.get("param.world_size", "-"),
             "strategy": r["variant"],
-            f"step time ({unit}) [95% CI]": f"{r['median_s'] / scale:.3g} [{r['ci_low_s'] / scale:.3g}, "
-                                            f"{r['ci_high_s'] / scale:.3g}]",
+            f"step time ({unit}) [95% CI]": f"{fmt_num(r['median_s'] / scale)} [{fmt_num(r['ci_low_s'] / scale)}, "
+                                            f"{fmt_num(r['ci_high_s'] / scale)}]",
             "samples/s [95% CI]": sps_ci,
             "tokens/s": _num(r.get("tokens_per_s"), "{:,.0f}"),
             f"exposed comm ({unit})": _num(exposed / scale if _num(exposed) != "-" else math.nan),
