@@ -156,16 +156,20 @@ def launch_ranks(request: dict, world_size: int, case_timeouts: list[float], por
                     if done < len(case_timeouts):
                         raise LaunchFailure(f"ranks exited after {done} of {len(case_timeouts)} cases", done)
                     return
-                bad = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
-                if bad:
-                    time.sleep(0.2)  # a peer's error often follows within moments: report the first cause
+                first = {r for r, c in enumerate(codes) if c not in (None, 0)}
+                if first:
+                    time.sleep(0.3)  # a peer's error follows within moments: report the cause first
                     for record in tail.read():
                         yield record
                         done += 1
+                    codes = [p.poll() for p in ranks.procs]
+                    bad = sorted(((r, c) for r, c in enumerate(codes) if c not in (None, 0)),
+                                 key=lambda rc: (rc[0] not in first, rc[1] >= 0, rc[0]))
                     rank, code = bad[0]
                     if rank == 0 and code == PORT_BUSY_EXIT and done == 0:
                         raise PortBusy(f"rendezvous port {port} is busy", 0)
-                    raise LaunchFailure(f"rank {rank} {describe_exit(code)}; its log tail:\n{ranks.tail(rank)}", done)
+                    exits = "; ".join(f"rank {r} {describe_exit(c)}" for r, c in bad)
+                    raise LaunchFailure(f"{exits}. Rank {rank}'s log tail:\n{ranks.tail(rank)}", done)
                 if time.monotonic() > deadline:
                     live = [r for r, c in enumerate(codes) if c is None]
                     last = "\n".join(f"rank {r}: ...{ranks.tail(r)[-300:]}" for r in live)

@@ -91,7 +91,8 @@ def run(suite: DistributedSuite, cases: list[CaseSpec], profile: str, emit: Call
     disagree about a case cannot go on, so the launcher fails the case and relaunches the rest."""
     import torch.distributed as dist
 
-    timeout = max(suite.timeout_s(c, profile) for c in cases)
+    # Longer than the launcher's watch, so that a hang is reported by the launcher as a hang.
+    timeout = 2 * max(suite.timeout_s(c, profile) for c in cases) + 30
     ctx = init_rank(suite.backend_of(cases[0]), "cuda" if cases[0].device.startswith("cuda") else "cpu", timeout)
     _log(ctx.rank, f"joined: {ctx}")
     try:

@@ -1,0 +1,99 @@
+"""The distributed suites: what they plan and skip, the correctness check, a training run end to end,
+and the same rank code under torchrun."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, effbench
+
+from bench_lib.distributed.collectives import _buffers, _wrong_elements, bus_factor
+from bench_lib.distributed.training import loss_at, smoothed, time_to
+from bench_lib.platform import Platform
+from bench_lib.results.store import load_run
+from bench_lib.runners.session import plan
+
+CPU_ONLY = Platform(cuda_devices=0, cuda_capability=None, gloo=True, nccl=False)
+ONE_GPU = Platform(cuda_devices=1, cuda_capability=(9, 0), gloo=True, nccl=True)
+
+
+def test_bus_factors_are_nccl_tests():
+    assert bus_factor("all_reduce", 8) == pytest.approx(2 * 7 / 8)
+    assert bus_factor("all_gather", 4) == bus_factor("reduce_scatter", 4) == bus_factor("all_to_all", 4) == 0.75
+    assert bus_factor("broadcast", 8) == 1.0
+
+
+def test_cpu_plan_runs_gloo_and_lists_nccl_as_skipped():
+    planned = plan(["collectives", "training"], "quick", "cpu", "all", platform=CPU_ONLY)
+    runnable = [p.case for p in planned if not p.skip_reason]
+    nccl = [p for p in planned if p.case.workload == "nccl" or p.case.param("backend") == "nccl"]
+    assert nccl and all("no CUDA device" in p.skip_reason for p in nccl)
+    assert {c.workload for c in runnable if c.suite == "collectives"} == {"gloo_cpu"}
+    assert {c.param("dtype") for c in runnable if c.suite == "collectives"} == {"float32", "bfloat16"}
+    strategies = [c.variant for c in runnable if c.suite == "training" and c.workload == "gpt_bytes"]
+    assert strategies[:2] == ["nocomm", "sync"]  # the baselines run first in their launch
+    assert {"local_sgd", "diloco", "async_stale", "sync_powersgd"} <= set(strategies)
+    assert "sync_bf16" not in strategies  # DDP's bf16 hook is NCCL-only: skipped with the reason
+
+
+def test_one_gpu_runs_gloo_on_cuda_and_skips_nccl_with_the_reason():
+    planned = plan(["collectives"], "quick", "cuda", "all", platform=ONE_GPU)
+    by_workload = {p.case.workload: p.skip_reason for p in planned}
+    assert by_workload["gloo_cuda"] is None
+    assert "Duplicate GPU detected" in by_workload["nccl"]
+
+
+@pytest.mark.parametrize("op", ["all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all"])
+def test_the_check_counts_wrong_elements(op):
+    b = _buffers(op, 64, torch.bfloat16, "cpu", rank=1, n=2)
+    b.output.copy_(b.expected)
+    assert _wrong_elements(b, "bfloat16") == 0
+    b.output[:3] += 1
+    assert _wrong_elements(b, "bfloat16") == 3
+
+
+def test_loss_curve_helpers():
+    curve = [[0.5 * i, i, 4.0 - i] for i in range(4)]  # losses 4, 3, 2, 1 at 0, 0.5, 1, 1.5 s
+    smooth = smoothed(curve, window=2)
+    assert [loss for _, loss in smooth] == [4.0, 3.5, 2.5, 1.5]
+    assert time_to(smooth, 2.5) == 1.0 and time_to(smooth, 1.0) is None
+    assert loss_at(smooth, 1.2) == 2.5 and loss_at(smooth, 3.0) is None
+
+
+def test_training_run_stores_every_figure(tmp_path):
+    proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
+                    "-k", "digits_mlp and (nocomm or sync-backend or async_stale)", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run] = load_run(Path(proc.stdout.strip().splitlines()[-1]))
+    by = {r.case.variant: r for r in run.results}
+    assert set(by) == {"nocomm", "sync", "async_stale"} and all(r.status == "ok" for r in by.values())
+    sync, stale = by["sync"].metrics, by["async_stale"].metrics
+    for key in ("step_time_median_s", "step_time_p90_s", "samples_per_s", "exposed_comm_s", "peak_memory_bytes",
+                "eval_loss", "eval_accuracy", "target_loss", "loss_at_equal_wall"):
+        assert sync[key] is not None and stale[key] is not None, key
+    assert by["nocomm"].metrics["exposed_comm_s"] == 0
+    assert stale["target_loss"] == sync["target_loss"] == sync["final_train_loss"]
+    assert stale["equal_wall_s"] == sync["train_wall_s"]
+    walls = [w for w, _, _ in stale["loss_curve"]]
+    assert walls == sorted(walls) and len(walls) > 10
+    assert 0 < sync["eval_accuracy"] <= 1
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+                    reason="torchrun not installed")
+def test_the_rank_code_runs_under_torchrun(tmp_path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
+    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "bench_lib.distributed.rank",
+                           "--suite", "collectives", "--backend", "gloo", "--device", "cpu",
+                           "-k", "float32 and size_bytes4096- and (all_reduce or all_gather)", "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run] = load_run(Path(proc.stdout.strip().splitlines()[-1]))
+    assert sorted(r.case.variant for r in run.results) == ["all_gather", "all_reduce"]
+    assert all(r.status == "ok" and r.metrics["wrong_elements"] == 0 for r in run.results)
+    assert run.results[0].metrics["busbw_GBps"] > 0

@@ -1,0 +1,88 @@
+"""A rank that dies, hangs, or cannot rendezvous ends as a failed result with its reason; every rank
+process is reaped, and the cases after it still run."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from bench_lib.distributed.collectives import CollectivesSuite
+from bench_lib.distributed.launcher import free_port, run_cases
+from bench_lib.results.case import CaseSpec
+
+
+def _case(op: str) -> CaseSpec:
+    return CaseSpec.make("collectives", "gloo_cpu", op, "cpu", dtype="float32", size_bytes=4096, world_size=2)
+
+
+CASES = [_case("all_reduce"), _case("broadcast"), _case("all_to_all")]
+
+
+def _rank_children() -> list[int]:
+    """Processes of ours running the rank entry point, alive or zombie (a zombie is an unreaped child)."""
+    import os
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"bench_lib.distributed.rank" in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    monkeypatch.setenv("EFFBENCH_DIST_TIMEOUT_S", "6")
+    monkeypatch.delenv("EFFBENCH_FAULT", raising=False)
+
+
+@pytest.mark.parametrize("action, reason", [
+    ("kill", "rank 1 died of SIGKILL"),
+    ("hang", "timed out after 6 s"),
+])
+def test_a_rank_fault_fails_its_case_and_the_rest_run(fast, monkeypatch, action, reason):
+    monkeypatch.setenv("EFFBENCH_FAULT", f"{action}:1:broadcast")
+    results = list(CollectivesSuite().execute_group(CASES, "quick"))
+    assert [r.status for r in results] == ["ok", "failed", "ok"], [r.reason for r in results]
+    assert reason in results[1].reason
+    assert "injected fault" in results[1].reason  # the rank's own log tail travels with the reason
+    assert _rank_children() == []
+
+
+def test_a_busy_port_is_retried(fast):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        busy = squatter.getsockname()[1]
+        tried = []
+
+        def ports():
+            for port in (busy, free_port()):
+                tried.append(port)
+                yield port
+
+        [result] = run_cases(CASES[:1], "quick", 2, [6.0], ports=ports())
+    assert result.status == "ok", result.reason
+    assert result.metrics["wrong_elements"] == 0
+    assert tried[0] == busy and len(tried) == 2
+    assert _rank_children() == []
+
+
+def test_with_every_try_busy_the_case_fails_without_hanging(fast):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        busy = squatter.getsockname()[1]
+        [result] = run_cases(CASES[:1], "quick", 2, [6.0], ports=[busy], port_tries=2)
+    assert result.status == "failed"
+    assert f"ports {busy} were busy (1 of 2 tries)" in result.reason  # the port list ran out after one try
+    assert _rank_children() == []
