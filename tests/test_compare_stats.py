@@ -8,6 +8,7 @@ from bench_lib.report.compare import (
     SINGLE_RUN_FLOOR,
     RatioEstimate,
     baseline_of,
+    between_run_interval,
     classify,
     compare_runs,
     hierarchical,
@@ -122,3 +123,23 @@ def test_status_verdicts_failed_skipped_missing():
     assert by_case[failing].kind == "failed" and "worker crashed" in by_case[failing].note
     assert by_case[skipped].kind == "not comparable" and "no CUDA device" in by_case[skipped].note
     assert [v.case for v in cmp.regressions] == [failing]
+
+
+def test_welch_interval_pays_for_few_runs():
+    assert between_run_interval([1.0], [1.0, 1.1]) is None          # one run a side: unknown
+    assert between_run_interval([1.0, 1.0], [1.0, 1.0]) is None     # no spread at all
+    # Two runs a side, NEW 25% slower, runs 2% apart: clearly above 1.
+    lo, hi = between_run_interval([1.0, 1.02], [1.25, 1.275])
+    assert 1.0 < lo < 1.25 < hi
+    # The same mean change, but one NEW run in a 2.5x slow state: the interval must hold 1.
+    lo, hi = between_run_interval([1.0, 1.02], [1.0, 2.5])
+    assert lo < 1.0 < hi
+
+
+def test_two_runs_a_side_with_a_slow_state_are_within_noise():
+    """BASE both fast, NEW one fast one 2.5x slow: the bootstrap alone would call it slower."""
+    base = [STEADY, _scaled(STEADY, 1.01)]
+    new = [_scaled(STEADY, 1.0), _scaled(STEADY, 2.5)]
+    est = ratio_of_sides(base, new)
+    assert est.low < 1.0
+    assert classify(FP32, est, 0.10).kind == "within noise"

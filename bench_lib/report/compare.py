@@ -5,6 +5,8 @@ samples. The statistic of a side is the median of its runs' medians. Its 95% int
 from a hierarchical bootstrap: resample the runs, then the samples inside each chosen run,
 so that the spread *between* runs, which on a noisy CI machine dwarfs the spread within one
 (anchors/regression-rules-2026-11-25.md: 2% within, up to 2.5x between), is in the interval.
+A bootstrap over two or three runs is too narrow, so where both sides have several runs the
+interval is widened to cover Welch's t interval on the log run statistics as well.
 
 With a single run on a side the between-run spread is unknown, and no within-run test can
 stand in for it. The verdict then says so and raises the bar to SINGLE_RUN_FLOOR.
@@ -16,11 +18,13 @@ slowdown: it might be hidden in the noise. Only the CLI turns verdicts into exit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from scipy import stats as _st
 
 from bench_lib.results.case import CaseResult, CaseSpec
 
@@ -36,6 +40,7 @@ __all__ = [
     "Comparison",
     "run_replicates",
     "hierarchical",
+    "between_run_interval",
     "ratio_of_sides",
     "relative_ratio",
     "classify",
@@ -139,34 +144,61 @@ def hierarchical(points: Sequence[float], replicates: np.ndarray, rng: np.random
     return point, np.median(reps[pick_run, pick_rep], axis=1)
 
 
-def _side(runs: Sequence[Sequence[float]], resamples: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+Side = tuple[list[float], float, np.ndarray]  # run statistics, the side's statistic, its replicates
+
+
+def _side(runs: Sequence[Sequence[float]], resamples: int, rng: np.random.Generator) -> Side:
     points = [float(np.median(s)) for s in runs]
     reps = np.stack([run_replicates(s, resamples, rng) for s in runs])
-    return hierarchical(points, reps, rng)
+    return points, *hierarchical(points, reps, rng)
 
 
 def _relative_side(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int,
-                   rng: np.random.Generator) -> tuple[float, np.ndarray]:
+                   rng: np.random.Generator) -> Side:
     """Per run the ratio technique/baseline of medians, then across runs as `_side` does."""
     points = [float(np.median(t) / np.median(b)) for t, b in pairs]
     reps = np.stack([run_replicates(t, resamples, rng) / run_replicates(b, resamples, rng) for t, b in pairs])
-    return hierarchical(points, reps, rng)
+    return points, *hierarchical(points, reps, rng)
 
 
-def _estimate(base: tuple[float, np.ndarray], new: tuple[float, np.ndarray], base_runs: int,
-              new_runs: int) -> RatioEstimate:
-    (b, b_reps), (n, n_reps) = base, new
-    ratios = n_reps / b_reps
+def between_run_interval(base_points: Sequence[float], new_points: Sequence[float],
+                         confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Welch's t interval of the ratio, on the log of each run's statistic; None below 2 runs a side.
+
+    The bootstrap over runs is too narrow with 2 or 3 runs (it cannot draw a run state it
+    has not seen); Student's t pays for the few runs with its heavy quantiles (12.7 at one
+    degree of freedom). Unequal run counts and spreads are what Welch's form is for.
+    """
+    if min(len(base_points), len(new_points)) < 2:
+        return None
+    b, n = np.log(np.asarray(base_points, float)), np.log(np.asarray(new_points, float))
+    vb, vn = b.var(ddof=1) / b.size, n.var(ddof=1) / n.size
+    se2 = vb + vn
+    if se2 <= 0:
+        return None
+    df = se2**2 / ((vb**2 / (b.size - 1) if vb else 0.0) + (vn**2 / (n.size - 1) if vn else 0.0))
+    half = float(_st.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(se2)
+    diff = float(n.mean() - b.mean())
+    return math.exp(diff - half), math.exp(diff + half)
+
+
+def _estimate(base: Side, new: Side) -> RatioEstimate:
+    """The ratio of the side statistics; the interval is the hierarchical bootstrap's, widened to
+    cover Welch's between-run interval where both sides have several runs."""
+    (b_pts, b, b_reps), (n_pts, n, n_reps) = base, new
     alpha = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(ratios, [alpha, 1 - alpha])
-    return RatioEstimate(n / b, float(low), float(high), b, n, base_runs, new_runs)
+    low, high = (float(q) for q in np.quantile(n_reps / b_reps, [alpha, 1 - alpha]))
+    welch = between_run_interval(b_pts, n_pts)
+    if welch is not None:
+        low, high = min(low, welch[0]), max(high, welch[1])
+    return RatioEstimate(n / b, low, high, b, n, len(b_pts), len(n_pts))
 
 
 def ratio_of_sides(base: Sequence[Sequence[float]], new: Sequence[Sequence[float]],
                    resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> RatioEstimate:
     """NEW/BASE ratio of the median of run medians, each side a list of runs' raw samples."""
     rng = np.random.default_rng(seed)
-    return _estimate(_side(base, resamples, rng), _side(new, resamples, rng), len(base), len(new))
+    return _estimate(_side(base, resamples, rng), _side(new, resamples, rng))
 
 
 def relative_ratio(base: Sequence[tuple[Sequence[float], Sequence[float]]],
@@ -178,8 +210,7 @@ def relative_ratio(base: Sequence[tuple[Sequence[float], Sequence[float]]],
     estimate's `base`/`new` are the time ratios technique/baseline (1/speedup) of each side.
     """
     rng = np.random.default_rng(seed)
-    return _estimate(_relative_side(base, resamples, rng), _relative_side(new, resamples, rng),
-                     len(base), len(new))
+    return _estimate(_relative_side(base, resamples, rng), _relative_side(new, resamples, rng))
 
 
 def classify(case: CaseSpec, est: RatioEstimate, threshold: float, floor: float = SINGLE_RUN_FLOOR,

@@ -19,6 +19,8 @@ from bench_lib.report.references import machine_tag, references_for
 from bench_lib.report.tables import (
     collectives_table,
     failed_table,
+    fmt_bytes,
+    fmt_num,
     inference_cost_table,
     inference_latency_table,
     inference_tradeoffs,
@@ -70,11 +72,16 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
               "the reference's.\n", markdown_table(inference_cost_table(trade)), ""]
     if "int8_dynamic" in set(trade["variant"]):
         parts += [f"> **Note:** {DEPRECATION_NOTE}\n"]
-    notes = trade.dropna(subset=["technique_note"]) if "technique_note" in trade else trade.iloc[0:0]
-    if not notes.empty:
-        parts += ["Techniques:\n"] + [f"- `{v}`: {n}" for v, n in
-                                      notes.drop_duplicates("variant")[["variant", "technique_note"]].values] + [""]
-    return parts
+    return parts + _variant_notes(trade, "technique_note", "Techniques")
+
+
+def _variant_notes(frame: pd.DataFrame, column: str, title: str) -> list[str]:
+    """What each technique or strategy is, as its suite describes it."""
+    notes = frame.dropna(subset=[column]) if column in frame else frame.iloc[0:0]
+    if notes.empty:
+        return []
+    pairs = notes.drop_duplicates("variant")[["variant", column]].values
+    return [f"{title}:\n"] + [f"- `{v}`: {n}" for v, n in pairs] + [""]
 
 
 def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]) -> list[str]:
@@ -94,8 +101,8 @@ def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]
             parts.append(_img(path, out, f"collective {metric} vs message size"))
     if refs:
         ref = pd.DataFrame([{"machine": r.machine, "backend": r.backend, "op": r.op, "ranks": r.world_size,
-                             "size (bytes)": f"{r.size_bytes:,}",
-                             "latency (us)": f"{r.latency_s * 1e6:.1f}" if r.latency_s else "-",
+                             "size": fmt_bytes(r.size_bytes),
+                             "latency (us)": fmt_num(r.latency_s * 1e6) if r.latency_s else "-",
                              "busbw (GB/s)": f"{r.busbw_GBps:.2f}" if r.busbw_GBps else "-",
                              "source": r.source} for r in refs])
         parts += ["Reference figures measured on the same kind of machine (`../shared/anchors`, one run each: "
@@ -120,7 +127,7 @@ def _training(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
         if path:
             drawn.append(path)
             parts.append(_img(path, out, alt))
-    return parts
+    return parts + _variant_notes(tr, "strategy_note", "Strategies")
 
 
 def _environment(runs: list[Run]) -> list[str]:

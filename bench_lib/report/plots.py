@@ -61,7 +61,11 @@ def _plain_log_y(ax: Axes, suffix: str = "") -> None:
     ax.set_yscale("log")
     fmt = FuncFormatter(lambda y, _pos: f"{y:g}{suffix}")
     ax.yaxis.set_major_formatter(fmt)
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _pos: f"{y:g}{suffix}" if f"{y:.1g}"[0] in "25" else ""))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _pos: f"{y:g}{suffix}" if _leading_digit(y) in (2, 5) else ""))
+
+
+def _leading_digit(y: float) -> int:
+    return round(y / 10 ** math.floor(math.log10(y))) if y > 0 else 0
 
 
 def _size_axis(ax: Axes) -> None:

@@ -72,6 +72,11 @@ def _num(value: object, fmt: str | None = None) -> str:
     return fmt.format(value) if fmt else fmt_num(value)
 
 
+def _int(value: object) -> str:
+    """Params come back as floats when another suite's rows lack them (NaN); show them whole."""
+    return _num(value, "{:.0f}")
+
+
 def markdown_table(df: pd.DataFrame) -> str:
     """A GitHub-flavoured markdown table of a frame whose cells are already formatted."""
     if df.empty:
@@ -179,7 +184,7 @@ def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
             "serialized": fmt_bytes(r.get("serialized_bytes")),
             "in memory": fmt_bytes(r.get("in_memory_bytes")),
             "peak RSS": fmt_bytes(r.get("peak_rss_bytes")),
-            "peak CUDA": fmt_bytes(r.get("cuda_peak_allocated_bytes")),
+            "peak CUDA": fmt_bytes(r.get("cuda_max_allocated_bytes")),
             "conversion (s)": _num(r.get("conversion_s"), "{:.2f}"),
         })
     table = pd.DataFrame(rows)
@@ -194,7 +199,7 @@ def collectives_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     rows = [{
         **({"run": r["run"]} if col["run"].nunique() > 1 else {}),
         "backend": r["workload"], "op": r["variant"], "dtype": r.get("param.dtype", "-"),
-        "ranks": r.get("param.world_size", "-"), "size": fmt_bytes(r.get("param.size_bytes")),
+        "ranks": _int(r.get("param.world_size")), "size": fmt_bytes(r.get("param.size_bytes")),
         f"latency median ({unit})": f"{fmt_num(r['median_s'] / scale)} [{fmt_num(r['ci_low_s'] / scale)}, "
                                     f"{fmt_num(r['ci_high_s'] / scale)}]",
         f"p99 ({unit})": _num(r.get("latency_p99_s", r["p99_s"]) / scale),
@@ -209,6 +214,7 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Per model, backend and strategy: step time and throughput with CIs, exposed comm, memory, loss."""
     tr = ok_rows(df, "training")
     scale, unit = select_time_unit(tr["median_s"])
+    extra = [c for c in param_columns(tr) if c not in ("param.backend", "param.world_size")]
     rows = []
     for _, r in tr.sort_values(["workload", "param.backend", "variant"]).iterrows():
         sps = r.get("samples_per_s")
@@ -220,17 +226,19 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         ttt = r.get("time_to_target_s")
         rows.append({
             **({"run": r["run"]} if tr["run"].nunique() > 1 else {}),
-            "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": r.get("param.world_size", "-"),
-            "strategy": r["variant"],
+            "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": _int(r.get("param.world_size")),
+            "strategy": _technique_label(r, extra),
             f"step time ({unit}) [95% CI]": f"{fmt_num(r['median_s'] / scale)} [{fmt_num(r['ci_low_s'] / scale)}, "
                                             f"{fmt_num(r['ci_high_s'] / scale)}]",
             "samples/s [95% CI]": sps_ci,
             "tokens/s": _num(r.get("tokens_per_s"), "{:,.0f}"),
             f"exposed comm ({unit})": _num(exposed / scale if _num(exposed) != "-" else math.nan),
-            "comm share of step": _num(share, "{:.0%}"),
+            # A negative exposed time means the no-communication run was the slower one: noise.
+            "comm share of step": _num(share, "{:.0%}") + (" (below 0: noise)" if share < 0 else ""),
             "peak memory": fmt_bytes(r.get("peak_memory_bytes")),
             "eval loss": _num(r.get("eval_loss"), "{:.4g}"),
             "eval accuracy": _num(r.get("eval_accuracy"), "{:.2%}"),
+            "loss at sync's wall time": _num(r.get("loss_at_equal_wall"), "{:.4g}"),
             "target loss": _num(r.get("target_loss"), "{:.4g}"),
             "time to target (s)": (_num(ttt, "{:.2f}") if _num(ttt) != "-" else
                                    ("not reached" if _num(r.get("target_loss")) != "-" else "-")),
