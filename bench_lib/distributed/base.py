@@ -37,6 +37,12 @@ class RankContext:
     def is_cuda(self) -> bool:
         return self.device.startswith("cuda")
 
+    @property
+    def meta_device(self) -> str:
+        """Where bookkeeping collectives (max of timings, sums of counts) run: the CPU on Gloo, which
+        supports every dtype and op there, the GPU on NCCL, which has no CPU path."""
+        return self.device if self.backend == "nccl" else "cpu"
+
 
 def backends_for(device: str, backend: str) -> list[tuple[str, str]]:
     """(backend, device) pairs a run covers. NCCL is always listed (skipped where it cannot run), so a

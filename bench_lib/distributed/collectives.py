@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from bench_lib.distributed.base import TRANSPORTS, DistributedSuite, RankContext, backends_for, default_world_size
 from bench_lib.platform import detect
-from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
 
 __all__ = ["CollectivesSuite", "OPS", "SIZES", "bus_factor"]
 
@@ -132,29 +132,42 @@ def _host_samples(fn: Callable[[], object], iters: int) -> list[float]:
     return out
 
 
-def _cuda_samples(fn: Callable[[], object], iters: int, blocks: int, use_graph: bool) -> tuple[list[float], int]:
-    """Event-timed blocks of `per_block` iterations, replayed from a CUDA graph if use_graph."""
+def _graph_of(fn: Callable[[], object], per_block: int) -> Callable[[], object]:
+    """`per_block` calls captured once into a CUDA graph; replaying it costs one launch."""
+    import torch
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()  # warm up on a side stream, as torch.cuda.graphs' docs require before capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(per_block):
+            fn()
+    return graph.replay
+
+
+def _cuda_samples(fn: Callable[[], object], iters: int, blocks: int, use_graph: bool
+                  ) -> tuple[list[float], int, str]:
+    """Event-timed blocks of `per_block` iterations, replayed from a CUDA graph if use_graph.
+
+    A graph that cannot be captured is timed eagerly, and the timer name says so with the error.
+    """
     import torch
 
     per_block = max(1, iters // blocks)
-    block: Callable[[], object]
+
+    def eager() -> None:
+        for _ in range(per_block):
+            fn()
+
+    block, timer = eager, "cuda_event"
     if use_graph:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            fn()  # NCCL wants a warm communicator on the capture stream
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            for _ in range(per_block):
-                fn()
-        block = graph.replay
-    else:
-
-        def block() -> None:
-            for _ in range(per_block):
-                fn()
-
+        try:
+            block, timer = _graph_of(fn, per_block), "cuda_event+graph"
+        except RuntimeError as e:
+            timer = f"cuda_event (CUDA graph capture failed: {str(e).splitlines()[0][:200]})"
     block()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     out = []
@@ -165,7 +178,7 @@ def _cuda_samples(fn: Callable[[], object], iters: int, blocks: int, use_graph: 
         end.record()
         end.synchronize()
         out.append(start.elapsed_time(end) / 1e3 / per_block)
-    return out, per_block
+    return out, per_block, timer
 
 
 class CollectivesSuite(DistributedSuite):
@@ -190,7 +203,10 @@ class CollectivesSuite(DistributedSuite):
 
     def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
         for case in cases:
-            yield self._measure(case, profile, ctx)
+            try:
+                yield self._measure(case, profile, ctx)
+            except SkipCase as e:
+                yield CaseResult.skipped(case, str(e))
 
     def _measure(self, case: CaseSpec, profile: str, ctx: RankContext) -> CaseResult:
         import torch
@@ -206,8 +222,12 @@ class CollectivesSuite(DistributedSuite):
         nbytes = count * elem
         buffers = _buffers(case.variant, count, dtype, ctx.device, ctx.rank, n)
 
-        buffers.run()  # the check, on fresh patterned data, as nccl-tests' -c 1
-        wrong = _sum_over_ranks(_wrong_elements(buffers, dtype_name), ctx.device)
+        try:
+            buffers.run()  # the check, on fresh patterned data, as nccl-tests' -c 1
+        except (RuntimeError, TypeError, ValueError) as e:  # rejected locally, before any transfer, on every rank
+            raise SkipCase(f"{ctx.backend} cannot run {case.variant} on {dtype_name} {ctx.device} tensors: "
+                           f"{str(e).splitlines()[0][:300]}") from None
+        wrong = _sum_over_ranks(_wrong_elements(buffers, dtype_name), ctx.meta_device)
         buffers.reset()
         if case.variant == "all_reduce":
             buffers.output.zero_()  # repeated in-place sums of the pattern would overflow to inf
@@ -215,15 +235,14 @@ class CollectivesSuite(DistributedSuite):
         for _ in range(timing.warmup):
             buffers.run()
         run_synced = (lambda: (buffers.run(), torch.cuda.synchronize())) if ctx.is_cuda else buffers.run
-        pilot = _max_over_ranks([sorted(_host_samples(run_synced, 3))[1]], ctx.device)[0]
+        pilot = _max_over_ranks([sorted(_host_samples(run_synced, 3))[1]], ctx.meta_device)[0]
         iters = int(min(max(math.ceil(timing.target_s / max(pilot, 1e-7)), timing.min_iters), timing.max_iters))
         use_graph = ctx.backend == "nccl" and nbytes <= GRAPH_MAX_BYTES
         if ctx.is_cuda:
-            samples, per_sample = _cuda_samples(buffers.run, iters, timing.samples_per_case, use_graph)
-            timer = "cuda_event+graph" if use_graph else "cuda_event"
+            samples, per_sample, timer = _cuda_samples(buffers.run, iters, timing.samples_per_case, use_graph)
         else:
             samples, per_sample, timer = _host_samples(buffers.run, iters), 1, "perf_counter"
-        samples = _max_over_ranks(samples, ctx.device)
+        samples = _max_over_ranks(samples, ctx.meta_device)
         m = Measurement(tuple(samples), number_per_sample=per_sample)
         algbw = nbytes / m.median / 1e9
         metrics = {
@@ -237,7 +256,7 @@ class CollectivesSuite(DistributedSuite):
             "elements": count,
             "bus_factor": bus_factor(case.variant, n),
             "timing": "max over ranks per sample; " + ("host timer per iteration" if timer == "perf_counter"
-                                                       else f"CUDA events over blocks of {per_sample}"),
+                                                       else f"{timer} over blocks of {per_sample}"),
             "torch_threads": torch.get_num_threads(),
         }
         return CaseResult(case, "ok", m, metrics, timer=timer,

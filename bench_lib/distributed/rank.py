@@ -141,9 +141,12 @@ def _under_torchrun(args: argparse.Namespace) -> None:
     runnable = [p.case for p in planned if not p.skip_reason]
     suite = get_suite(args.suite)
     assert isinstance(suite, DistributedSuite)
-    for backend in dict.fromkeys(suite.backend_of(c) for c in runnable):
-        run(suite, [c for c in runnable if suite.backend_of(c) == backend], args.profile,
-            session.record if session else (lambda _: None))
+    backends = sorted({suite.backend_of(c) for c in runnable})
+    if len(backends) > 1:
+        raise SystemExit(f"one backend per torchrun job: these cases need {' and '.join(backends)}; "
+                         "pass --backend gloo or --backend nccl")
+    if runnable:
+        run(suite, runnable, args.profile, session.record if session else (lambda _: None))
     if session is not None:
         print(session.run_dir, flush=True)
 

@@ -136,16 +136,16 @@ class TrainingSuite(DistributedSuite):
                 curve.append([now - t0, step, float(loss.item())])
             step += 1
             if step == min_steps and base.sync_wall_s and case.variant not in ("sync", "nocomm"):
-                steps = self._extended_steps(min_steps, now - t0, step_times, base.sync_wall_s, device)
+                steps = self._extended_steps(min_steps, now - t0, step_times, base.sync_wall_s, ctx.meta_device)
         wall = time.perf_counter() - t0
         strategy.finish()
         evaluation = task.evaluate(model, device, autocast=cuda)
 
-        times = torch.tensor(step_times, dtype=torch.float64, device=device)
+        times = torch.tensor(step_times, dtype=torch.float64, device=ctx.meta_device)
         dist.all_reduce(times, op=dist.ReduceOp.MAX)  # each step as long as its slowest rank
         peak_kind = "cuda_max_allocated" if cuda else "rss"
         peak_local = memory.cuda_peak(device)["cuda_max_allocated_bytes"] if cuda else memory.peak_rss_bytes()
-        peak = torch.tensor([peak_local], dtype=torch.int64, device=device)
+        peak = torch.tensor([peak_local], dtype=torch.int64, device=ctx.meta_device)
         dist.all_reduce(peak, op=dist.ReduceOp.MAX)
 
         m = Measurement(tuple(times.cpu().tolist()[WARMUP_STEPS:]))
