@@ -1,8 +1,9 @@
-"""The inference suite: technique x workload x batch size, speed and accuracy in one case.
+"""The inference suite: technique x workload x batch size, speed and quality in one case.
 
-Each case trains (or loads from cache) the uncompressed reference, applies the technique,
-times the served model, and judges its predictions on held-out real data against the
-reference's, so a speed figure never travels without its quality figure.
+Each case loads the trained (cached) reference, applies the technique, times the served
+model, profiles a few calls (the kernels it spends its time in), and judges its outputs on
+held-out real data against the reference's, so a speed figure never travels without its
+quality figure and its evidence.
 """
 
 from __future__ import annotations
@@ -11,101 +12,170 @@ import copy
 import gc
 import os
 import time
-from dataclasses import asdict
+from collections.abc import Hashable
+from dataclasses import asdict, dataclass, field
 
 import torch
 
-from bench_lib.inference.size import model_size
-from bench_lib.inference.techniques import TECHNIQUES, skip_reason
+from bench_lib.inference.evidence import top_ops
+from bench_lib.inference.size import layer_kinds, model_size
+from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, skip_reason
 from bench_lib.measure import memory
 from bench_lib.measure.timers import blocked_autorange, timer_for
 from bench_lib.platform import Platform
 from bench_lib.profiles import measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import Suite
-from bench_lib.workloads.digits import DigitsMLP, digits_split
+from bench_lib.workloads import WORKLOADS
+from bench_lib.workloads.base import feed
 
-__all__ = ["InferenceSuite", "WORKLOADS"]
+__all__ = ["InferenceSuite", "Grid", "MATRIX", "BASELINES"]
 
-WORKLOADS = {
-    "digits_mlp": DigitsMLP(hidden=256, epochs=30),
-    # Linear-heavy: the 2048x2048 layer holds 96% of the weights, so GEMMs dominate.
-    "digits_mlp_wide": DigitsMLP(hidden=2048, epochs=8),
+#: What each device's speedups are relative to (same workload and batch).
+BASELINES = {"cpu": "fp32", "cuda": "bf16"}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Workloads x techniques (None: every technique, those this device lacks listed as skipped) x batches."""
+
+    workloads: tuple[str, ...]
+    batches: tuple[int, ...]
+    techniques: tuple[str, ...] | None = None
+    params: dict[str, tuple] = field(default_factory=dict)  # overrides the techniques' own parameter values
+
+
+_CPU_INT8 = ("fp32", "int8_dynamic", "structured", "structured_int8")
+_GPU_ACCURACY = ("bf16", "fp16", "int8_dynamic_torchao", "int8_weight_only", "fp8_dynamic", "int4_weight_only",
+                 "l1_unstructured", "structured", "semi_structured_24", "semi_structured_24_fp8")
+
+# quick must fit `nox -s bench` on 2 cores: every technique on the linear-heavy MLP, the int8 and
+# pruning paths on the CNN and the LM. full sweeps batches; on GPU it times the GEMM-bound shape.
+MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
+    ("quick", "cpu"): (
+        Grid(("digits_mlp_wide",), (1, 64)),
+        Grid(("digits_mlp",), (1,), ("fp32", "int8_dynamic")),
+        Grid(("digits_cnn",), (64,), _CPU_INT8),
+        Grid(("byte_gpt",), (8,), _CPU_INT8),
+    ),
+    ("full", "cpu"): (
+        Grid(("digits_mlp", "digits_mlp_wide", "digits_cnn"), (1, 8, 64, 256)),
+        Grid(("byte_gpt",), (1, 8, 32)),
+    ),
+    ("quick", "cuda"): (
+        Grid(("byte_gpt_d2048_random",), (8,), params={"sparsity": (0.5,)}),
+        Grid(("byte_gpt",), (8,), _GPU_ACCURACY, params={"sparsity": (0.5,)}),
+    ),
+    # Sized for one 10-minute call on one H100: the GEMM-bound shape (8 x 512 tokens) with every
+    # technique first, then quality on the trained LM, then latency at one sequence.
+    ("full", "cuda"): (
+        Grid(("byte_gpt_d2048_random",), (8,), params={"sparsity": (0.5,)}),
+        Grid(("byte_gpt",), (8,), _GPU_ACCURACY, params={"sparsity": (0.5,)}),
+        Grid(("byte_gpt_d2048_random",), (1,), ("bf16", "bf16_compile", "int8_dynamic_torchao", "int8_weight_only",
+                                                "fp8_dynamic", "int4_weight_only", "structured", "semi_structured_24"),
+             params={"sparsity": (0.5,)}),
+    ),
 }
-BATCHES = {"quick": (1, 64), "full": (1, 8, 64, 256)}
 
 
-def _classify(model: torch.nn.Module, x: torch.Tensor, device: str) -> torch.Tensor:
-    with torch.inference_mode():
-        return model(x.to(device)).argmax(dim=1).cpu()
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 class InferenceSuite(Suite):
     NAME = "inference"
-    DEFAULT_TIMEOUT_S = 900.0
+    DEFAULT_TIMEOUT_S = 300.0
 
     def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
         out = []
-        for workload in WORKLOADS:
-            for technique in TECHNIQUES.values():
-                grid = technique.params or {"": (None,)}
-                for key, values in grid.items():
-                    for value in values:
-                        extra = {key: value} if key else {}
-                        for batch in BATCHES[profile]:
-                            out.append(CaseSpec.make(self.NAME, workload, technique.name, device,
-                                                     batch=batch, **extra))
+        for grid in MATRIX[(profile, "cuda" if device.startswith("cuda") else "cpu")]:
+            for workload in grid.workloads:
+                for name in grid.techniques or tuple(TECHNIQUES):
+                    technique = TECHNIQUES[name]
+                    combos: list[dict] = [{}]
+                    for key, values in technique.params.items():
+                        combos = [{**c, key: v} for c in combos for v in grid.params.get(key, values)]
+                    for extra in combos:
+                        for batch in grid.batches:
+                            out.append(CaseSpec.make(self.NAME, workload, name, device, batch=batch, **extra))
         return out
 
+    def launch_key(self, case: CaseSpec) -> Hashable:
+        """The batch sizes of one workload and technique share a worker process (start-up paid once)."""
+        return case.workload, case.variant, case.device, tuple(p for p in case.params if p[0] != "batch")
+
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
-        return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device)
+        return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform)
 
     def execute(self, case: CaseSpec, profile: str) -> CaseResult:
         threads = len(os.sched_getaffinity(0))
         torch.set_num_threads(threads)
-        device = case.device
+        device, batch = case.device, int(case.param("batch"))
         workload, technique = WORKLOADS[case.workload], TECHNIQUES[case.variant]
-        data = digits_split()
+        dtype = serving_dtype(technique, device)
+        ctx = Context(case, workload, device, dtype, batch)
 
-        reference = workload.trained()
-        ref_pred = _classify(reference, data.x_test, "cpu")
+        reference = workload.reference().to(device)
+        eval_x = workload.eval_inputs()
+        ref_out = workload.outputs(reference, eval_x, batch, device, torch.float32)
 
         started = time.perf_counter()
-        model = technique.apply(copy.deepcopy(reference), case).to(device)
-        conversion_s = time.perf_counter() - started
+        model = copy.deepcopy(reference)
         del reference
+        if technique.prepare:
+            model = technique.prepare(model, ctx)
+        _sync(device)
+        prepared = time.perf_counter()
+        model = model.to(dtype).eval()
+        if technique.convert:
+            model = technique.convert(model, ctx)
+        size, kinds = model_size(model), layer_kinds(model)
+        if device in technique.compiled_on:
+            model = torch.compile(model)
+        _sync(device)
+        converted = time.perf_counter()
         gc.collect()
 
-        x = workload.example_input(int(case.param("batch"))).to(device)
-        memory.reset_cuda_peak(device)
-        rss_reset = memory.reset_peak_rss()
-        rss_before = memory.current_rss_bytes()
+        x = feed(workload.example_input(batch), device, dtype)
         cfg = measure_config(profile)
         timer = timer_for(device)
-        with torch.inference_mode():
+        with torch.no_grad():
+            first = time.perf_counter()
+            model(x)  # compiles where the model is compiled: timed apart from the runs
+            _sync(device)
+            first_call_s = time.perf_counter() - first
+            memory.reset_cuda_peak(device)
+            rss_reset = memory.reset_peak_rss()
+            rss_before = memory.current_rss_bytes()
             measurement = blocked_autorange(lambda: model(x), timer, cfg)
-        peak = memory.peak_rss_bytes()
+            peak = memory.peak_rss_bytes()
+            cuda_peak = memory.cuda_peak(device)
+            ops = top_ops(lambda: model(x), device)
+        quality = workload.quality(workload.outputs(model, eval_x, batch, device, dtype), ref_out)
 
-        pred = _classify(model, data.x_test, device)
-        accuracy = float((pred == data.y_test).float().mean())
-        ref_accuracy = float((ref_pred == data.y_test).float().mean())
-        batch = int(case.param("batch"))
         metrics = {
             "latency_median_s": measurement.median,
             "latency_p90_s": measurement.p90,
             "latency_p99_s": measurement.p99,
             "throughput_samples_per_s": batch / measurement.median,
+            **({} if x.is_floating_point() else {"throughput_tokens_per_s": x.numel() / measurement.median}),
             "peak_rss_bytes": peak,
             "rss_before_bytes": rss_before,
             "peak_rss_scope": "timed loop" if rss_reset else "process lifetime",
-            **memory.cuda_peak(device),
-            **model_size(model),
-            "conversion_s": conversion_s,
-            "accuracy": accuracy,
-            "reference_accuracy": ref_accuracy,
-            "accuracy_delta": accuracy - ref_accuracy,
-            "agreement_with_reference": float((pred == ref_pred).float().mean()),
-            "eval_samples": int(data.y_test.numel()),
+            **cuda_peak,
+            **size,
+            "layers": kinds,
+            "prepare_s": prepared - started,
+            "convert_s": converted - prepared,
+            "first_call_s": first_call_s,
+            "compiled": device in technique.compiled_on,
+            "serving_dtype": str(dtype).removeprefix("torch."),
+            **quality,
+            "weights": "trained" if workload.trained_weights else "random (speed shape: quality = change only)",
+            "top_ops": ops,
+            "top_ops_clock": "device self time" if device.startswith("cuda") else "CPU self time",
+            "baseline_variant": BASELINES["cuda" if device.startswith("cuda") else "cpu"],
             "torch_threads": threads,
             "technique_note": technique.note,
         }

@@ -1,0 +1,118 @@
+"""The inference suite's pieces, on tiny models: no timing, no training beyond a few steps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bench_lib.inference.size import layer_kinds, model_size
+from bench_lib.inference.structured import remove_units
+from bench_lib.inference.suite import BASELINES, InferenceSuite
+from bench_lib.inference.techniques import TECHNIQUES, Context, CsrLinear, skip_reason
+from bench_lib.platform import Platform
+from bench_lib.results.case import CaseSpec
+from bench_lib.workloads import WORKLOADS
+from bench_lib.workloads.digits import DigitsCNN, DigitsMLP
+from bench_lib.workloads.text import ByteLM
+
+TINY_LM = ByteLM(d=32, layers=1, heads=2, seq=16, steps=0, eval_seqs=5)
+
+
+def _ctx(technique: str, workload, **params) -> Context:
+    case = CaseSpec.make("inference", "tiny", technique, "cpu", batch=4, **params)
+    return Context(case, workload, "cpu", torch.float32, 4)
+
+
+@pytest.mark.parametrize("workload", [DigitsMLP(hidden=32), DigitsCNN(channels=4, hidden=16)])
+def test_remove_units_makes_smaller_dense_layers_and_zero_fraction_changes_nothing(workload):
+    model = workload.architecture().eval()
+    x = torch.randn(3, 64)
+    before = model(x)
+    assert remove_units(workload.prunable(model), 0.0) == 0
+    torch.testing.assert_close(model(x), before)
+    params = sum(p.numel() for p in model.parameters())
+    removed = remove_units(workload.prunable(model), 0.5)
+    assert removed > 0 and sum(p.numel() for p in model.parameters()) < params * 0.6
+    assert model(x).shape == (3, 10)
+    for pair in workload.prunable(model):
+        assert pair.producer.weight.shape[0] * pair.group == pair.consumer.weight.shape[1]
+
+
+def test_remove_units_keeps_the_largest_units():
+    producer, consumer = nn.Linear(2, 4), nn.Linear(4, 1)
+    with torch.no_grad():
+        producer.weight.copy_(torch.tensor([[1.0, 0], [9, 9], [0.1, 0], [5, 0]]))
+        consumer.weight.copy_(torch.tensor([[10.0, 20, 30, 40]]))
+    from bench_lib.workloads.base import Prunable
+
+    remove_units([Prunable(producer, consumer)], 0.5)
+    assert producer.weight[:, 0].tolist() == [9, 5] and consumer.weight.tolist() == [[20, 40]]
+
+
+def test_lm_structured_cut_and_outputs_are_chunked_exactly():
+    model = TINY_LM.reference()
+    x = TINY_LM.eval_inputs()
+    whole = model(x).detach()
+    chunked = TINY_LM.outputs(model, x, 2, "cpu", torch.float32)  # 5 rows in chunks of 2: last one padded
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-5)
+    remove_units(TINY_LM.prunable(model), 0.5)
+    assert model.blocks[0].fc1.out_features == 64 and model(x).shape == whole.shape
+
+
+def test_lm_quality_of_the_reference_itself():
+    out = TINY_LM.outputs(TINY_LM.reference(), TINY_LM.eval_inputs(), 5, "cpu", torch.float32)
+    q = TINY_LM.quality(out, out)
+    assert q["agreement_with_reference"] == 1.0 and q["accuracy_delta"] == 0.0 and q["output_rel_error"] == 0.0
+    assert q["perplexity"] == q["reference_perplexity"] > 1 and q["eval_tokens"] == 5 * 16
+
+
+def test_calibration_batches_have_exactly_the_batch_rows():
+    batches = TINY_LM.calibration_batches(3, rows=10)
+    assert len(batches) == 3 and all(b.shape == (3, 16) for b in batches)
+
+
+def test_csr_linear_computes_the_same_function():
+    linear = nn.Linear(16, 8)
+    with torch.no_grad():
+        linear.weight[linear.weight.abs() < 0.1] = 0
+    x = torch.randn(2, 3, 16)
+    torch.testing.assert_close(CsrLinear(linear)(x), linear(x), rtol=1e-5, atol=1e-6)
+
+
+def test_int8_dynamic_converts_every_linear_and_shrinks_the_model():
+    model = DigitsMLP(hidden=64).architecture().eval()
+    size = model_size(model)["serialized_bytes"]
+    converted = TECHNIQUES["int8_dynamic"].convert(model, _ctx("int8_dynamic", DigitsMLP(hidden=64)))
+    assert layer_kinds(converted) == {"DynamicQuantizedLinear[Tensor:qint8]": 3}
+    assert model_size(converted)["serialized_bytes"] < size / 2
+
+
+def test_l1_unstructured_zeroes_the_requested_fraction():
+    model = DigitsMLP(hidden=64).architecture()
+    TECHNIQUES["l1_unstructured"].prepare(model, _ctx("l1_unstructured", DigitsMLP(hidden=64), sparsity=0.9))
+    assert model_size(model)["nonzero_weight_fraction"] == pytest.approx(0.1, abs=0.01)
+
+
+def test_skip_reasons_name_device_capability_and_missing_support():
+    assert "runs on cuda" in skip_reason(TECHNIQUES["fp8_dynamic"], "cpu")
+    ampere = Platform(cuda_devices=1, cuda_capability=(8, 0), gloo=True, nccl=True)
+    assert "8.9" in skip_reason(TECHNIQUES["fp8_dynamic"], "cuda", ampere)
+    hopper = Platform(cuda_devices=1, cuda_capability=(9, 0), gloo=True, nccl=True)
+    assert skip_reason(TECHNIQUES["fp8_dynamic"], "cuda", hopper) is None
+    assert "torchao" in skip_reason(TECHNIQUES["semi_structured_24_int8"], "cuda", hopper)
+    assert "deprecated" in TECHNIQUES["int8_dynamic"].note.lower()
+
+
+@pytest.mark.parametrize("profile,device", [("quick", "cpu"), ("full", "cpu"), ("quick", "cuda"), ("full", "cuda")])
+def test_matrix_cases_are_unique_known_and_have_baselines(profile, device):
+    cases = InferenceSuite().cases(profile, device, "all")
+    assert len({c.id for c in cases}) == len(cases)
+    assert {c.workload for c in cases} <= set(WORKLOADS) and {c.variant for c in cases} <= set(TECHNIQUES)
+    for workload, batch in {(c.workload, c.param("batch")) for c in cases}:
+        assert CaseSpec.make("inference", workload, BASELINES[device], device, batch=batch) in cases
+
+
+def test_quick_cpu_lists_every_technique_on_the_linear_heavy_mlp():
+    cases = InferenceSuite().cases("quick", "cpu", "all")
+    assert {c.variant for c in cases if c.workload == "digits_mlp_wide"} == set(TECHNIQUES)
