@@ -62,10 +62,12 @@ def default_world_size(device: str, platform: Platform | None = None) -> int:
 
 
 def nccl_skip_reason(world_size: int, platform: Platform) -> str | None:
+    """NCCL needs a GPU per rank of this node (torchrun's LOCAL_WORLD_SIZE; all ranks under effbench's launcher)."""
     if not platform.nccl:
         return "this torch build has no NCCL"
-    if platform.cuda_devices < world_size:
-        return (f"NCCL needs one GPU per rank: {platform.cuda_devices} visible for {world_size} ranks "
+    here = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    if platform.cuda_devices < here:
+        return (f"NCCL needs one GPU per rank: {platform.cuda_devices} visible for {here} ranks on this machine "
                 "(NCCL refuses two ranks on one GPU: 'Duplicate GPU detected')")
     return None
 
