@@ -86,3 +86,12 @@ def test_with_every_try_busy_the_case_fails_without_hanging(fast):
     assert result.status == "failed"
     assert f"ports {busy} were busy (1 of 2 tries)" in result.reason  # the port list ran out after one try
     assert _rank_children() == []
+
+
+def test_ranks_that_cannot_start_fail_the_group_after_two_tries(fast, monkeypatch):
+    monkeypatch.setenv("EFFBENCH_FAULT", "exit:1:size_bytes4096")  # every case: rank 1 exits before it
+    results = list(CollectivesSuite().execute_group(CASES, "quick"))
+    assert [r.status for r in results] == ["failed"] * 3
+    assert "rank 1 exited with status 3" in results[0].reason
+    assert results[2].reason.startswith("not run: two launches in a row failed before any result")
+    assert _rank_children() == []

@@ -202,8 +202,13 @@ def run_cases(cases: list[CaseSpec], profile: str, world_size: int, timeouts: li
               env: dict[str, str] | None = None) -> Iterator[CaseResult]:
     """One result per case, in order. A fault fails the case it hit, then the rest are relaunched."""
     port_iter = iter(ports) if ports is not None else iter(free_port, None)
-    index = 0
+    index, barren, reason = 0, 0, ""  # barren: launches in a row that failed before their first result
     while index < len(cases):
+        if barren == 2:  # the ranks cannot start at all: fail the rest now rather than after every timeout
+            for case in cases[index:]:
+                yield CaseResult.failed(case, f"not run: two launches in a row failed before any result; "
+                                              f"the last one: {reason}")
+            return
         todo, todo_timeouts = cases[index:], timeouts[index:]
         request = {"cases": [c.as_params() for c in todo], "profile": profile}
         started = time.perf_counter()
@@ -213,5 +218,8 @@ def run_cases(cases: list[CaseSpec], profile: str, world_size: int, timeouts: li
                 index += 1
                 started = time.perf_counter()
         except LaunchFailure as e:
+            if index == len(cases):
+                return  # every case answered; a rank failed afterwards (at teardown): the results stand
             yield CaseResult.failed(cases[index], e.reason, time.perf_counter() - started)
             index += 1
+            barren, reason = (barren + 1 if e.done == 0 else 0), e.reason
