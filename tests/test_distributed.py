@@ -97,3 +97,13 @@ def test_the_rank_code_runs_under_torchrun(tmp_path):
     assert sorted(r.case.variant for r in run.results) == ["all_gather", "all_reduce"]
     assert all(r.status == "ok" and r.metrics["wrong_elements"] == 0 for r in run.results)
     assert run.results[0].metrics["busbw_GBps"] > 0
+
+
+def test_iteration_counts_follow_the_pilot_within_bounds():
+    from bench_lib.distributed.collectives import TIMING
+
+    full = TIMING["full"]
+    assert full.iterations(1e-6) == full.max_iters  # tiny messages: capped
+    assert full.iterations(0.01) == 100  # target_s / pilot
+    assert full.iterations(0.5) == 12  # min_iters would take 10 s: held to max_s
+    assert full.iterations(10.0) == 5  # never fewer than the floor

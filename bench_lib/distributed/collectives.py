@@ -40,9 +40,15 @@ class Timing:
     max_iters: int
     warmup: int
     samples_per_case: int  # CUDA: iterations are grouped into this many event-timed blocks
+    max_s: float  # a slow message (Gloo at 1 GiB) takes fewer than min_iters, but never fewer than FLOOR_ITERS
+
+    def iterations(self, pilot_s: float) -> int:
+        wanted = min(max(math.ceil(self.target_s / max(pilot_s, 1e-7)), self.min_iters), self.max_iters)
+        return max(min(wanted, int(self.max_s / max(pilot_s, 1e-7))), FLOOR_ITERS)
 
 
-TIMING = {"quick": Timing(0.1, 8, 300, 2, 20), "full": Timing(1.0, 20, 20000, 5, 50)}
+FLOOR_ITERS = 5
+TIMING = {"quick": Timing(0.1, 8, 300, 2, 20, 2.0), "full": Timing(1.0, 20, 20000, 5, 50, 6.0)}
 
 
 def bus_factor(op: str, n: int) -> float:
@@ -241,10 +247,11 @@ class CollectivesSuite(DistributedSuite):
             buffers.run()
         run_synced = (lambda: (buffers.run(), torch.cuda.synchronize())) if ctx.is_cuda else buffers.run
         pilot = _max_over_ranks([sorted(_host_samples(run_synced, 3))[1]], ctx.meta_device)[0]
-        iters = int(min(max(math.ceil(timing.target_s / max(pilot, 1e-7)), timing.min_iters), timing.max_iters))
+        iters = timing.iterations(pilot)
         use_graph = ctx.backend == "nccl" and nbytes <= GRAPH_MAX_BYTES
         if ctx.is_cuda:
-            samples, per_sample, timer = _cuda_samples(buffers.run, iters, timing.samples_per_case, use_graph)
+            samples, per_sample, timer = _cuda_samples(buffers.run, iters, min(timing.samples_per_case, iters),
+                                                       use_graph)
         else:
             samples, per_sample, timer = _host_samples(buffers.run, iters), 1, "perf_counter"
         samples = _max_over_ranks(samples, ctx.meta_device)

@@ -155,6 +155,7 @@ class TrainingSuite(DistributedSuite):
         if case.variant == "sync":
             base.sync_wall_s, base.target_loss = wall, smooth[-1][1]
         samples_per_s = ctx.world_size * task.batch / m.median
+        at_sync_wall = loss_at(smooth, base.sync_wall_s) if base.sync_wall_s else None
         metrics = {
             "step_time_median_s": m.median,
             "step_time_p90_s": m.p90,
@@ -165,9 +166,11 @@ class TrainingSuite(DistributedSuite):
             "peak_memory_kind": peak_kind + " per rank, max over ranks",
             "loss_curve": curve,
             **evaluation,
+            "eval_accuracy_metric": "next-byte top-1" if task.tokens_per_sample else "top-1 class",
             "target_loss": base.target_loss,
             "time_to_target_s": time_to(smooth, base.target_loss) if base.target_loss is not None else None,
-            "loss_at_equal_wall": loss_at(smooth, base.sync_wall_s) if base.sync_wall_s else None,
+            "loss_at_equal_wall": at_sync_wall,
+            "loss_gap_at_equal_wall": at_sync_wall - base.target_loss if at_sync_wall is not None else None,
             "equal_wall_s": base.sync_wall_s,
             "final_train_loss": smooth[-1][1],
             "train_wall_s": wall,
