@@ -143,3 +143,15 @@ def test_report_cli_writes_readme_and_rejects_bad_input(tmp_path):
     assert (tmp_path / "rep" / "README.md").is_file() and len(list((tmp_path / "rep").glob("*.png"))) >= 3
     bad = effbench("report", str(tmp_path / "missing"))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "no such" in bad.stderr
+
+
+def test_a_run_with_nothing_measured_still_reports_its_skips_and_failures(tmp_path):
+    results = [CaseResult.skipped(CaseSpec.make("collectives", "nccl", "all_reduce", "cuda", dtype="float32",
+                                                size_bytes=1024, world_size=2), "NCCL needs CUDA tensors"),
+               CaseResult.failed(CaseSpec.make("training", "gpt_bytes", "sync", "cpu", backend="gloo", world_size=2),
+                                 "rank 1 exited with status 1")]
+    report = build_report([make_run(tmp_path, "r", CPU_ENV, mixed=results)], tmp_path / "out")
+    text = report.readme.read_text()
+    assert report.plots == [] and "## Collectives" not in text and "## Training" not in text
+    assert "**Failed cases (1)**" in text and "rank 1 exited with status 1" in text
+    assert "NCCL needs CUDA tensors" in text

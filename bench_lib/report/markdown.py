@@ -157,6 +157,8 @@ def _notes(df: pd.DataFrame) -> list[str]:
 
 
 def _summary(df: pd.DataFrame, runs: list[Run]) -> list[str]:
+    if df.empty:
+        return ["# effbench report\n", "These runs hold no results.\n"]
     counts = df.groupby(["suite", "status"]).size().unstack(fill_value=0)
     for status in ("ok", "skipped", "failed"):
         if status not in counts:
