@@ -82,6 +82,12 @@ def test_foreign_or_malformed_files_exit_2_with_one_line(run, tmp_path, content,
     assert message in _one_line_error(effbench("compare", str(run), str(bad)))
 
 
+def test_runs_with_no_case_in_common_exit_2(run, tmp_path):
+    w = RunWriter(tmp_path / "other", "training", {}, {}, {"id": "abc"}, ENV)
+    w.add(CaseResult(CaseSpec.make("training", "mlp", "sync", "cpu", backend="gloo"), "ok", Measurement(SAMPLES)))
+    assert "no measured case in common" in _one_line_error(effbench("compare", str(run), str(tmp_path / "other")))
+
+
 def test_missing_path_and_bad_threshold_exit_2(run, tmp_path):
     assert "no such results" in _one_line_error(effbench("compare", str(run), str(tmp_path / "nope")))
     assert "--threshold" in _one_line_error(effbench("compare", str(run), str(run), "--threshold", "-5"))

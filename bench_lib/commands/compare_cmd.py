@@ -45,6 +45,8 @@ def handle(args: argparse.Namespace) -> int:
         raise BadInput("BASE and NEW must each name at least one run")
     cmp = compare_runs([r.results for r in base], [r.results for r in new], args.threshold / 100,
                        [r.environment for r in base], [r.environment for r in new])
+    if not any(v.estimate or v.kind == "failed" for v in cmp.verdicts):
+        raise BadInput("BASE and NEW have no measured case in common: nothing to compare")
     text = render_comparison(cmp, [r.name for r in base], [r.name for r in new],
                              [_commit(r) for r in base], [_commit(r) for r in new])
     if args.out:
