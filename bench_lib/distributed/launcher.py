@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,6 +33,7 @@ __all__ = ["PORT_BUSY_EXIT", "LaunchFailure", "PortBusy", "free_port", "launch_r
 
 # Rank 0 exits with this status when the rendezvous port is taken (errno EADDRINUSE on Linux).
 PORT_BUSY_EXIT = 98
+TEARDOWN_S = 30.0
 STARTUP_S = 90.0  # allowance for importing torch and the rendezvous, before the first case's own timeout
 PORT_TRIES = 4
 _POLL_S = 0.05
@@ -75,6 +77,12 @@ class _Ranks:
     def tail(self, rank: int) -> str:
         text = self.logs[rank].read_text(errors="replace") if self.logs[rank].exists() else ""
         return text[-_TAIL:].strip() or "(no output)"
+
+    def started(self, rank: int) -> int:
+        """The last case index this rank logged as started (rank.py's "case N start"), -1 if none."""
+        text = self.logs[rank].read_text(errors="replace") if self.logs[rank].exists() else ""
+        found = re.findall(r"\] case (\d+) start:", text)
+        return int(found[-1]) if found else -1
 
     def reap(self, grace_s: float = 2.0) -> None:
         """SIGTERM every live rank, SIGKILL what is left after grace_s, and wait for each."""
@@ -146,8 +154,7 @@ def launch_ranks(request: dict, world_size: int, case_timeouts: list[float], por
                 for record in tail.read():
                     yield record
                     done += 1
-                    if done < len(case_timeouts):
-                        deadline = time.monotonic() + case_timeouts[done]
+                    deadline = time.monotonic() + (case_timeouts[done] if done < len(case_timeouts) else TEARDOWN_S)
                 codes = [p.poll() for p in ranks.procs]
                 if all(c == 0 for c in codes):
                     for record in tail.read():
@@ -171,11 +178,13 @@ def launch_ranks(request: dict, world_size: int, case_timeouts: list[float], por
                     exits = "; ".join(f"rank {r} {describe_exit(c)}" for r, c in bad)
                     raise LaunchFailure(f"{exits}. Rank {rank}'s log tail:\n{ranks.tail(rank)}", done)
                 if time.monotonic() > deadline:
-                    live = [r for r, c in enumerate(codes) if c is None]
-                    last = "\n".join(f"rank {r}: ...{ranks.tail(r)[-300:]}" for r in live)
-                    raise LaunchFailure(f"timed out after {case_timeouts[min(done, len(case_timeouts) - 1)]:.0f} s "
-                                        f"(hung?); ranks {', '.join(map(str, live))} still running, killed. "
-                                        f"Log tails:\n{last}", done)
+                    if done == len(case_timeouts):
+                        return  # every case answered, then a rank stuck in teardown: reaped below
+                    where = "; ".join(f"rank {r} {'is in it' if ranks.started(r) >= done else 'never started it'}"
+                                      for r in range(world_size))
+                    tails = "\n".join(f"rank {r}: ...{ranks.tail(r)[-300:]}" for r in range(world_size))
+                    raise LaunchFailure(f"timed out after {case_timeouts[done]:.0f} s (hung?): {where}; every rank "
+                                        f"killed. Log tails:\n{tails}", done)
                 time.sleep(_POLL_S)
         finally:
             ranks.reap()

@@ -97,12 +97,14 @@ def run(suite: DistributedSuite, cases: list[CaseSpec], profile: str, emit: Call
     _log(ctx.rank, f"joined: {ctx}")
     try:
         inject_fault(cases[0], ctx.rank)
+        _log(ctx.rank, f"case 0 start: {cases[0].id}")
         for i, result in enumerate(suite.run_on_rank(cases, profile, ctx)):
             if ctx.rank == 0:
                 emit(result)
             _log(ctx.rank, f"case {i} done: {cases[i].id} ({result.status})")
             if i + 1 < len(cases):
                 inject_fault(cases[i + 1], ctx.rank)
+                _log(ctx.rank, f"case {i + 1} start: {cases[i + 1].id}")  # the launcher reads these on a hang
     finally:
         dist.destroy_process_group()
 
