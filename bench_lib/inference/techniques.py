@@ -221,13 +221,30 @@ def _to_semi_structured(model: nn.Module, ctx: Context) -> nn.Module:
     return model
 
 
+class Rows2d(nn.Module):
+    """Feeds a Linear 2-D rows: torchao's fp8 2:4 CUTLASS kernel refuses 3-D activations
+    ("Expected Xq scale argument to be 2D tensor, got 3 dims", H100 run 2026-11-25)."""
+
+    def __init__(self, linear: nn.Module) -> None:
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(x.reshape(-1, x.shape[-1]))
+        return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
 def _semi_structured_fp8(model: nn.Module, ctx: Context) -> nn.Module:
     import torchao  # noqa: F401 - registers torch.ops.torchao
 
     if not hasattr(torch.ops.torchao, "rowwise_scaled_linear_sparse_cutlass_f8f8"):
         raise SkipCase("torchao's sm90a CUTLASS extension (_C_cutlass_90a, which holds the fp8 2:4 kernel) "
                        f"did not load with torch {torch.__version__}")
-    return _torchao(_fp8_config("sparse_2d_data_2d_metadata"), 64, 64)(model, ctx)
+    model = _torchao(_fp8_config("sparse_2d_data_2d_metadata"), 64, 64)(model, ctx)
+    for name, linear in _linears(model, 64, 64):
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, Rows2d(linear))
+    return model
 
 
 def _compose(*steps: Step) -> Step:
