@@ -41,13 +41,13 @@ def _rank_children() -> list[int]:
 
 @pytest.fixture
 def fast(monkeypatch):
-    monkeypatch.setenv("EFFBENCH_DIST_TIMEOUT_S", "6")
+    monkeypatch.setenv("EFFBENCH_DIST_TIMEOUT_S", "4")
     monkeypatch.delenv("EFFBENCH_FAULT", raising=False)
 
 
 @pytest.mark.parametrize("action, reason", [
     ("kill", "rank 1 died of SIGKILL"),
-    ("hang", "timed out after 6 s (hung?): rank 0 is in it; rank 1 never started it"),
+    ("hang", "timed out after 4 s (hung?): rank 0 is in it; rank 1 never started it"),
 ])
 def test_a_rank_fault_fails_its_case_and_the_rest_run(fast, monkeypatch, action, reason):
     monkeypatch.setenv("EFFBENCH_FAULT", f"{action}:1:broadcast")

@@ -56,7 +56,7 @@ def bus_factor(op: str, n: int) -> float:
     return {"all_reduce": 2 * (n - 1) / n, "broadcast": 1.0}.get(op, (n - 1) / n)
 
 
-def _pattern(torch, rank, index, dtype):
+def _pattern(rank: int, index, dtype):
     """Small integers, exact in bf16 and in sums of a few ranks: (i mod 7) + rank + 1."""
     return ((index % 7) + rank + 1).to(dtype)
 
@@ -74,12 +74,12 @@ def _buffers(op: str, count: int, dtype, device: str, rank: int, n: int) -> _Buf
     import torch
     import torch.distributed as dist
 
-    idx = torch.arange(count, device=device)
+    idx = torch.arange(count, dtype=torch.int32, device=device)  # counts stay below 2**31 up to 1 GiB
     chunk = count // n
-    mine = _pattern(torch, rank, idx, dtype)
+    mine = _pattern(rank, idx, dtype)
 
     def of(r, lo, hi):
-        return _pattern(torch, r, idx[lo:hi], torch.float32)  # exact: small integers
+        return _pattern(r, idx[lo:hi], torch.float32)  # exact: small integers
 
     if op == "all_reduce":
         buf = mine.clone()
