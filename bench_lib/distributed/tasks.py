@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["TrainTask", "GPTBytes", "DigitsTask", "TASKS"]
+__all__ = ["TrainTask", "GPTBytes", "DigitsTask", "TASKS", "task_for"]
 
 
 class TrainTask(ABC):
@@ -127,10 +127,18 @@ class DigitsTask(TrainTask):
         return [(data.x_test, data.y_test)]
 
 
-# profile -> task name -> (task, steps). Quick: seconds per strategy on 2 CPU cores; full: a ~113M-parameter
-# GPT (16 layers, d=768, 512-byte context) for H200-class GPUs, bf16 autocast and fused AdamW there.
-TASKS: dict[str, dict[str, tuple[TrainTask, int]]] = {
-    "quick": {"gpt_bytes": (GPTBytes(d=64), 40), "digits_mlp": (DigitsTask(), 120)},
-    "full": {"gpt_bytes": (GPTBytes(d=768, layers=16, heads=12, seq=512, batch=8, lr=6e-4), 300),
-             "digits_mlp": (DigitsTask(), 1000)},
+# (profile, device kind) -> task name -> (task, steps). Quick: seconds per strategy on 2 CPU cores. Full on
+# CUDA: a ~114M-parameter GPT (16 layers, d=768, 512-byte context; bf16 autocast, fused AdamW) for H200-class
+# GPUs; full on CPU: a GPT that one core per rank trains in minutes.
+TASKS: dict[tuple[str, str], dict[str, tuple[TrainTask, int]]] = {
+    ("quick", "cpu"): {"gpt_bytes": (GPTBytes(d=64), 40), "digits_mlp": (DigitsTask(), 120)},
+    ("quick", "cuda"): {"gpt_bytes": (GPTBytes(d=64), 40), "digits_mlp": (DigitsTask(), 120)},
+    ("full", "cpu"): {"gpt_bytes": (GPTBytes(d=128, layers=4, heads=4, seq=128), 200),
+                      "digits_mlp": (DigitsTask(), 1000)},
+    ("full", "cuda"): {"gpt_bytes": (GPTBytes(d=768, layers=16, heads=12, seq=512, batch=8, lr=6e-4), 300),
+                       "digits_mlp": (DigitsTask(), 1000)},
 }
+
+
+def task_for(profile: str, device: str, workload: str) -> tuple[TrainTask, int]:
+    return TASKS[(profile, "cuda" if device.startswith("cuda") else "cpu")][workload]

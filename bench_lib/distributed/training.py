@@ -72,7 +72,7 @@ class TrainingSuite(DistributedSuite):
         out = []
         for dist_backend, dev in backends_for(device, backend):
             world = default_world_size(dev, platform)
-            for workload in TASKS[profile]:
+            for workload in TASKS[(profile, "cuda" if dev.startswith("cuda") else "cpu")]:
                 for name, info in STRATEGIES.items():
                     extra = {"sync_every": SYNC_EVERY[profile]} if info.periodic else {}
                     out.append(CaseSpec.make(self.NAME, workload, name, dev, backend=dist_backend,
@@ -95,12 +95,12 @@ class TrainingSuite(DistributedSuite):
         import torch.distributed as dist
 
         from bench_lib.distributed.strategies import STRATEGIES, make_strategy
-        from bench_lib.distributed.tasks import TASKS
+        from bench_lib.distributed.tasks import task_for
         from bench_lib.measure import memory
         from bench_lib.measure.stats import Measurement
 
         started = time.perf_counter()
-        task, min_steps = TASKS[profile][case.workload]
+        task, min_steps = task_for(profile, ctx.device, case.workload)
         device, cuda = ctx.device, ctx.is_cuda
         sync_every = int(case.param("sync_every", 1))
         model = task.model().to(device)
