@@ -116,3 +116,19 @@ def test_matrix_cases_are_unique_known_and_have_baselines(profile, device):
 def test_quick_cpu_lists_every_technique_on_the_linear_heavy_mlp():
     cases = InferenceSuite().cases("quick", "cpu", "all")
     assert {c.variant for c in cases if c.workload == "digits_mlp_wide"} == set(TECHNIQUES)
+
+
+def test_summary_table_speedup_against_the_device_baseline():
+    from bench_lib.inference.table import summary_frame
+    from bench_lib.measure.stats import Measurement
+    from bench_lib.results.case import CaseResult
+
+    def ok(variant: str, seconds: float) -> CaseResult:
+        case = CaseSpec.make("inference", "w", variant, "cuda", batch=8)
+        samples = tuple(seconds * (1 + 0.001 * i) for i in range(20))
+        return CaseResult(case, "ok", Measurement(samples=samples, number_per_sample=1), {"accuracy": 0.9})
+
+    skipped = CaseResult.skipped(CaseSpec.make("inference", "w", "fp8_dynamic", "cuda", batch=8), "needs 8.9")
+    frame = summary_frame([ok("bf16", 2.0), ok("fp16", 1.0), skipped]).set_index("technique")
+    assert frame.loc["bf16", "speedup"] == "1.00x" and frame.loc["fp16", "speedup"] == "2.00x"
+    assert frame.loc["fp8_dynamic", "status"] == "skipped" and frame.loc["fp8_dynamic", "note"] == "needs 8.9"
