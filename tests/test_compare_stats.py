@@ -82,6 +82,9 @@ def test_baseline_is_the_same_run_fp32_with_matching_params():
     assert baseline_of(PRUNE, available) == FP32
     assert baseline_of(FP32, available) is None
     assert baseline_of(CaseSpec.make("collectives", "nccl", "all_reduce", "cuda"), available) is None
+    bf16 = CaseSpec.make("inference", "mlp", "bf16", "cuda", batch=8)
+    fp8 = CaseSpec.make("inference", "mlp", "fp8_dynamic", "cuda", batch=8)
+    assert baseline_of(fp8, {bf16, fp8, FP32}) == bf16          # the GPU baseline is bf16 eager
 
 
 def test_compare_runs_flags_a_slowed_case_and_keeps_its_relative_speedup():

@@ -45,6 +45,7 @@ __all__ = [
     "classify",
     "compare_runs",
     "baseline_of",
+    "baseline_variant",
 ]
 
 Kind = Literal["faster", "slower", "within noise", "failed", "not comparable"]
@@ -61,8 +62,9 @@ CONFIDENCE = 0.95
 # The same bar applies to same-run relative speedups: the anchor's slow states moved the
 # int8/fp32 ratio too (x2.43 fast, x3.0 slowest), less than the times themselves.
 SINGLE_RUN_FLOOR = 0.20
-# The variant each technique or strategy is measured against, within the same run.
-BASELINES = {"inference": "fp32", "training": "sync"}
+# The variant each technique or strategy is measured against, within the same run, per
+# suite and device kind (the inference suite's own choice: fp32 eager on CPU, bf16 on GPU).
+BASELINES = {"inference": {"cpu": "fp32", "cuda": "bf16"}, "training": {"cpu": "sync", "cuda": "sync"}}
 _CHUNK_ELEMENTS = 4_000_000
 
 
@@ -257,10 +259,15 @@ def _status_verdict(case: CaseSpec, base: list[CaseResult], new: list[CaseResult
     return None
 
 
+def baseline_variant(suite: str, device: str) -> str | None:
+    """The variant a suite's cases are measured against on this device (None: no baseline)."""
+    return BASELINES.get(suite, {}).get("cuda" if device.startswith("cuda") else "cpu")
+
+
 def baseline_of(case: CaseSpec, available: set[CaseSpec]) -> CaseSpec | None:
     """The same-run baseline of a technique: same suite, workload and device, the suite's
     baseline variant, and every param the baseline has equal to the case's (batch, backend...)."""
-    variant = BASELINES.get(case.suite)
+    variant = baseline_variant(case.suite, case.device)
     if variant is None or case.variant == variant:
         return None
     mine = dict(case.params)

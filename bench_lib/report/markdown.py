@@ -66,9 +66,10 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
         if path:
             drawn.append(path)
             parts.append(_img(path, out, alt))
-    parts += ["Speed against accuracy, size and memory. Speedup is fp32's median over the technique's, same run, "
+    parts += ["Speed against accuracy, size and memory. Speedup is the baseline's median (fp32 eager on CPU, bf16 "
+              "eager on GPU) over the technique's, same run, "
               "workload and batch, with a within-run 95% bootstrap interval; accuracy is on the workload's held-out "
-              "real data, against the uncompressed fp32 reference; agreement is the share of predictions equal to "
+              "real data, against the uncompressed reference; agreement is the share of predictions equal to "
               "the reference's.\n", markdown_table(inference_cost_table(trade)), ""]
     if "int8_dynamic" in set(trade["variant"]):
         parts += [f"> **Note:** {DEPRECATION_NOTE}\n"]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
@@ -116,15 +117,16 @@ def throughput_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
 
 
 def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
-    """Speedup over fp32 against accuracy lost, per workload; dashed: the Pareto front per batch."""
+    """Speedup over the baseline against accuracy lost, per workload; dashed: the Pareto front per batch."""
     trade = trade.dropna(subset=["speedup", "accuracy_cost_pts"])
     if trade.empty:
         return None
     panels = _panels(trade, ["workload", "device"])
-    fig, axes = _grid(len(panels), "Speedup over fp32 vs accuracy cost (Pareto front dashed)", 6.5, 4.8)
+    fig, axes = _grid(len(panels), "Speedup over the baseline (fp32 CPU, bf16 GPU) vs accuracy cost", 6.5, 4.8)
     markers = "osD^v<>P*X"
     techniques = sorted(trade["technique"].unique())
-    colors = {t: f"C{i % 10}" for i, t in enumerate(techniques)}
+    palette = colormaps["tab10" if len(techniques) <= 10 else "tab20"]
+    colors = {t: palette(i % palette.N) for i, t in enumerate(techniques)}
     for ax, (name, sub) in zip(axes, panels, strict=True):
         for b_i, (batch, pts) in enumerate(sub.groupby("param.batch")):
             marker = markers[b_i % len(markers)]
@@ -146,8 +148,8 @@ def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_title(name)
-        ax.set_xlabel("accuracy cost vs fp32 reference (percentage points; right = worse)")
-        ax.set_ylabel("speedup over fp32, same batch (x, log)")
+        ax.set_xlabel("accuracy cost vs uncompressed reference (percentage points; right = worse)")
+        ax.set_ylabel("speedup over baseline, same batch (x, log)")
         _plain_log_y(ax, "x")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)

@@ -92,8 +92,9 @@ def render_comparison(cmp: Comparison, base_names: list[str], new_names: list[st
     rel = _relative_rows(cmp.relative)
     if not rel.empty:
         lines += ["### Relative to the same-run baseline",
-                  "", "A technique's time over its baseline's (fp32, sync) in the same run cancels most of the "
-                  "machine's state; a ratio above 1 means the technique lost ground against its baseline.", "",
+                  "", "A technique's time over its baseline's (fp32 on CPU, bf16 on GPU, sync for training) in the "
+                  "same run cancels most of the machine's state; a ratio above 1 means the technique lost ground "
+                  "against its baseline.", "",
                   markdown_table(rel), ""]
     lines += ["Legend: `+` slower (beyond the bar, interval above 1), `-` faster, `~` within noise (`~` with a note: "
               "beyond the bar but not significant, or significant but small), `!` failed in NEW only, `x` not "

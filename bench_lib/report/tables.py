@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench_lib.report.compare import BASELINES, ratio_of_sides
+from bench_lib.report.compare import baseline_variant, ratio_of_sides
 
 __all__ = [
     "markdown_table",
@@ -112,10 +112,12 @@ def _technique_label(row: pd.Series, extra: list[str]) -> str:
 
 
 def inference_tradeoffs(df: pd.DataFrame) -> pd.DataFrame:
-    """Each inference case against fp32 of the same run, workload, device and batch.
+    """Each inference case against its device's baseline in the same run, workload and batch.
 
-    Adds `technique` (variant plus its own params), `speedup` (fp32 median / median) with
-    its within-run 95% bootstrap interval, and `accuracy_cost_pts` (percentage points lost).
+    The baseline is fp32 eager on CPU and bf16 eager on GPU (the suite's `baseline_variant`).
+    Adds `technique` (variant plus its own params), `is_baseline`, `speedup` (baseline median
+    / median) with its within-run 95% bootstrap interval, and `accuracy_cost_pts`
+    (percentage points lost against the uncompressed reference).
     """
     inf = ok_rows(df, "inference")
     if inf.empty:
@@ -123,12 +125,14 @@ def inference_tradeoffs(df: pd.DataFrame) -> pd.DataFrame:
     extra = [c for c in param_columns(inf) if c != "param.batch"]
     inf["technique"] = inf.apply(lambda r: _technique_label(r, extra), axis=1)
     inf["param.batch"] = inf["param.batch"].astype(int)
+    inf["is_baseline"] = [v == baseline_variant("inference", d) for v, d in zip(inf["variant"], inf["device"],
+                                                                                   strict=True)]
     keys = ["run", "workload", "device", "param.batch"]
-    base = inf[inf["variant"] == BASELINES["inference"]].set_index(keys)["samples"]
+    base = inf[inf["is_baseline"]].drop_duplicates(keys).set_index(keys)["samples"]
     speed, lo, hi = [], [], []
     for _, row in inf.iterrows():
         ref = base.get(tuple(row[k] for k in keys))
-        if row["variant"] == BASELINES["inference"]:
+        if row["is_baseline"]:
             speed.append(1.0), lo.append(1.0), hi.append(1.0)
             continue
         if ref is None:
@@ -167,6 +171,14 @@ def inference_latency_table(trade: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return table.rename(columns={"param.batch": "batch"}).fillna("-"), unit
 
 
+def _speedup_cell(r: pd.Series) -> str:
+    if r["is_baseline"]:
+        return f"1 ({r['variant']}: baseline)"
+    if not math.isfinite(r["speedup"]):
+        return "-"
+    return f"{fmt_num(r['speedup'])}x [{fmt_num(r['speedup_low'])}, {fmt_num(r['speedup_high'])}]"
+
+
 def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
     """Per case: speed, accuracy against the reference, size and memory."""
     rows = []
@@ -174,9 +186,7 @@ def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             **({"run": r["run"]} if trade["run"].nunique() > 1 else {}),
             "workload": r["workload"], "technique": r["technique"], "batch": r["param.batch"],
-            "speedup vs fp32 [95% CI]": ("1 (reference)" if r["variant"] == BASELINES["inference"] else
-                                         f"{r['speedup']:.2f}x [{r['speedup_low']:.2f}, {r['speedup_high']:.2f}]"
-                                         if math.isfinite(r["speedup"]) else "-"),
+            "speedup vs baseline [95% CI]": _speedup_cell(r),
             "throughput (samples/s)": _num(r.get("throughput_samples_per_s"), "{:,.0f}"),
             "accuracy": _num(r.get("accuracy"), "{:.2%}"),
             "vs reference (pts)": _num(100 * r["accuracy_delta"] if "accuracy_delta" in r else math.nan, "{:+.2f}"),
@@ -185,7 +195,11 @@ def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
             "in memory": fmt_bytes(r.get("in_memory_bytes")),
             "peak RSS": fmt_bytes(r.get("peak_rss_bytes")),
             "peak CUDA": fmt_bytes(r.get("cuda_max_allocated_bytes")),
-            "conversion (s)": _num(r.get("conversion_s"), "{:.2f}"),
+            "perplexity (ref)": (f"{r['perplexity']:.3g} ({r['reference_perplexity']:.3g})"
+                                 if _num(r.get("perplexity")) != "-" and _num(r.get("reference_perplexity")) != "-"
+                                 else "-"),
+            "conversion (s)": _num(r.get("convert_s", r.get("conversion_s")), "{:.2f}"),
+            "first call (s)": _num(r.get("first_call_s"), "{:.2f}"),
         })
     table = pd.DataFrame(rows)
     return table.loc[:, (table != "-").any(axis=0)]
