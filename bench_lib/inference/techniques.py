@@ -169,7 +169,8 @@ def _int4_config() -> object:
 
 
 def _pt2e_static(model: nn.Module, ctx: Context) -> nn.Module:
-    """Export, X86InductorQuantizer (static int8), calibrate on training data, convert, compile with freezing.
+    """Export at the case's batch shape, X86InductorQuantizer (static int8), calibrate on training data in
+    batches of that shape, convert, compile with freezing.
 
     Only the global `torch._inductor.config.freezing = True` works: `torch.compile(options=
     {"freezing": True})` fails in onednn.qlinear_prepack (anchors, 2026-11-25).
@@ -182,7 +183,7 @@ def _pt2e_static(model: nn.Module, ctx: Context) -> nn.Module:
     quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
     prepared = prepare_pt2e(exported, quantizer)
     with torch.no_grad():
-        for x in ctx.workload.calibration_batches(ctx.batch, rows=256):
+        for x in ctx.workload.calibration_batches(ctx.batch, rows=max(64, 4 * ctx.batch)):
             prepared(x)
     converted = convert_pt2e(prepared)
     torch._inductor.config.freezing = True
@@ -283,7 +284,8 @@ TECHNIQUES: dict[str, Technique] = {
                   "1789 ms a call at 8x512 tokens on an H100 (probe run, 570x bf16; anchors: 788 ms at 2048 "
                   "rows) and is slower than fp32 on AVX2 CPUs", convert=_torchao(_int8_wo_config)),
         Technique("int8_static_pt2e", "static int8: torch.export + PT2E (torchao.quantization.pt2e) with "
-                  "X86InductorQuantizer, 256 training rows of calibration, torch.compile with global freezing",
+                  "X86InductorQuantizer, calibrated on max(64, 4 x batch) training rows, torch.compile with "
+                  "global freezing",
                   devices=("cpu",), convert=_pt2e_static),
         Technique("fp8_dynamic", "torchao Float8DynamicActivationFloat8WeightConfig, e4m3, per-row dynamic "
                   "scales, compiled; Linears with in/out divisible by 16", devices=("cuda",),
