@@ -34,7 +34,7 @@ __all__ = ["PORT_BUSY_EXIT", "LaunchFailure", "PortBusy", "free_port", "launch_r
 # Rank 0 exits with this status when the rendezvous port is taken (errno EADDRINUSE on Linux).
 PORT_BUSY_EXIT = 98
 TEARDOWN_S = 30.0
-STARTUP_S = 90.0  # allowance for importing torch and the rendezvous, before the first case's own timeout
+STARTUP_S = 90.0  # allowance for importing torch and the rendezvous, until a rank starts the first case
 PORT_TRIES = 4
 _POLL_S = 0.05
 _TAIL = 1200
@@ -147,13 +147,16 @@ def launch_ranks(request: dict, world_size: int, case_timeouts: list[float], por
         ranks = _spawn(["-m", "bench_lib.distributed.rank", "--request", str(req), "--records", str(records)],
                        world_size, port, tmp, env)
         tail = _RecordTail(records)
-        done = 0
+        done, joined = 0, False
         try:
-            deadline = time.monotonic() + STARTUP_S + case_timeouts[0]
+            deadline = time.monotonic() + STARTUP_S  # until a rank starts the first case
             while True:
+                if not joined and any(ranks.started(r) >= 0 for r in range(world_size)):
+                    joined, deadline = True, time.monotonic() + case_timeouts[0]
                 for record in tail.read():
                     yield record
                     done += 1
+                    joined = True
                     deadline = time.monotonic() + (case_timeouts[done] if done < len(case_timeouts) else TEARDOWN_S)
                 codes = [p.poll() for p in ranks.procs]
                 if all(c == 0 for c in codes):
@@ -183,7 +186,8 @@ def launch_ranks(request: dict, world_size: int, case_timeouts: list[float], por
                     where = "; ".join(f"rank {r} {'is in it' if ranks.started(r) >= done else 'never started it'}"
                                       for r in range(world_size))
                     tails = "\n".join(f"rank {r}: ...{ranks.tail(r)[-300:]}" for r in range(world_size))
-                    raise LaunchFailure(f"timed out after {case_timeouts[done]:.0f} s (hung?): {where}; every rank "
+                    waited = f"{case_timeouts[done]:.0f} s" if joined else f"{STARTUP_S:.0f} s of start-up"
+                    raise LaunchFailure(f"timed out after {waited} (hung?): {where}; every rank "
                                         f"killed. Log tails:\n{tails}", done)
                 time.sleep(_POLL_S)
         finally:

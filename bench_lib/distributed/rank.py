@@ -10,8 +10,8 @@ Under torchrun, on one machine or several (rank 0 writes a results directory, as
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 --rdzv-id job1 \\
         -m bench_lib.distributed.rank --suite training --backend nccl --profile full
 
-Fault injection for tests: EFFBENCH_FAULT="ACTION:RANK:TEXT" makes rank RANK kill itself (kill),
-exit with status 3 (exit) or sleep for an hour (hang) just before the first case whose id contains TEXT.
+Fault injection for tests: EFFBENCH_FAULT="ACTION:RANK:TEXT[,...]" makes rank RANK kill itself (kill),
+exit with status 3 (exit) or sleep for an hour (hang) just before each case whose id contains TEXT.
 """
 
 from __future__ import annotations
@@ -40,12 +40,13 @@ def _log(ctx_rank: int, text: str) -> None:
 
 
 def inject_fault(case: CaseSpec, rank: int) -> None:
-    spec = os.environ.get("EFFBENCH_FAULT", "")
-    if not spec:
-        return
-    action, fault_rank, text = spec.split(":", 2)
-    if int(fault_rank) != rank or text not in case.id:
-        return
+    for spec in filter(None, os.environ.get("EFFBENCH_FAULT", "").split(",")):
+        action, fault_rank, text = spec.split(":", 2)
+        if int(fault_rank) == rank and text in case.id:
+            _fault(action, case, rank)
+
+
+def _fault(action: str, case: CaseSpec, rank: int) -> None:
     _log(rank, f"injected fault {action} before {case.id}")
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
