@@ -47,6 +47,11 @@ class Suite(ABC):
     def timeout_s(self, case: CaseSpec, profile: str) -> float:
         return self.DEFAULT_TIMEOUT_S
 
+    def measure_round(self, case: CaseSpec, profile: str) -> CaseResult:
+        """One timing round of a case in a long-lived A/B server (`effbench ab`). Suites may keep
+        what a round need not rebuild (a compiled model); the default measures the whole case."""
+        return self.execute(case, profile)
+
     def launch_key(self, case: CaseSpec) -> Hashable:
         """Consecutive cases with equal keys share one worker process (e.g. a message-size sweep
         over one set of ranks). The default, the case itself, gives each case its own process."""

@@ -3,7 +3,8 @@
 Run as a script, not as a module: `python .../bench_lib/ab/server.py` with PYTHONPATH set to
 the code under test, so that `bench_lib` below is that side's code (a git worktree of BASE or
 NEW), while this file comes from the harness. It relies only on APIs every revision has:
-`get_suite`, `CaseSpec.from_params`, `Suite.execute`, `record_of`.
+`get_suite`, `CaseSpec.from_params`, `Suite.execute` (or `Suite.measure_round` where the revision
+has it), `record_of`.
 
 Protocol: one JSON request per stdin line, {"case": params, "profile": name}; one JSON result
 record per line on the protocol channel (the original stdout). Anything the code under test
@@ -26,11 +27,13 @@ def main() -> int:
 
     channel.write(json.dumps({"ready": True, "bench_lib": os.path.dirname(sys.modules["bench_lib"].__file__)}) + "\n")
     channel.flush()
+    suites: dict = {}  # one instance per suite, so that a suite can keep prepared cases between rounds
     for line in sys.stdin:
         request = json.loads(line)
         case = CaseSpec.from_params(request["case"])
         try:
-            result = get_suite(case.suite).execute(case, request["profile"])
+            suite = suites.get(case.suite) or suites.setdefault(case.suite, get_suite(case.suite))
+            result = getattr(suite, "measure_round", suite.execute)(case, request["profile"])
         except SkipCase as e:
             result = CaseResult.skipped(case, str(e) or "skipped")
         except Exception as e:  # noqa: BLE001 - a failing round is reported, the server lives on

@@ -1,0 +1,119 @@
+"""Validate `effbench ab` on this machine: false alarms on A/A jobs, detection of a real 10% slowdown.
+
+    python benchmarks/notes/ab_validation.py --jobs 20 --budget 8 [-k EXPR] [--out DIR]
+
+A/A jobs compare HEAD with HEAD. Slow jobs compare HEAD with a revision made here from HEAD in
+which one case really does more work: its timed call also runs the model on a slice of the
+batch (`--extra` of it), so the case's time grows by about that fraction; the ratio each job
+measures for it is reported, so the size of the slowdown is checked by timing, not assumed.
+Jobs alternate A/A and slow, so that both meet the same machine states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET_FILE = "bench_lib/inference/suite.py"
+ORIGINAL = "measurement = blocked_autorange(lambda: model(x), timer, cfg)"
+
+
+def slow_revision(target: str, extra: float) -> str:
+    """Commit, in a throw-away worktree, HEAD plus extra work in one case; return the commit id."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), "HEAD"], cwd=REPO, check=True,
+                       capture_output=True)
+        try:
+            path = tree / TARGET_FILE
+            text = path.read_text()
+            if ORIGINAL not in text:
+                raise SystemExit(f"cannot find the timed call to patch in {TARGET_FILE}")
+            patched = (f"k = max(1, round(x.shape[0] * {extra})) if case.id == {target!r} else 0\n"
+                       "            measurement = blocked_autorange((lambda: (model(x), model(x[:k]))) if k "
+                       "else (lambda: model(x)), timer, cfg)")
+            path.write_text(text.replace(ORIGINAL, patched))
+            git = ["git", "-c", "user.email=ab@effbench", "-c", "user.name=ab-validation"]
+            subprocess.run([*git, "commit", "-qam", f"ab validation: {extra:.0%} more work in {target}"], cwd=tree,
+                           check=True, capture_output=True)
+            return subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, check=True, capture_output=True,
+                                  text=True).stdout.strip()
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+
+
+def run_job(kind: str, base: str, new: str, args: argparse.Namespace, out: Path) -> dict:
+    cmd = [sys.executable, "-m", "bench_lib", "ab", base, new, "--suite", "inference", "--profile", "quick",
+           "--device", "cpu", "--budget", str(args.budget), "--out", str(out)]
+    if args.k:
+        cmd += ["-k", args.k]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if proc.returncode not in (0, 1):
+        return {"kind": kind, "exit": proc.returncode, "wall_s": wall, "error": proc.stderr.strip()[-500:]}
+    job_dir = Path(proc.stdout.strip().splitlines()[-1])
+    cases = json.loads((job_dir / "ab.json").read_text())["effbench_ab"]["cases"]
+    return {"kind": kind, "exit": proc.returncode, "wall_s": wall, "job": job_dir.name,
+            "verdicts": {c["name"]: [c["verdict"], c["ratio"], c["pairs"]] for c in cases}}
+
+
+def summarize(jobs: list[dict], target_name: str) -> str:
+    aa = [j for j in jobs if j["kind"] == "aa" and "verdicts" in j]
+    slow = [j for j in jobs if j["kind"] == "slow" and "verdicts" in j]
+    aa_flagged = [j for j in aa if any(v[0] in ("slower", "failed") for v in j["verdicts"].values())]
+    aa_cases = sum(len(j["verdicts"]) for j in aa)
+    aa_case_flags = sum(v[0] == "slower" for j in aa for v in j["verdicts"].values())
+    caught = [j for j in slow if j["verdicts"].get(target_name, [""])[0] == "slower"]
+    ratios = sorted(j["verdicts"][target_name][1] for j in slow if j["verdicts"].get(target_name, [None, None])[1])
+    others = sum(v[0] == "slower" for j in slow for n, v in j["verdicts"].items() if n != target_name)
+    undecided = sum(v[0] == "undecided" for j in aa + slow for v in j["verdicts"].values())
+    walls = sorted(j["wall_s"] for j in jobs)
+    lines = [
+        "| measure | value |", "| --- | --- |",
+        f"| A/A jobs judged slower (any case) | {len(aa_flagged)} of {len(aa)} |",
+        f"| A/A cases judged slower | {aa_case_flags} of {aa_cases} |",
+        f"| slow jobs where the slowed case was caught | {len(caught)} of {len(slow)} |",
+        f"| measured NEW/BASE ratio of the slowed case (min, median, max over jobs) | "
+        + (f"{ratios[0]:.3f}, {ratios[len(ratios) // 2]:.3f}, {ratios[-1]:.3f} |" if ratios else "n/a |"),
+        f"| other cases judged slower in slow jobs | {others} |",
+        f"| case verdicts left undecided (all jobs) | {undecided} |",
+        f"| job wall time (min, median, max) | {walls[0]:.0f} s, {walls[len(walls) // 2]:.0f} s, {walls[-1]:.0f} s |"
+        if walls else "| job wall time | n/a |",
+        f"| jobs that errored | {sum('error' in j for j in jobs)} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--jobs", type=int, default=20, help="A/A jobs and as many slow jobs")
+    p.add_argument("--budget", type=float, default=8.0, help="minutes per job")
+    p.add_argument("--target", default="digits_mlp_wide-fp32-batch64-cpu", help="case id that NEW slows down")
+    p.add_argument("--extra", type=float, default=1 / 64,
+                   help="fraction of the batch run again in the target case (default: one row of 64)")
+    p.add_argument("-k", default=None, help="restrict the suite (default: the whole quick inference suite)")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "notes" / "ab-validation.json")
+    args = p.parse_args()
+    slow = slow_revision(args.target, args.extra)
+    jobs: list[dict] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for i in range(args.jobs):
+            for kind, new in (("aa", "HEAD"), ("slow", slow)):
+                job = run_job(kind, "HEAD", new, args, Path(scratch))
+                jobs.append(job)
+                print(json.dumps({k: job[k] for k in ("kind", "exit", "wall_s")} | {"i": i}), flush=True)
+                args.out.write_text(json.dumps({"slow_commit": slow, "args": vars(args) | {"out": str(args.out)},
+                                                "jobs": jobs}, indent=1, default=str))
+    print(summarize(jobs, f"test_inference[{args.target}]"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
