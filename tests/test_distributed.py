@@ -74,8 +74,10 @@ def test_training_run_stores_every_figure(tmp_path):
     assert set(by) == {"nocomm", "sync", "async_stale"} and all(r.status == "ok" for r in by.values())
     sync, stale = by["sync"].metrics, by["async_stale"].metrics
     for key in ("step_time_median_s", "step_time_p90_s", "samples_per_s", "exposed_comm_s", "peak_memory_bytes",
-                "eval_loss", "eval_accuracy", "target_loss", "loss_at_equal_wall"):
+                "eval_loss", "eval_accuracy", "target_loss"):
         assert sync[key] is not None and stale[key] is not None, key
+    assert sync["loss_at_equal_wall"] == sync["target_loss"]
+    assert "loss_at_equal_wall" in stale and "time_to_target_s" in stale  # None when not reached: timing-dependent
     assert by["nocomm"].metrics["exposed_comm_s"] == 0
     assert stale["target_loss"] == sync["target_loss"] == sync["final_train_loss"]
     assert stale["equal_wall_s"] == sync["train_wall_s"]
