@@ -21,7 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET_FILE = "bench_lib/inference/suite.py"
-ORIGINAL = "measurement = blocked_autorange(lambda: model(x), timer, cfg)"
+# The timed call of an A/B round (InferenceSuite.measure_round).
+ORIGINAL = "measurement = blocked_autorange(lambda: served.model(served.x), timer, cfg)"
 
 
 def slow_revision(target: str, extra: float) -> str:
@@ -35,9 +36,9 @@ def slow_revision(target: str, extra: float) -> str:
             text = path.read_text()
             if ORIGINAL not in text:
                 raise SystemExit(f"cannot find the timed call to patch in {TARGET_FILE}")
-            patched = (f"k = max(1, round(x.shape[0] * {extra})) if case.id == {target!r} else 0\n"
-                       "            measurement = blocked_autorange((lambda: (model(x), model(x[:k]))) if k "
-                       "else (lambda: model(x)), timer, cfg)")
+            patched = (f"k = max(1, round(served.x.shape[0] * {extra})) if case.id == {target!r} else 0\n"
+                       "            measurement = blocked_autorange((lambda: (served.model(served.x), "
+                       "served.model(served.x[:k]))) if k else (lambda: served.model(served.x)), timer, cfg)")
             path.write_text(text.replace(ORIGINAL, patched))
             git = ["git", "-c", "user.email=ab@effbench", "-c", "user.name=ab-validation"]
             subprocess.run([*git, "commit", "-qam", f"ab validation: {extra:.0%} more work in {target}"], cwd=tree,
@@ -80,7 +81,7 @@ def summarize(jobs: list[dict], target_name: str) -> str:
         f"| A/A jobs judged slower (any case) | {len(aa_flagged)} of {len(aa)} |",
         f"| A/A cases judged slower | {aa_case_flags} of {aa_cases} |",
         f"| slow jobs where the slowed case was caught | {len(caught)} of {len(slow)} |",
-        f"| measured NEW/BASE ratio of the slowed case (min, median, max over jobs) | "
+        "| measured NEW/BASE ratio of the slowed case (min, median, max over jobs) | "
         + (f"{ratios[0]:.3f}, {ratios[len(ratios) // 2]:.3f}, {ratios[-1]:.3f} |" if ratios else "n/a |"),
         f"| other cases judged slower in slow jobs | {others} |",
         f"| case verdicts left undecided (all jobs) | {undecided} |",
@@ -95,7 +96,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=20, help="A/A jobs and as many slow jobs")
     p.add_argument("--budget", type=float, default=8.0, help="minutes per job")
-    p.add_argument("--target", default="digits_mlp_wide-fp32-batch64-cpu", help="case id that NEW slows down")
+    p.add_argument("--target", default="digits_mlp_wide-int8_dynamic-batch64-cpu", help="case id that NEW slows down")
     p.add_argument("--extra", type=float, default=1 / 64,
                    help="fraction of the batch run again in the target case (default: one row of 64)")
     p.add_argument("-k", default=None, help="restrict the suite (default: the whole quick inference suite)")
