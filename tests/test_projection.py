@@ -78,3 +78,15 @@ def test_project_command_prints_table_and_plot(tmp_path):
     assert (tmp_path / "rep" / "projection_efficiency.png").stat().st_size > 1000
     bad = effbench("project", str(tmp_path / "missing"))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_report_has_the_projection_section_and_plot(tmp_path):
+    run_dir = tmp_path / "run"
+    w = RunWriter(run_dir, "mixed", {}, {}, {}, {})
+    for r in _runs()[0].results:
+        w.add(r)
+    proc = effbench("report", str(run_dir), "--out", str(tmp_path / "rep"))
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "rep" / "README.md").read_text()
+    assert "## Scaling projection" in text and "efficiency @512" in text
+    assert "](projection_efficiency.png)" in text and (tmp_path / "rep" / "projection_efficiency.png").exists()

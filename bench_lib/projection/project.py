@@ -86,12 +86,15 @@ def project_runs(runs: list[RunData], a: Assumptions) -> list[Projection]:
         exposure = exposure_ratio(runs_["sync"], n, links)
         proj = Projection(workload, backend, device, n, fit, links, exposure)
         for strategy, sr in runs_.items():
-            predicted_n = project_step(sr, n, links, exposure)
+            # Each DDP variant (sync, and sync with a compression hook) keeps its own measured exposure.
+            own = exposure_ratio(sr, n, links) if strategy.startswith("sync") else exposure
+            predicted_n = project_step(sr, n, links, own)
             row = {"strategy": strategy, "comm_bytes": sr.comm_bytes, "sync_every": sr.sync_every,
                    "measured_step_s": sr.step_s, "predicted_measured_step_s": predicted_n,
-                   "validation_error": predicted_n / sr.step_s - 1, "calibrated": strategy in ("sync", "nocomm")}
+                   "validation_error": predicted_n / sr.step_s - 1,
+                   "calibrated": strategy == "nocomm" or strategy.startswith("sync")}
             for g in a.gpus:
-                step = project_step(sr, g, links, exposure)
+                step = project_step(sr, g, links, own)
                 row[f"step_s@{g}"] = step
                 row[f"exposed_comm_s@{g}"] = step - compute
                 row[f"efficiency@{g}"] = compute / step

@@ -76,5 +76,5 @@ def project_step(run: StrategyRun, n: int, links: Links, sync_exposure: float) -
         return run.compute_s + max(comm - run.compute_s, 0.0)
     if run.strategy in ("local_sgd", "diloco"):
         return run.compute_s + comm / max(run.sync_every, 1)
-    # sync and its compression variants: gradients every step, exposed as measured.
+    # sync and its compression variants (sync_bf16, sync_powersgd): every step, exposed as measured.
     return run.compute_s + comm * sync_exposure

@@ -13,6 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench_lib.atomic import atomic_write_text
+from bench_lib.projection.project import Assumptions, project_runs
+from bench_lib.projection.render import plot_efficiency, projection_markdown
 from bench_lib.report import plots
 from bench_lib.report.load import Run, environment_frame, results_frame
 from bench_lib.report.references import machine_tag, references_for
@@ -131,6 +133,20 @@ def _training(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
     return parts + _variant_notes(tr, "strategy_note", "Strategies")
 
 
+def _projection(runs: list[Run], out: Path, drawn: list[Path]) -> list[str]:
+    """Scaling projection (effbench project, default assumptions) where collectives and training exist."""
+    a = Assumptions()
+    projections = project_runs([f for run in runs for f in run.files], a)
+    if not projections:
+        return []
+    plot = plot_efficiency(projections, a, out / "projection_efficiency.png")
+    drawn.append(plot)
+    return ["## Scaling projection\n",
+            "From the measured all_reduce sweep and training steps, with `effbench project`'s default assumptions "
+            "(rerun it with `--intra-bw`, `--inter-bw`, `--gpus-per-node` for your cluster).\n",
+            projection_markdown(projections, a), _img(plot, out, "projected scaling efficiency")]
+
+
 def _environment(runs: list[Run]) -> list[str]:
     env = environment_frame(runs)
     parts = ["## Environment\n", markdown_table(env), ""]
@@ -178,6 +194,7 @@ def build_report(runs: list[Run], out: Path) -> Report:
     parts += _inference(df, out, drawn)
     parts += _collectives(df, runs, out, drawn)
     parts += _training(df, out, drawn)
+    parts += _projection(runs, out, drawn)
     parts += _environment(runs)
     parts += _notes(df)
     readme = out / "README.md"

@@ -27,7 +27,10 @@ def commit_info(cwd: Path = _REPO) -> dict:
     """pytest-benchmark's `commit_info` fields, for the code under test."""
     commit = _git("rev-parse", "HEAD", cwd=cwd)
     if commit is None:
-        return {"id": None, "dirty": None, "project": "effbench", "branch": None, "error": "not a git checkout"}
+        # A copy of the tree without .git (a lent GPU machine): the launcher may name the commit.
+        given = os.environ.get("EFFBENCH_COMMIT")
+        return {"id": given, "dirty": None, "project": "effbench", "branch": None,
+                "error": "not a git checkout" + ("; commit given by EFFBENCH_COMMIT" if given else "")}
     status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
     return {
         "id": commit,
