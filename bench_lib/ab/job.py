@@ -28,6 +28,7 @@ class CaseTrial:
     base: list[float] = field(default_factory=list)
     new: list[float] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # which side went first in each pair
+    servers: list[tuple[int, int]] = field(default_factory=list)  # (BASE, NEW) server of each pair
     last: dict[str, CaseResult] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     verdict: PairedVerdict | None = None
@@ -62,6 +63,8 @@ def _round(trial: CaseTrial, measure: Measure, first: str) -> None:
     trial.base.append(results["base"].measurement.median)
     trial.new.append(results["new"].measurement.median)
     trial.order.append(first)
+    trial.servers.append((int(results["base"].metrics.get("ab_server", 0)),
+                          int(results["new"].metrics.get("ab_server", 0))))
 
 
 def run_trials(cases: list[CaseSpec], measure: Measure, rule: ABRule, budget_s: float, seed: int | None = None,

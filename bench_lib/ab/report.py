@@ -54,7 +54,8 @@ def write_verdicts(run_dir: Path, trials: list[CaseTrial], rule: ABRule, meta: d
         rows.append({"case": t.case.as_params(), "name": t.case.name, "verdict": outcome(t),
                      "ratio": v.ratio if v and v.pairs else None, "ci95": [v.ci_low, v.ci_high] if v and v.pairs
                      else None, "pairs": len(t.base), "base_rounds_s": t.base, "new_rounds_s": t.new,
-                     "first_side": t.order, "failures": t.failures, "skip_reason": t.skipped_reason})
+                     "first_side": t.order, "servers": t.servers, "failures": t.failures,
+                     "skip_reason": t.skipped_reason})
     doc = {"effbench_ab": {"schema_version": 1, "rule": {"threshold": rule.threshold, "min_pairs": rule.min_pairs},
                            **meta, "cases": rows}}
     text = json.dumps(doc, indent=1, default=lambda x: None if isinstance(x, float) and not math.isfinite(x) else x)
@@ -92,6 +93,7 @@ def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
         f"Legend: `+` slower (regression: median ratio above {1 + rule.threshold:.2f} and its 95% interval above "
         f"1), `-` faster, `~` within noise (the interval lies inside the threshold band), `?` undecided (budget "
         "spent before the interval was narrow enough), `!` failing on NEW, `*` failing on BASE only, `s` skipped. "
-        "Each pair is one round of each side back to back; a round's figure is the median of its samples.",
+        "Each pair is one round of each side back to back; a round's figure is the median of its samples; each "
+        "round runs in one of the side's servers, drawn at random, so that no single process's bias decides.",
     ]
     return "\n".join(lines) + "\n"

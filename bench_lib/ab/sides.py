@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import selectors
 import shutil
 import subprocess
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import result_of
 from bench_lib.runners.process import kill_group
 
-__all__ = ["Side", "resolve_side", "SideServer", "SideError"]
+__all__ = ["Side", "resolve_side", "SideServer", "SidePool", "SideError"]
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER = Path(__file__).resolve().with_name("server.py")
@@ -134,3 +135,33 @@ class SideServer:
                 self._proc.stdin.close()
             kill_group(self._proc, grace_s=2.0)
             self._proc = None
+
+
+class SidePool:
+    """Several servers of one side; each round goes to one of them, drawn at random.
+
+    One long-lived process has a bias of its own that lasts its life (where its buffers landed:
+    huge pages or not, cache alignment): on the 2-core box one A/A job saw a batch-1 case run 10%
+    slower in one server than in the other, pair after pair, which pairing cannot cancel. Drawing
+    each round's process from a pool turns that bias into spread between pairs, which the
+    interval of the median ratio then sees.
+    """
+
+    def __init__(self, side: Side, size: int, seed: int | None, env: dict[str, str] | None = None):
+        if size < 1:
+            raise ValueError(f"a side needs at least one server, got {size}")
+        self.servers = [SideServer(side, env) for _ in range(size)]
+        self._rng = random.Random(seed)
+
+    @property
+    def loaded_from(self) -> str | None:
+        return next((s.loaded_from for s in self.servers if s.loaded_from), None)
+
+    def measure(self, case: CaseSpec, profile: str, timeout_s: float) -> CaseResult:
+        index = self._rng.randrange(len(self.servers))
+        result = self.servers[index].measure(case, profile, timeout_s)
+        return replace(result, metrics={**result.metrics, "ab_server": index})
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench_lib.ab.job import CaseTrial, run_trials
 from bench_lib.ab.report import outcome, store_sides, summary_markdown, write_verdicts
-from bench_lib.ab.sides import SideError, SideServer, resolve_side
+from bench_lib.ab.sides import SideError, SidePool, resolve_side
 from bench_lib.ab.verdict import ABRule
 from bench_lib.atomic import atomic_write_text
 from bench_lib.commands.errors import BadInput
@@ -34,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
                    help="smallest change that counts as a regression, percent (default 5)")
     p.add_argument("--min-pairs", type=int, default=8, help="pairs before a verdict (default 8)")
+    p.add_argument("--servers-per-side", type=int, default=2, metavar="N",
+                   help="measuring processes per side, each round drawn from them at random (default 2)")
     p.add_argument("--seed", type=int, default=None, help="seed of the random order (default: fresh)")
     p.add_argument("--out", default="results", type=Path, help="results root; a new job directory goes under it")
     p.add_argument("--summary", type=Path, default=None,
@@ -67,7 +69,10 @@ def handle(args: argparse.Namespace) -> int:
                      for label, spec in (("base", args.base), ("new", args.new))}
         except SideError as e:
             raise BadInput(str(e)) from None
-        servers = {label: SideServer(side) for label, side in sides.items()}
+        if args.servers_per_side < 1:
+            raise BadInput(f"--servers-per-side must be >= 1, got {args.servers_per_side}")
+        servers = {label: SidePool(side, args.servers_per_side, None if args.seed is None else args.seed + i)
+                   for i, (label, side) in enumerate(sides.items())}
         for server in servers.values():
             stack.callback(server.close)
 
@@ -81,6 +86,7 @@ def handle(args: argparse.Namespace) -> int:
         meta = {"base": {**sides["base"].describe(), "bench_lib": servers["base"].loaded_from},
                 "new": {**sides["new"].describe(), "bench_lib": servers["new"].loaded_from},
                 "budget_s": args.budget * 60, "elapsed_s": time.monotonic() - started, "seed": args.seed,
+                "servers_per_side": args.servers_per_side,
                 "suite": args.suite, "profile": args.profile, "keyword": args.keyword}
     run_dir = new_run_dir(args.out, safe_label(f"ab-{args.suite}-{args.profile}"))
     store_sides(run_dir, trials, args.profile, {"suite": args.suite, "command": "effbench ab"},
