@@ -50,13 +50,18 @@ def bench(session: nox.Session) -> None:
         session.error(f"effbench run: {failure.reason}: some cases failed; their errors are in the report")
 
 
+def _base_new(session: nox.Session, command: str, options: str) -> None:
+    """A session that passes BASE NEW and options through to `effbench COMMAND`."""
+    _install(session)
+    if len(session.posargs) < 2:
+        session.error(f"usage: nox -s {command} -- BASE NEW {options}")
+    session.run("effbench", command, *session.posargs)
+
+
 @nox.session(default=False)
 def compare(session: nox.Session) -> None:
     """Regression verdicts between stored runs: nox -s compare -- BASE NEW [--threshold PCT] [--out FILE]."""
-    _install(session)
-    if len(session.posargs) < 2:
-        session.error("usage: nox -s compare -- BASE NEW [--threshold PCT] [--out FILE]")
-    session.run("effbench", "compare", *session.posargs)
+    _base_new(session, "compare", "[--threshold PCT] [--out FILE]")
 
 
 @nox.session
@@ -69,7 +74,4 @@ def lint(session: nox.Session) -> None:
 @nox.session(default=False)
 def ab(session: nox.Session) -> None:
     """Paired, interleaved A/B job: nox -s ab -- BASE NEW [effbench ab options]."""
-    _install(session)
-    if len(session.posargs) < 2:
-        session.error("usage: nox -s ab -- BASE NEW [--suite ... -k ... --budget MINUTES]")
-    session.run("effbench", "ab", *session.posargs)
+    _base_new(session, "ab", "[--suite ... -k ... --budget MINUTES]")
