@@ -61,6 +61,28 @@ def loss_at(curve: list[tuple[float, float]], wall_s: float) -> float | None:
     return [loss for wall, loss in curve if wall <= wall_s][-1]
 
 
+def _warm_up(profile: str, ctx: RankContext, workload: str, steps: int = 2) -> None:
+    """A few local steps of a throw-away model, so that one-time costs (CUDA context, library
+    handles, kernel selection for these shapes) stay out of the first strategy's clock and curve."""
+    import torch
+
+    from bench_lib.distributed.tasks import task_for
+
+    task, _ = task_for(profile, ctx.device, workload)
+    model = task.model().to(ctx.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=task.lr, **({"fused": True} if ctx.is_cuda else {}))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        x, y = task.sample(gen, ctx.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=ctx.is_cuda):
+            loss = task.loss(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    if ctx.is_cuda:
+        torch.cuda.synchronize()
+
+
 class TrainingSuite(DistributedSuite):
     NAME = "training"
 
@@ -88,6 +110,8 @@ class TrainingSuite(DistributedSuite):
     def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
         baselines: dict[str, _Baselines] = {}
         for case in cases:
+            if case.workload not in baselines:
+                _warm_up(profile, ctx, case.workload)
             yield self._train(case, profile, ctx, baselines.setdefault(case.workload, _Baselines()))
 
     def _train(self, case: CaseSpec, profile: str, ctx: RankContext, base: _Baselines) -> CaseResult:
