@@ -134,3 +134,28 @@ def test_worktree_side_runs_that_revisions_code(fake_suite_env, tmp_path):
         assert Path(server.loaded_from).resolve().is_relative_to(side.code_dir.resolve())
         worktree = side.code_dir
     assert not os.path.exists(worktree)
+
+
+def _two_server_pairs(slowdown: float, new_server0_bias: float):
+    """16 pairs over two servers a side; NEW's server 0 (biased) happened to draw 14 of them."""
+    rng = random.Random(3)
+    base, new, servers = [], [], []
+    for i in range(16):
+        b, n = i % 2, 0 if i % 8 else 1
+        t = rng.choice([1.0, 1.3]) * rng.uniform(0.99, 1.01)
+        base.append(t)
+        new.append(t * slowdown * (new_server0_bias if n == 0 else 1.0) * rng.uniform(0.99, 1.01))
+        servers.append((b, n))
+    return base, new, servers
+
+
+def test_one_biased_process_cannot_decide_a_regression():
+    base, new, servers = _two_server_pairs(slowdown=1.0, new_server0_bias=1.4)
+    assert judge("c", base, new, RULE).verdict == "slower"  # blind to servers: a false alarm
+    assert judge("c", base, new, RULE, servers).verdict == "undecided"  # the server-1 pairs say otherwise
+
+
+def test_a_slowdown_seen_by_every_server_is_still_caught():
+    base, new, servers = _two_server_pairs(slowdown=1.10, new_server0_bias=1.01)
+    v = judge("c", base, new, RULE, servers)
+    assert v.verdict == "slower" and v.ci_low > 1.0

@@ -84,10 +84,10 @@ def run_trials(cases: list[CaseSpec], measure: Measure, rule: ABRule, budget_s: 
             if clock() >= deadline:
                 break
             _round(trial, measure, rng.choice(("base", "new")))
-            trial.verdict = judge(trial.case.id, trial.base, trial.new, rule)
+            trial.verdict = judge(trial.case.id, trial.base, trial.new, rule, trial.servers)
         block += 1
         if on_block:
             on_block(block, trials)
     for t in trials:
-        t.verdict = judge(t.case.id, t.base, t.new, rule)
+        t.verdict = judge(t.case.id, t.base, t.new, rule, t.servers)
     return trials

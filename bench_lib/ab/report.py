@@ -91,9 +91,11 @@ def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
     lines += [
         "",
         f"Legend: `+` slower (regression: median ratio above {1 + rule.threshold:.2f} and its 95% interval above "
-        f"1), `-` faster, `~` within noise (the interval lies inside the threshold band), `?` undecided (budget "
-        "spent before the interval was narrow enough), `!` failing on NEW, `*` failing on BASE only, `s` skipped. "
+        f"{1 + rule.threshold / 2:.3f}), `-` faster, `~` within noise (the interval lies inside the threshold band), "
+        "`?` undecided (budget spent before the interval was narrow enough), `!` failing on NEW, "
+        "`*` failing on BASE only, `s` skipped. "
         "Each pair is one round of each side back to back; a round's figure is the median of its samples; each "
-        "round runs in one of the side's servers, drawn at random, so that no single process's bias decides.",
+        "round runs in one of the side's servers, drawn at random, and the interval resamples servers, so that "
+        "no single process's bias decides.",
     ]
     return "\n".join(lines) + "\n"
