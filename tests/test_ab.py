@@ -109,9 +109,9 @@ def test_ab_end_to_end_exit_codes(fake_suite_env, tmp_path):
     doc = json.loads((run_dir / "ab.json").read_text())["effbench_ab"]
     assert doc["cases"][0]["verdict"] == "slower" and doc["cases"][0]["ratio"] == pytest.approx(1.25)
     assert (run_dir / "base" / "fake.json").exists() and (run_dir / "new" / "fake.json").exists()
-    # Rounds are drawn from two servers a side (the default): both served, on each side.
+    # Rounds are drawn from three servers a side (the default): all served, on each side.
     servers = doc["cases"][0]["servers"]
-    assert {b for b, _ in servers} == {0, 1} and {n for _, n in servers} == {0, 1}
+    assert {b for b, _ in servers} == {0, 1, 2} and {n for _, n in servers} == {0, 1, 2}
 
 
 def test_ab_bad_sides_are_exit_2(fake_suite_env, tmp_path):

@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
                    help="smallest change that counts as a regression, percent (default 5)")
     p.add_argument("--min-pairs", type=int, default=8, help="pairs before a verdict (default 8)")
-    p.add_argument("--servers-per-side", type=int, default=2, metavar="N",
-                   help="measuring processes per side, each round drawn from them at random (default 2)")
+    p.add_argument("--servers-per-side", type=int, default=3, metavar="N",
+                   help="measuring processes per side, each round drawn from them at random (default 3)")
     p.add_argument("--seed", type=int, default=None, help="seed of the random order (default: fresh)")
     p.add_argument("--out", default="results", type=Path, help="results root; a new job directory goes under it")
     p.add_argument("--summary", type=Path, default=None,

@@ -23,7 +23,7 @@ from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, s
 from bench_lib.measure import memory
 from bench_lib.measure.timers import blocked_autorange, timer_for
 from bench_lib.platform import Platform
-from bench_lib.profiles import measure_config
+from bench_lib.profiles import ROUND, measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import Suite
 from bench_lib.workloads import WORKLOADS
@@ -180,11 +180,11 @@ class InferenceSuite(Suite):
     def measure_round(self, case: CaseSpec, profile: str) -> CaseResult:
         """One timing round for `effbench ab`: the served model is built once per case and kept."""
         served = self._served.get(case) or self._served.setdefault(case, self._serve(case))
-        cfg, timer = measure_config(profile), timer_for(case.device)
+        timer = timer_for(case.device)
         with torch.no_grad():
-            measurement = blocked_autorange(lambda: served.model(served.x), timer, cfg)
+            measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)
         return CaseResult(case, "ok", measurement, {"latency_median_s": measurement.median}, timer=timer.name,
-                          measure_config=asdict(cfg))
+                          measure_config=asdict(ROUND))
 
     def execute(self, case: CaseSpec, profile: str) -> CaseResult:
         served = self._serve(case)

@@ -3,10 +3,11 @@
     python benchmarks/notes/ab_validation.py --jobs 20 --budget 8 [-k EXPR] [--out DIR]
 
 A/A jobs compare HEAD with HEAD. Slow jobs compare HEAD with a revision made here from HEAD in
-which one case really does more work: its timed call also runs the model on a slice of the
-batch (`--extra` of it), so the case's time grows by about that fraction; the ratio each job
-measures for it is reported, so the size of the slowdown is checked by timing, not assumed.
-Jobs alternate A/A and slow, so that both meet the same machine states.
+which one case really does more work: its timed call runs the model on a batch `--extra` larger
+(the batch's first rows appended again), so the case's time grows by about that fraction; the
+ratio each job measures for it is reported, so the size of the slowdown is checked by timing, not
+assumed. Jobs alternate A/A and slow, so that both meet the same machine states. Jobs append to
+`--out`, so that the count can grow over several sessions; each job records the commit it ran.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_lib.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[2]
 TARGET_FILE = "bench_lib/inference/suite.py"
 # The timed call of an A/B round (InferenceSuite.measure_round).
-ORIGINAL = "measurement = blocked_autorange(lambda: served.model(served.x), timer, cfg)"
+ORIGINAL = "measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)"
 
 
 def slow_revision(target: str, extra: float) -> str:
@@ -36,10 +39,10 @@ def slow_revision(target: str, extra: float) -> str:
             text = path.read_text()
             if ORIGINAL not in text:
                 raise SystemExit(f"cannot find the timed call to patch in {TARGET_FILE}")
-            patched = (f"k = max(1, round(served.x.shape[0] * {extra})) if case.id == {target!r} else 0\n"
-                       "            measurement = blocked_autorange((lambda: (served.model(served.x), "
-                       "served.model(served.x[:k]))) if k else (lambda: served.model(served.x)), timer, cfg)")
-            path.write_text(text.replace(ORIGINAL, patched))
+            patched = (f"x = served.x if case.id != {target!r} else "
+                       f"torch.cat([served.x, served.x[:math.ceil(served.x.shape[0] * {extra})]])\n"
+                       "            measurement = blocked_autorange(lambda: served.model(x), timer, ROUND)")
+            path.write_text("import math\n" + text.replace(ORIGINAL, patched))
             git = ["git", "-c", "user.email=ab@effbench", "-c", "user.name=ab-validation"]
             subprocess.run([*git, "commit", "-qam", f"ab validation: {extra:.0%} more work in {target}"], cwd=tree,
                            check=True, capture_output=True)
@@ -97,21 +100,24 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=20, help="A/A jobs and as many slow jobs")
     p.add_argument("--budget", type=float, default=8.0, help="minutes per job")
     p.add_argument("--target", default="digits_mlp_wide-int8_dynamic-batch64-cpu", help="case id that NEW slows down")
-    p.add_argument("--extra", type=float, default=2 / 64,
-                   help="fraction of the batch run again in the target case (default: two rows of 64)")
+    p.add_argument("--extra", type=float, default=0.10,
+                   help="how much larger the target case's batch is in NEW (default 0.10: 64 rows become 71)")
     p.add_argument("-k", default=None, help="restrict the suite (default: the whole quick inference suite)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "notes" / "ab-validation.json")
     args = p.parse_args()
     slow = slow_revision(args.target, args.extra)
-    jobs: list[dict] = []
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    jobs: list[dict] = json.loads(args.out.read_text())["jobs"] if args.out.exists() else []
     with tempfile.TemporaryDirectory() as scratch:
         for i in range(args.jobs):
             for kind, new in (("aa", "HEAD"), ("slow", slow)):
                 job = run_job(kind, "HEAD", new, args, Path(scratch))
+                job |= {"head": head, "new_commit": slow if kind == "slow" else head, "extra": args.extra}
                 jobs.append(job)
                 print(json.dumps({k: job[k] for k in ("kind", "exit", "wall_s")} | {"i": i}), flush=True)
-                args.out.write_text(json.dumps({"slow_commit": slow, "args": vars(args) | {"out": str(args.out)},
-                                                "jobs": jobs}, indent=1, default=str))
+                atomic_write_text(args.out, json.dumps({"args": vars(args) | {"out": str(args.out)},
+                                                        "jobs": jobs}, indent=1, default=str))
     print(summarize(jobs, f"test_inference[{args.target}]"))
     return 0
 
