@@ -24,3 +24,15 @@ def effbench(*args: str, env: dict[str, str] | None = None, timeout: float = 600
     """Run the CLI as a user would, in a child process."""
     return subprocess.run([sys.executable, "-m", "bench_lib", *args], capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=timeout)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process still runs (a zombie counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False

@@ -3,14 +3,17 @@
 import json
 import os
 import random
+import signal
 import stat
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import effbench
+from conftest import REPO, alive, effbench
 
-from bench_lib.ab.job import run_trials
+from bench_lib.ab.job import CaseTrial, run_trials
 from bench_lib.ab.verdict import ABRule, judge
 from bench_lib.measure.stats import Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -66,7 +69,7 @@ def _fake_measure(slow_case: str, factor: float, log: list):
 def test_schedule_pairs_rounds_in_random_order_and_stops_when_decided():
     cases = [CaseSpec.make("fake", "toy", v) for v in ("a", "b")]
     log = []
-    trials = run_trials(cases, _fake_measure("b", 1.2, log), RULE, budget_s=60, seed=0)
+    trials = run_trials([CaseTrial(c) for c in cases], _fake_measure("b", 1.2, log), RULE, budget_s=60, seed=0)
     verdicts = {t.case.variant: t.verdict.verdict for t in trials}
     assert verdicts == {"a": "within noise", "b": "slower"}
     for t in trials:
@@ -84,7 +87,7 @@ def test_budget_bounds_the_job_and_leaves_cases_undecided():
         return now[0]
 
     cases = [CaseSpec.make("fake", "toy", "a")]
-    [trial] = run_trials(cases, _fake_measure("none", 1.0, []), RULE, budget_s=4, clock=clock)
+    [trial] = run_trials([CaseTrial(c) for c in cases], _fake_measure("none", 1.0, []), RULE, budget_s=4, clock=clock)
     assert trial.verdict.verdict == "undecided" and 0 < len(trial.base) < RULE.min_pairs
 
 
@@ -159,3 +162,25 @@ def test_a_slowdown_seen_by_every_server_is_still_caught():
     base, new, servers = _two_server_pairs(slowdown=1.10, new_server0_bias=1.01)
     v = judge("c", base, new, RULE, servers)
     assert v.verdict == "slower" and v.ci_low > 1.0
+
+
+def test_sigterm_keeps_finished_pairs_and_leaves_no_process_or_worktree(fake_suite_env, tmp_path):
+    pidfile = tmp_path / "pids"
+    worktrees_before = subprocess.run(["git", "worktree", "list"], cwd=REPO, capture_output=True, text=True).stdout
+    proc = subprocess.Popen([sys.executable, "-m", "bench_lib", "ab", "HEAD", "HEAD", "--suite", "fake", "-k",
+                             "toy-ok", "--min-pairs", "100000", "--budget", "5", "--out", str(tmp_path / "ab")],
+                            cwd=REPO, env={**fake_suite_env, "FAKE_PIDFILE": str(pidfile)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (pidfile.exists() and len(pidfile.read_text().split()) >= 12):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    doc = json.loads((Path(out.strip().splitlines()[-1]) / "ab.json").read_text())["effbench_ab"]
+    assert doc["interrupted"] and doc["cases"][0]["pairs"] >= 5
+    servers = {int(p) for p in pidfile.read_text().split()}
+    time.sleep(0.2)
+    assert not any(alive(pid) for pid in servers)
+    assert subprocess.run(["git", "worktree", "list"], cwd=REPO, capture_output=True,
+                          text=True).stdout == worktrees_before

@@ -1,6 +1,5 @@
 """Every way a case can go wrong ends as a stored result, and leaves no process behind."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -8,22 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, effbench
+from conftest import REPO, alive, effbench
 
 from bench_lib.results.case import CaseSpec
 from bench_lib.results.store import load_run
 from bench_lib.runners.process import run_isolated
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("behaviour, status, reason", [
@@ -48,7 +36,7 @@ def test_a_hung_case_is_killed_with_its_children(fake_suite_env, tmp_path, monke
     pids = [int(p) for p in pidfile.read_text().split()]
     assert len(pids) == 2
     time.sleep(0.2)
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
 
 
 def test_run_goes_on_after_failures_and_exits_1(fake_suite_env, tmp_path):
@@ -79,7 +67,7 @@ def test_ctrl_c_keeps_finished_results_and_leaves_no_process(fake_suite_env, tmp
     [run] = load_run(Path(out.strip().splitlines()[-1]))
     assert [r.case.variant for r in run.results] == ["ok"]
     time.sleep(0.2)
-    assert not any(_alive(int(p)) for p in pidfile.read_text().split())
+    assert not any(alive(int(p)) for p in pidfile.read_text().split())
 
 
 def test_a_group_keeps_what_finished_before_its_process_died(fake_suite_env):

@@ -67,27 +67,32 @@ def _round(trial: CaseTrial, measure: Measure, first: str) -> None:
                           int(results["new"].metrics.get("ab_server", 0))))
 
 
-def run_trials(cases: list[CaseSpec], measure: Measure, rule: ABRule, budget_s: float, seed: int | None = None,
+def run_trials(trials: list[CaseTrial], measure: Measure, rule: ABRule, budget_s: float, seed: int | None = None,
                on_block: Callable[[int, list[CaseTrial]], None] | None = None,
                clock: Callable[[], float] = time.monotonic) -> list[CaseTrial]:
-    """Measure until every case is decided or the budget is spent; every pair's order is random."""
+    """Measure until every case is decided or the budget is spent; every pair's order is random.
+
+    The trials are the caller's and are filled in place, so that an interrupt (Ctrl-C, SIGTERM)
+    leaves the caller every pair finished before it, judged.
+    """
     rng = random.Random(seed)
-    trials = [CaseTrial(c) for c in cases]
     deadline = clock() + budget_s
     block = 0
-    while clock() < deadline:
-        active = [t for t in trials if t.active]
-        if not active:
-            break
-        rng.shuffle(active)
-        for trial in active:
-            if clock() >= deadline:
+    try:
+        while clock() < deadline:
+            active = [t for t in trials if t.active]
+            if not active:
                 break
-            _round(trial, measure, rng.choice(("base", "new")))
-            trial.verdict = judge(trial.case.id, trial.base, trial.new, rule, trial.servers)
-        block += 1
-        if on_block:
-            on_block(block, trials)
-    for t in trials:
-        t.verdict = judge(t.case.id, t.base, t.new, rule, t.servers)
+            rng.shuffle(active)
+            for trial in active:
+                if clock() >= deadline:
+                    break
+                _round(trial, measure, rng.choice(("base", "new")))
+                trial.verdict = judge(trial.case.id, trial.base, trial.new, rule, trial.servers)
+            block += 1
+            if on_block:
+                on_block(block, trials)
+    finally:
+        for t in trials:
+            t.verdict = judge(t.case.id, t.base, t.new, rule, t.servers)
     return trials

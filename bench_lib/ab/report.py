@@ -73,7 +73,8 @@ def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
         f"## effbench A/B: `{meta['base']['spec']}` (BASE) vs `{meta['new']['spec']}` (NEW)",
         "",
         f"Paired, interleaved rounds in random order; threshold {rule.threshold:.0%}; budget "
-        f"{meta['budget_s'] / 60:.1f} min, spent {meta['elapsed_s'] / 60:.1f} min.",
+        f"{meta['budget_s'] / 60:.1f} min, spent {meta['elapsed_s'] / 60:.1f} min"
+        + (" (**interrupted**: verdicts from the pairs finished before it)." if meta.get("interrupted") else "."),
         "",
         "| | case | verdict | NEW/BASE (median of pairs) | 95% CI | pairs | BASE ms | NEW ms |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -79,14 +79,18 @@ def handle(args: argparse.Namespace) -> int:
         def measure(side: str, case):
             return servers[side].measure(case, args.profile, get_suite(case.suite).timeout_s(case, args.profile))
 
+        trials = [CaseTrial(p.case) for p in planned]
+        interrupted = False
         try:
-            trials = run_trials([p.case for p in planned], measure, rule, args.budget * 60, args.seed, _progress)
+            run_trials(trials, measure, rule, args.budget * 60, args.seed, _progress)
         except SideError as e:
             raise BadInput(str(e)) from None
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: servers and worktrees go with the stack, pairs stay
+            interrupted = True
         meta = {"base": {**sides["base"].describe(), "bench_lib": servers["base"].loaded_from},
                 "new": {**sides["new"].describe(), "bench_lib": servers["new"].loaded_from},
                 "budget_s": args.budget * 60, "elapsed_s": time.monotonic() - started, "seed": args.seed,
-                "servers_per_side": args.servers_per_side,
+                "servers_per_side": args.servers_per_side, "interrupted": interrupted,
                 "suite": args.suite, "profile": args.profile, "keyword": args.keyword}
     run_dir = new_run_dir(args.out, safe_label(f"ab-{args.suite}-{args.profile}"))
     store_sides(run_dir, trials, args.profile, {"suite": args.suite, "command": "effbench ab"},
@@ -99,4 +103,7 @@ def handle(args: argparse.Namespace) -> int:
             f.write(summary)
     print(summary)
     print(run_dir)
+    if interrupted:
+        print("effbench: interrupted (the pairs finished before it are kept)", file=sys.stderr)
+        return 130
     return 1 if any(outcome(t) in REGRESSIONS for t in trials) else 0
