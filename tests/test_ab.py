@@ -155,13 +155,16 @@ def _two_server_pairs(slowdown: float, new_server0_bias: float):
 def test_one_biased_process_cannot_decide_a_regression():
     base, new, servers = _two_server_pairs(slowdown=1.0, new_server0_bias=1.4)
     assert judge("c", base, new, RULE).verdict == "slower"  # blind to servers: a false alarm
-    assert judge("c", base, new, RULE, servers).verdict == "undecided"  # the server-1 pairs say otherwise
+    v = judge("c", base, new, RULE, servers)
+    assert v.verdict == "undecided"  # the server-1 pairs say otherwise
+    assert v.server_spread == pytest.approx(1.4, abs=0.04)  # and the summary says how far the servers disagree
 
 
 def test_a_slowdown_seen_by_every_server_is_still_caught():
     base, new, servers = _two_server_pairs(slowdown=1.10, new_server0_bias=1.01)
     v = judge("c", base, new, RULE, servers)
     assert v.verdict == "slower" and v.ci_low > 1.0
+    assert v.server_spread < 1.04
 
 
 def test_sigterm_keeps_finished_pairs_and_leaves_no_process_or_worktree(fake_suite_env, tmp_path):

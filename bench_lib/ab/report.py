@@ -54,7 +54,8 @@ def write_verdicts(run_dir: Path, trials: list[CaseTrial], rule: ABRule, meta: d
         rows.append({"case": t.case.as_params(), "name": t.case.name, "verdict": outcome(t),
                      "ratio": v.ratio if v and v.pairs else None, "ci95": [v.ci_low, v.ci_high] if v and v.pairs
                      else None, "pairs": len(t.base), "base_rounds_s": t.base, "new_rounds_s": t.new,
-                     "first_side": t.order, "servers": t.servers, "failures": t.failures,
+                     "first_side": t.order, "servers": t.servers,
+                     "server_spread": v.server_spread if v else None, "failures": t.failures,
                      "skip_reason": t.skipped_reason})
     doc = {"effbench_ab": {"schema_version": 1, "rule": {"threshold": rule.threshold, "min_pairs": rule.min_pairs},
                            **meta, "cases": rows}}
@@ -76,19 +77,20 @@ def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
         f"{meta['budget_s'] / 60:.1f} min, spent {meta['elapsed_s'] / 60:.1f} min"
         + (" (**interrupted**: verdicts from the pairs finished before it)." if meta.get("interrupted") else "."),
         "",
-        "| | case | verdict | NEW/BASE (median of pairs) | 95% CI | pairs | BASE ms | NEW ms |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| | case | verdict | NEW/BASE (median of pairs) | 95% CI | pairs | servers differ | BASE ms | NEW ms |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for t in sorted(trials, key=lambda t: (order[outcome(t)], t.case.id)):
         word, v = outcome(t), t.verdict
         has = v is not None and v.pairs > 0
         ratio = f"{v.ratio:.3f}" if has else "n/a"
         ci = f"{v.ci_low:.3f} to {v.ci_high:.3f}" if has else "n/a"
+        spread = f"{v.server_spread - 1:.1%}" if has and math.isfinite(v.server_spread) else "n/a"
         base = _ms(Measurement(tuple(t.base)).median) if t.base else "n/a"
         new = _ms(Measurement(tuple(t.new)).median) if t.new else "n/a"
         note = t.skipped_reason or (t.failures[-1] if t.failures else "")
         lines.append(f"| {MARKS[word]} | `{t.case.id}` | {word}{': ' + note if note and word != 'within noise' else ''}"
-                     f" | {ratio} | {ci} | {len(t.base)} | {base} | {new} |")
+                     f" | {ratio} | {ci} | {len(t.base)} | {spread} | {base} | {new} |")
     lines += [
         "",
         f"Legend: `+` slower (regression: median ratio above {1 + rule.threshold:.2f} and its 95% interval above "
@@ -97,6 +99,8 @@ def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
         "`*` failing on BASE only, `s` skipped. "
         "Each pair is one round of each side back to back; a round's figure is the median of its samples; each "
         "round runs in one of the side's servers, drawn at random, and the interval resamples servers, so that "
-        "no single process's bias decides.",
+        "no single process's bias decides. `servers differ`: the largest gap between two servers of one side "
+        "running the same code (their median paired ratios); where it exceeds the threshold, a process's luck is "
+        "as large as the change to be judged, and the verdict stays undecided unless the change is larger still.",
     ]
     return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ import numpy as np
 
 from bench_lib.measure.stats import median_ci
 
-__all__ = ["ABRule", "PairedVerdict", "judge", "server_bootstrap_ci"]
+__all__ = ["ABRule", "PairedVerdict", "judge", "server_bootstrap_ci", "server_spread"]
 
 Verdict = Literal["slower", "faster", "within noise", "undecided"]
 
@@ -44,6 +44,7 @@ class PairedVerdict:
     ci_low: float
     ci_high: float
     pairs: int
+    server_spread: float = float("nan")  # see server_spread(); nan with one server a side
 
     @property
     def decided(self) -> bool:
@@ -77,6 +78,24 @@ def server_bootstrap_ci(ratios: np.ndarray, servers: list[tuple[int, int]], conf
     return float(np.quantile(medians, alpha)), float(np.quantile(medians, 1 - alpha))
 
 
+MIN_PAIRS_PER_SERVER = 2
+
+
+def server_spread(ratios: np.ndarray, servers: list[tuple[int, int]]) -> float:
+    """How far apart one side's servers put the same code: the largest quotient of two servers'
+    median paired ratios, on either side (1.0 = no process bias seen; nan = fewer than two servers
+    with MIN_PAIRS_PER_SERVER pairs). Where it exceeds the threshold, one job cannot tell a change
+    of that size from a process's luck, and the interval says so by staying wide."""
+    cells = np.asarray(servers, dtype=int)
+    spreads = []
+    for side in (0, 1):
+        medians = [np.median(ratios[cells[:, side] == s]) for s in np.unique(cells[:, side])
+                   if np.count_nonzero(cells[:, side] == s) >= MIN_PAIRS_PER_SERVER]
+        if len(medians) > 1:
+            spreads.append(max(medians) / min(medians))
+    return float(max(spreads)) if spreads else float("nan")
+
+
 def judge(case_id: str, base: list[float], new: list[float], rule: ABRule,
           servers: list[tuple[int, int]] | None = None) -> PairedVerdict:
     """Verdict for one case from its paired round statistics (seconds, same order on both sides).
@@ -94,11 +113,13 @@ def judge(case_id: str, base: list[float], new: list[float], rule: ABRule,
     ratios = np.asarray(new, dtype=float) / np.asarray(base, dtype=float)
     ratio = float(np.median(ratios))
     lo, hi = median_ci(ratios)
+    spread = float("nan")
     if servers is not None and len(set(servers)) > 1:
         if len(servers) != n:
             raise ValueError(f"{case_id}: {n} pairs but {len(servers)} server labels")
         boot_lo, boot_hi = server_bootstrap_ci(ratios, servers)
         lo, hi = min(lo, boot_lo), max(hi, boot_hi)
+        spread = server_spread(ratios, servers)
     up, down = 1.0 + rule.threshold, 1.0 / (1.0 + rule.threshold)
     verdict: Verdict = "undecided"
     # The interval must clear half the threshold, not just 1: with few servers a side, the
@@ -111,4 +132,4 @@ def judge(case_id: str, base: list[float], new: list[float], rule: ABRule,
             verdict = "faster"
         elif down < lo and hi < up:
             verdict = "within noise"
-    return PairedVerdict(case_id, verdict, ratio, lo, hi, n)
+    return PairedVerdict(case_id, verdict, ratio, lo, hi, n, spread)
