@@ -140,10 +140,10 @@ def test_worktree_side_runs_that_revisions_code(fake_suite_env, tmp_path):
 
 
 def _two_server_pairs(slowdown: float, new_server0_bias: float):
-    """16 pairs over two servers a side; NEW's server 0 (biased) happened to draw 14 of them."""
+    """24 pairs over two servers a side; NEW's server 0 (biased) happened to draw 21 of them."""
     rng = random.Random(3)
     base, new, servers = [], [], []
-    for i in range(16):
+    for i in range(24):
         b, n = i % 2, 0 if i % 8 else 1
         t = rng.choice([1.0, 1.3]) * rng.uniform(0.99, 1.01)
         base.append(t)

@@ -78,7 +78,7 @@ def server_bootstrap_ci(ratios: np.ndarray, servers: list[tuple[int, int]], conf
     return float(np.quantile(medians, alpha)), float(np.quantile(medians, 1 - alpha))
 
 
-MIN_PAIRS_PER_SERVER = 2
+MIN_PAIRS_PER_SERVER = 3
 
 
 def server_spread(ratios: np.ndarray, servers: list[tuple[int, int]]) -> float:
