@@ -104,8 +104,8 @@ def test_ab_end_to_end_exit_codes(fake_suite_env, tmp_path):
                     "--out", str(tmp_path / "aa"), env=fake_suite_env)
     assert same.returncode == 0, same.stderr
     assert "within noise" in same.stdout
-    slow = effbench("ab", sys.executable, _slow_python(tmp_path), "--suite", "fake", "-k", "toy-ok", "--budget",
-                    "2", "--out", str(tmp_path / "ab"), env=fake_suite_env)
+    slow = effbench("ab", sys.executable, _slow_python(tmp_path), "--suite", "fake", "-k", "toy-ok", "--device",
+                    "cpu", "--budget", "2", "--out", str(tmp_path / "ab"), env=fake_suite_env)
     assert slow.returncode == 1, slow.stderr
     assert "| + | `toy-ok-cpu` | slower" in slow.stdout
     run_dir = Path(slow.stdout.strip().splitlines()[-1])
