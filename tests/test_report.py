@@ -9,7 +9,7 @@ from bench_lib.measure.stats import Measurement
 from bench_lib.report.load import Run, results_frame
 from bench_lib.report.markdown import build_report
 from bench_lib.report.references import machine_tag
-from bench_lib.report.tables import fmt_num, inference_tradeoffs, pareto_front, select_time_unit
+from bench_lib.report.tables import fmt_num, inference_cost_table, inference_tradeoffs, pareto_front, select_time_unit
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import RunData, RunWriter
 
@@ -117,6 +117,15 @@ def test_speedups_are_against_fp32_of_the_same_batch(tmp_path):
     assert int8["speedup"] == pytest.approx(2.4, rel=1e-6)
     assert int8["speedup_low"] <= 2.4 <= int8["speedup_high"]
     assert "l1_unstructured (sparsity=0.9)" in set(trade["technique"])
+
+
+def test_random_weight_shapes_are_labelled_in_the_cost_table(tmp_path):
+    results = inference_results()
+    shape = CaseSpec.make("inference", "byte_gpt_d2048_random", "fp32", "cpu", batch=8)
+    results.append(CaseResult(shape, "ok", _m(2e-3), {"weights": "random (speed shape: quality = change only)"}))
+    trade = inference_tradeoffs(results_frame([make_run(tmp_path, "r", CPU_ENV, inference=results)]))
+    workloads = set(inference_cost_table(trade)["workload"])
+    assert workloads == {"digits_mlp_wide", "digits_mlp", "byte_gpt_d2048_random (random weights)"}
 
 
 def test_pareto_front_and_units():

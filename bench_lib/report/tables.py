@@ -185,7 +185,9 @@ def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
     for _, r in trade.sort_values(["workload", "param.batch", "technique"]).iterrows():
         rows.append({
             **({"run": r["run"]} if trade["run"].nunique() > 1 else {}),
-            "workload": r["workload"], "technique": r["technique"], "batch": r["param.batch"],
+            "workload": r["workload"] + (" (random weights)" if str(r.get("weights", "")).startswith("random")
+                                         else ""),
+            "technique": r["technique"], "batch": r["param.batch"],
             "speedup vs baseline [95% CI]": _speedup_cell(r),
             "throughput (samples/s)": _num(r.get("throughput_samples_per_s"), "{:,.0f}"),
             "accuracy": _num(r.get("accuracy"), "{:.2%}"),
