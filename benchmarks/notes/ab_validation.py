@@ -68,6 +68,22 @@ def run_job(kind: str, base: str, new: str, args: argparse.Namespace, out: Path)
             "verdicts": {c["name"]: [c["verdict"], c["ratio"], c["pairs"]] for c in cases}}
 
 
+def clopper_pearson(k: int, n: int) -> tuple[float, float]:
+    """Exact 95% interval of a rate seen k times in n trials (how little 20 jobs can prove)."""
+    from scipy.stats import beta
+
+    lo = float(beta.ppf(0.025, k, n - k + 1)) if k else 0.0
+    hi = float(beta.ppf(0.975, k + 1, n - k)) if k < n else 1.0
+    return lo, hi
+
+
+def _rate(k: int, n: int) -> str:
+    if not n:
+        return "n/a"
+    lo, hi = clopper_pearson(k, n)
+    return f"{k} of {n} (95% CI {lo:.0%} to {hi:.0%})"
+
+
 def summarize(jobs: list[dict], target_name: str) -> str:
     aa = [j for j in jobs if j["kind"] == "aa" and "verdicts" in j]
     slow = [j for j in jobs if j["kind"] == "slow" and "verdicts" in j]
@@ -81,15 +97,19 @@ def summarize(jobs: list[dict], target_name: str) -> str:
     walls = sorted(j["wall_s"] for j in jobs)
     lines = [
         "| measure | value |", "| --- | --- |",
-        f"| A/A jobs judged slower (any case) | {len(aa_flagged)} of {len(aa)} |",
+        f"| A/A jobs judged slower (any case) | {_rate(len(aa_flagged), len(aa))} |",
         f"| A/A cases judged slower | {aa_case_flags} of {aa_cases} |",
-        f"| slow jobs where the slowed case was caught | {len(caught)} of {len(slow)} |",
+        f"| A/A cases judged faster (no failure, but as wrong) | "
+        f"{sum(v[0] == 'faster' for j in aa for v in j['verdicts'].values())} of {aa_cases} |",
+        f"| slow jobs where the slowed case was caught | {_rate(len(caught), len(slow))} |",
         "| measured NEW/BASE ratio of the slowed case (min, median, max over jobs) | "
         + (f"{ratios[0]:.3f}, {ratios[len(ratios) // 2]:.3f}, {ratios[-1]:.3f} |" if ratios else "n/a |"),
         f"| other cases judged slower in slow jobs | {others} |",
         f"| case verdicts left undecided (all jobs) | {undecided} |",
         f"| job wall time (min, median, max) | {walls[0]:.0f} s, {walls[len(walls) // 2]:.0f} s, {walls[-1]:.0f} s |"
         if walls else "| job wall time | n/a |",
+        f"| A/A jobs that exited 0 | {sum(j['exit'] == 0 for j in aa)} of {len(aa)} |",
+        f"| slow jobs that exited 1 | {sum(j['exit'] == 1 for j in slow)} of {len(slow)} |",
         f"| jobs that errored | {sum('error' in j for j in jobs)} |",
     ]
     return "\n".join(lines) + "\n"
@@ -104,7 +124,11 @@ def main() -> int:
                    help="how much larger the target case's batch is in NEW (default 0.10: 64 rows become 71)")
     p.add_argument("-k", default=None, help="restrict the suite (default: the whole quick inference suite)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "notes" / "ab-validation.json")
+    p.add_argument("--summarize", action="store_true", help="only print the summary of the jobs in --out")
     args = p.parse_args()
+    if args.summarize:
+        print(summarize(json.loads(args.out.read_text())["jobs"], f"test_inference[{args.target}]"))
+        return 0
     slow = slow_revision(args.target, args.extra)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=True, capture_output=True,
                           text=True).stdout.strip()
