@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from bench_lib.measure.stats import Measurement, median_ci
+from bench_lib.measure.stats import Measurement, binom_half_ppf, median_ci
 
 
 def test_statistics_of_literal_samples():
@@ -59,3 +59,10 @@ def test_pytest_benchmark_stats_block():
     assert s["rounds"] == 3 and s["iterations"] == 10
     assert s["ops"] == pytest.approx(250.0)
     assert s["total"] == pytest.approx(0.12)
+
+
+def test_binomial_order_statistics_match_scipy():
+    for n in [*range(1, 200), 500, 1999, 2000]:
+        for q in (0.025, 0.005, 0.05):
+            assert binom_half_ppf(q, n) == int(st.binom.ppf(q, n, 0.5)), (n, q)
+            assert binom_half_ppf(1 - q, n) == int(st.binom.isf(q, n, 0.5)), (n, q)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from fractions import Fraction
+from functools import cached_property, lru_cache
 
 import numpy as np
-from scipy import stats as _st
 
 __all__ = [
     "IQR_WARN_THRESHOLD",
@@ -26,6 +26,23 @@ IQR_GROSS_WARN_THRESHOLD = 0.25
 CONFIDENCE = 0.95
 
 
+@lru_cache(maxsize=4096)
+def binom_half_ppf(q: float, n: int) -> int:
+    """Smallest k with P(X <= k) >= q for X ~ Binomial(n, 1/2), in exact integer arithmetic.
+
+    The same as scipy.stats.binom.ppf(q, n, 0.5), without importing scipy.stats (about a
+    second per worker process, paid by every case and rank).
+    """
+    target = Fraction(q) * 2**n
+    cum, term = 0, 1  # term = C(n, k)
+    for k in range(n + 1):
+        cum += term
+        if cum >= target:
+            return k
+        term = term * (n - k) // (k + 1)
+    return n
+
+
 def median_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Distribution-free interval for the median from binomial order statistics.
 
@@ -38,9 +55,10 @@ def median_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[floa
     if n == 0:
         return (math.nan, math.nan)
     alpha = 1.0 - confidence
-    # The 1-based lower order statistic is binom.ppf(alpha/2); the upper one mirrors it.
-    lo = max(int(_st.binom.ppf(alpha / 2, n, 0.5)) - 1, 0)
-    hi = min(int(_st.binom.isf(alpha / 2, n, 0.5)), n - 1)
+    # The 1-based lower order statistic is binom.ppf(alpha/2); the upper one mirrors it
+    # (binom.isf(alpha/2) = binom.ppf(1 - alpha/2) for a discrete law).
+    lo = max(binom_half_ppf(alpha / 2, n) - 1, 0)
+    hi = min(binom_half_ppf(1 - alpha / 2, n), n - 1)
     if lo == 0 and hi == n - 1:
         return (float(x[0]), float(x[-1]))
     return (float(x[lo]), float(x[hi]))
