@@ -132,3 +132,16 @@ def test_summary_table_speedup_against_the_device_baseline():
     frame = summary_frame([ok("bf16", 2.0), ok("fp16", 1.0), skipped]).set_index("technique")
     assert frame.loc["bf16", "speedup"] == "1.00x" and frame.loc["fp16", "speedup"] == "2.00x"
     assert frame.loc["fp8_dynamic", "status"] == "skipped" and frame.loc["fp8_dynamic", "note"] == "needs 8.9"
+
+
+def test_static_int8_freezes_its_own_compile_only():
+    """Freezing must be on while PT2E's model compiles, and off for whatever compiles after it
+    (left on, it froze the next case's fp32 model in the same A/B server)."""
+    from bench_lib.inference.evidence import top_ops
+
+    workload = DigitsMLP(hidden=32)
+    model = TECHNIQUES["int8_static_pt2e"].convert(workload.architecture().eval(), _ctx("int8_static_pt2e", workload))
+    assert torch._inductor.config.freezing is False
+    with torch.no_grad():
+        ops = {o["op"] for o in top_ops(lambda: model(workload.example_input(4)), "cpu")}
+    assert "onednn::qlinear_pointwise" in ops  # prepacked int8 kernels: frozen

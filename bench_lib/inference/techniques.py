@@ -170,10 +170,13 @@ def _int4_config() -> object:
 
 def _pt2e_static(model: nn.Module, ctx: Context) -> nn.Module:
     """Export at the case's batch shape, X86InductorQuantizer (static int8), calibrate on training data in
-    batches of that shape, convert, compile with freezing.
+    batches of that shape, convert, compile with freezing (here, so conversion time includes the compile).
 
-    Only the global `torch._inductor.config.freezing = True` works: `torch.compile(options=
-    {"freezing": True})` fails in onednn.qlinear_prepack (anchors, 2026-11-25).
+    `torch.compile(options={"freezing": True})` fails in onednn.qlinear_prepack (anchors, 2026-11-25),
+    so freezing is set in the global inductor config, but only while this model compiles: left on, it
+    froze every model compiled after it in the same process (in an `effbench ab` server, fp32_compile
+    at batch 64 then ran in 10.9 ms instead of 12.4 ms, depending on which case that server had
+    prepared first).
     """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
@@ -186,8 +189,10 @@ def _pt2e_static(model: nn.Module, ctx: Context) -> nn.Module:
         for x in ctx.workload.calibration_batches(ctx.batch, rows=max(64, 4 * ctx.batch)):
             prepared(x)
     converted = convert_pt2e(prepared)
-    torch._inductor.config.freezing = True
-    return torch.compile(converted)
+    compiled = torch.compile(converted, dynamic=False)
+    with torch._inductor.config.patch(freezing=True), torch.no_grad():
+        compiled(example)  # compiles now, while freezing is on
+    return compiled
 
 
 class CsrLinear(nn.Module):
@@ -285,7 +290,7 @@ TECHNIQUES: dict[str, Technique] = {
                   "rows) and is slower than fp32 on AVX2 CPUs", convert=_torchao(_int8_wo_config)),
         Technique("int8_static_pt2e", "static int8: torch.export + PT2E (torchao.quantization.pt2e) with "
                   "X86InductorQuantizer, calibrated on max(64, 4 x batch) training rows, torch.compile with "
-                  "global freezing",
+                  "freezing (global, while it compiles)",
                   devices=("cpu",), convert=_pt2e_static),
         Technique("fp8_dynamic", "torchao Float8DynamicActivationFloat8WeightConfig, e4m3, per-row dynamic "
                   "scales, compiled; Linears with in/out divisible by 16", devices=("cuda",),
