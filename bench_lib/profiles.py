@@ -11,10 +11,10 @@ PROFILES: dict[str, MeasureConfig] = {
     "full": MeasureConfig(warmup_s=0.5, min_run_time_s=2.0, max_run_time_s=30.0, min_samples=30),
 }
 
-# One A/B round (`effbench ab`): short, because a verdict rests on many pairs of rounds (the noise
-# between rounds dwarfs the noise within one), and at least 5 calls, so that a 150 ms case does not
-# spend 1.5 s a round.
-ROUND = MeasureConfig(warmup_s=0.05, min_run_time_s=0.15, max_run_time_s=2.0, min_samples=5)
+# One A/B round (`effbench ab`): short, because a verdict rests on many pairs of rounds and on
+# enough of them per server process (the noise between rounds and between processes dwarfs the
+# noise within a round), and at least 5 calls, so that a 150 ms case does not spend 1.5 s a round.
+ROUND = MeasureConfig(warmup_s=0.03, min_run_time_s=0.1, max_run_time_s=2.0, min_samples=5)
 
 
 def measure_config(profile: str) -> MeasureConfig:

@@ -105,7 +105,7 @@ def test_ab_end_to_end_exit_codes(fake_suite_env, tmp_path):
     assert same.returncode == 0, same.stderr
     assert "within noise" in same.stdout
     slow = effbench("ab", sys.executable, _slow_python(tmp_path), "--suite", "fake", "-k", "toy-ok", "--device",
-                    "cpu", "--budget", "2", "--out", str(tmp_path / "ab"), env=fake_suite_env)
+                    "cpu", "--budget", "2", "--seed", "1", "--out", str(tmp_path / "ab"), env=fake_suite_env)
     assert slow.returncode == 1, slow.stderr
     assert "| + | `toy-ok-cpu` | slower" in slow.stdout
     run_dir = Path(slow.stdout.strip().splitlines()[-1])
@@ -160,11 +160,33 @@ def test_one_biased_process_cannot_decide_a_regression():
     assert v.server_spread == pytest.approx(1.4, abs=0.04)  # and the summary says how far the servers disagree
 
 
+def _three_server_pairs(slowdown: float, base_bias: tuple, new_bias: tuple, seed: int = 5):
+    """24 pairs over three servers a side (the default), every combination drawn."""
+    rng = random.Random(seed)
+    base, new, servers = [], [], []
+    for i in range(24):
+        b, n = i % 3, (i // 3) % 3
+        t = rng.choice([1.0, 1.3]) * rng.uniform(0.995, 1.005)
+        base.append(t * base_bias[b])
+        new.append(t * slowdown * new_bias[n] * rng.uniform(0.995, 1.005))
+        servers.append((b, n))
+    return base, new, servers
+
+
 def test_a_slowdown_seen_by_every_server_is_still_caught():
-    base, new, servers = _two_server_pairs(slowdown=1.10, new_server0_bias=1.01)
+    base, new, servers = _three_server_pairs(1.10, (1.0, 1.01, 0.99), (0.99, 1.0, 1.01))
     v = judge("c", base, new, RULE, servers)
-    assert v.verdict == "slower" and v.ci_low > 1.0
+    assert v.verdict == "slower" and v.ci_low > 1.05
     assert v.server_spread < 1.04
+
+
+def test_three_processes_a_side_that_disagree_cannot_decide_a_small_difference():
+    """NEW's three processes ran 2%, 6% and 10% slow, BASE's -2%, 0 and 2%: a 6% gap in the medians,
+    but with processes this far apart it could be three unlucky draws (as compiled cases showed)."""
+    base, new, servers = _three_server_pairs(1.0, (0.98, 1.0, 1.02), (1.02, 1.06, 1.10))
+    assert judge("c", base, new, RULE).verdict == "slower"  # the pairs alone: a regression
+    v = judge("c", base, new, RULE, servers)
+    assert v.verdict == "undecided" and v.ci_low < 1.0
 
 
 def test_sigterm_keeps_finished_pairs_and_leaves_no_process_or_worktree(fake_suite_env, tmp_path):

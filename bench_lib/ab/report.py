@@ -98,9 +98,10 @@ def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
         "`?` undecided (budget spent before the interval was narrow enough), `!` failing on NEW, "
         "`*` failing on BASE only, `s` skipped. "
         "Each pair is one round of each side back to back; a round's figure is the median of its samples; each "
-        "round runs in one of the side's servers, drawn at random, and the interval resamples servers, so that "
-        "no single process's bias decides. `servers differ`: the largest gap between two servers of one side "
-        "running the same code (their median paired ratios); where it exceeds the threshold, a process's luck is "
-        "as large as the change to be judged, and the verdict stays undecided unless the change is larger still.",
+        "round runs in one of the side's servers, drawn at random, and the interval counts the spread between "
+        "servers, so that no single process's bias decides. `servers differ`: the largest gap between two "
+        "servers of one side running the same code (their median paired ratios); where it exceeds the "
+        "threshold, a process's luck is as large as the change to be judged, and the verdict stays undecided "
+        "unless the change is larger still.",
     ]
     return "\n".join(lines) + "\n"

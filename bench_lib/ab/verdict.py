@@ -8,6 +8,7 @@ order statistics (distribution-free), as for every median in effbench.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from bench_lib.measure.stats import median_ci
 
-__all__ = ["ABRule", "PairedVerdict", "judge", "server_bootstrap_ci", "server_spread"]
+__all__ = ["ABRule", "PairedVerdict", "judge", "server_spread", "server_t_ci"]
 
 Verdict = Literal["slower", "faster", "within noise", "undecided"]
 
@@ -51,34 +52,42 @@ class PairedVerdict:
         return self.verdict != "undecided"
 
 
-SERVER_RESAMPLES = 1000
+MIN_PAIRS_PER_SERVER = 2
 
 
-def server_bootstrap_ci(ratios: np.ndarray, servers: list[tuple[int, int]], confidence: float = 0.95,
-                        resamples: int = SERVER_RESAMPLES, seed: int = 0) -> tuple[float, float]:
+def _server_medians(y: np.ndarray, cells: np.ndarray, side: int) -> list[float]:
+    return [float(np.median(y[cells[:, side] == s])) for s in np.unique(cells[:, side])
+            if np.count_nonzero(cells[:, side] == s) >= MIN_PAIRS_PER_SERVER]
+
+
+def server_t_ci(ratios: np.ndarray, servers: list[tuple[int, int]],
+                confidence: float = 0.95) -> tuple[float, float]:
     """Interval of the median ratio with each side's server as a random effect.
 
-    Resample BASE servers and NEW servers (with replacement), keep the pairs measured by a drawn
-    combination (as often as it was drawn), resample those pairs, take the median. A bias that
-    belongs to one process then widens the interval instead of deciding the verdict.
+    On the log scale, each server's median paired ratio carries that process's bias; the spread of
+    those medians within a side estimates the side's between-process variance s^2, and the
+    interval is the median log ratio +- t(df) * sqrt(s_BASE^2/S_BASE + s_NEW^2/S_NEW), with
+    Welch-Satterthwaite df. With three servers a side the t quantile is 2.8 to 4.3: honest about
+    how little three processes can tell (a bootstrap over three servers understates it, and let a
+    case whose three NEW processes all ran 10-40% slow be judged slower). (0, inf) while a side has
+    fewer than two servers with MIN_PAIRS_PER_SERVER pairs.
     """
-    rng = np.random.default_rng(seed)
-    cells = np.asarray(servers, dtype=int)
-    base_ids, new_ids = np.unique(cells[:, 0]), np.unique(cells[:, 1])
-    medians = []
-    for _ in range(resamples):
-        drawn_b = rng.choice(base_ids, size=base_ids.size)
-        drawn_n = rng.choice(new_ids, size=new_ids.size)
-        weight = (np.bincount(drawn_b, minlength=cells[:, 0].max() + 1)[cells[:, 0]]
-                  * np.bincount(drawn_n, minlength=cells[:, 1].max() + 1)[cells[:, 1]])
-        pool = np.repeat(ratios, weight)
-        if pool.size:
-            medians.append(np.median(rng.choice(pool, size=pool.size)))
-    alpha = (1 - confidence) / 2
-    return float(np.quantile(medians, alpha)), float(np.quantile(medians, 1 - alpha))
+    from scipy.stats import t as student_t
 
-
-MIN_PAIRS_PER_SERVER = 3
+    y, cells = np.log(ratios), np.asarray(servers, dtype=int)
+    center = float(np.median(y))
+    parts = []
+    for side in (0, 1):
+        medians = _server_medians(y, cells, side)
+        if len(medians) < 2:
+            return 0.0, math.inf
+        parts.append((float(np.var(medians, ddof=1)) / len(medians), len(medians) - 1))
+    se2 = sum(v for v, _ in parts)
+    if se2 == 0.0:
+        return math.exp(center), math.exp(center)
+    df = se2**2 / sum(v**2 / d for v, d in parts if v > 0)
+    half = float(student_t.ppf(0.5 + confidence / 2, df)) * math.sqrt(se2)
+    return math.exp(center - half), math.exp(center + half)
 
 
 def server_spread(ratios: np.ndarray, servers: list[tuple[int, int]]) -> float:
@@ -86,13 +95,8 @@ def server_spread(ratios: np.ndarray, servers: list[tuple[int, int]]) -> float:
     median paired ratios, on either side (1.0 = no process bias seen; nan = fewer than two servers
     with MIN_PAIRS_PER_SERVER pairs). Where it exceeds the threshold, one job cannot tell a change
     of that size from a process's luck, and the interval says so by staying wide."""
-    cells = np.asarray(servers, dtype=int)
-    spreads = []
-    for side in (0, 1):
-        medians = [np.median(ratios[cells[:, side] == s]) for s in np.unique(cells[:, side])
-                   if np.count_nonzero(cells[:, side] == s) >= MIN_PAIRS_PER_SERVER]
-        if len(medians) > 1:
-            spreads.append(max(medians) / min(medians))
+    y, cells = np.log(ratios), np.asarray(servers, dtype=int)
+    spreads = [math.exp(max(m) - min(m)) for m in (_server_medians(y, cells, side) for side in (0, 1)) if len(m) > 1]
     return float(max(spreads)) if spreads else float("nan")
 
 
@@ -101,7 +105,7 @@ def judge(case_id: str, base: list[float], new: list[float], rule: ABRule,
     """Verdict for one case from its paired round statistics (seconds, same order on both sides).
 
     `servers` names the (BASE, NEW) server of each pair; where a side used more than one, the
-    interval treats the server as a random effect (`server_bootstrap_ci`), else it is the
+    interval treats the server as a random effect (`server_t_ci`), else it is the
     distribution-free interval of the median of the pairs.
     'undecided' means: keep measuring, or, once the budget is spent, the evidence was not enough.
     """
@@ -117,13 +121,13 @@ def judge(case_id: str, base: list[float], new: list[float], rule: ABRule,
     if servers is not None and len(set(servers)) > 1:
         if len(servers) != n:
             raise ValueError(f"{case_id}: {n} pairs but {len(servers)} server labels")
-        boot_lo, boot_hi = server_bootstrap_ci(ratios, servers)
-        lo, hi = min(lo, boot_lo), max(hi, boot_hi)
+        t_lo, t_hi = server_t_ci(ratios, servers)
+        lo, hi = min(lo, t_lo), max(hi, t_hi)
         spread = server_spread(ratios, servers)
     up, down = 1.0 + rule.threshold, 1.0 / (1.0 + rule.threshold)
     verdict: Verdict = "undecided"
-    # The interval must clear half the threshold, not just 1: with few servers a side, the
-    # server bootstrap's lower end sits near 1 whenever one of them is unbiased.
+    # The interval must clear half the threshold, not just 1: a margin for the many looks a job
+    # takes (one after every pair) and for process biases the few servers did not reveal.
     clear_up, clear_down = 1.0 + rule.threshold / 2, 1.0 / (1.0 + rule.threshold / 2)
     if n >= rule.min_pairs:
         if ratio > up and lo > clear_up:
