@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (CI cancelling a job, `timeout`, kill) ends a command as Ctrl-C does: finished results
     # kept, worker processes and temporary worktrees removed, exit 130.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where inherited as ignored (a background job)
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args))
