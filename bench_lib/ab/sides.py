@@ -140,8 +140,8 @@ class SideServer:
 class SidePool:
     """Several servers of one side; each round goes to one of them, drawn at random.
 
-    One long-lived process has a bias of its own that lasts its life (where its buffers landed:
-    huge pages or not, cache alignment): on the 2-core box one A/A job saw a batch-1 case run 10%
+    One long-lived process has a bias of its own that lasts its life (what it prepared before a
+    case, where its buffers landed): on the 2-core box one A/A job saw a batch-1 case run 10%
     slower in one server than in the other, pair after pair, which pairing cannot cancel. Drawing
     each round's process from a pool turns that bias into spread between pairs, which the
     interval of the median ratio then sees.
