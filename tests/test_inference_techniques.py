@@ -137,11 +137,30 @@ def test_summary_table_speedup_against_the_device_baseline():
 def test_static_int8_freezes_its_own_compile_only():
     """Freezing must be on while PT2E's model compiles, and off for whatever compiles after it
     (left on, it froze the next case's fp32 model in the same A/B server)."""
-    from bench_lib.inference.evidence import top_ops
+    from bench_lib.inference.evidence import op_evidence
 
     workload = DigitsMLP(hidden=32)
     model = TECHNIQUES["int8_static_pt2e"].convert(workload.architecture().eval(), _ctx("int8_static_pt2e", workload))
     assert torch._inductor.config.freezing is False
     with torch.no_grad():
-        ops = {o["op"] for o in top_ops(lambda: model(workload.example_input(4)), "cpu")}
+        ops = {o["op"] for o in op_evidence(lambda: model(workload.example_input(4)), "cpu").top_ops}
     assert "onednn::qlinear_pointwise" in ops  # prepacked int8 kernels: frozen
+
+
+def test_compile_modes_are_modes_inductor_knows():
+    """A technique's compile mode reaches `torch.compile` only on GPU: check it here, where a typo costs no GPU."""
+    modes = {t.compile_mode for t in TECHNIQUES.values()} - {None}
+    assert modes == {"reduce-overhead"}
+    from torch._inductor import list_mode_options
+
+    assert modes <= set(list_mode_options())
+
+
+def test_op_evidence_has_no_kernel_clock_on_cpu():
+    from bench_lib.inference.evidence import op_evidence
+
+    model = DigitsMLP(hidden=32).architecture().eval()
+    with torch.no_grad():
+        evidence = op_evidence(lambda: model(DigitsMLP(hidden=32).example_input(4)), "cpu")
+    assert evidence.kernel_s_per_call is None
+    assert evidence.top_ops[0]["op"].startswith("aten::") and 0 < evidence.top_ops[0]["share"] <= 1

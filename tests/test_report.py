@@ -128,6 +128,21 @@ def test_random_weight_shapes_are_labelled_in_the_cost_table(tmp_path):
     assert workloads == {"digits_mlp_wide", "digits_mlp", "byte_gpt_d2048_random (random weights)"}
 
 
+def test_host_bound_gpu_cases_are_flagged_with_their_kernel_time(tmp_path):
+    """A GPU case whose kernels fill under half its latency is named as host-bound; a GEMM-bound one is not."""
+    results = []
+    for variant, latency, kernel in (("bf16", 0.9e-3, 0.1e-3), ("bf16_cudagraphs", 0.2e-3, 0.15e-3)):
+        case = CaseSpec.make("inference", "byte_gpt", variant, "cuda", batch=8)
+        results.append(CaseResult(case, "ok", _m(latency), {"gpu_kernel_s_per_call": kernel,
+                                                             "gpu_busy_fraction": kernel / latency}))
+    text = build_report([make_run(tmp_path, "gpu", H200_ENV, inference=results)], tmp_path / "out").readme.read_text()
+    section = text.split("**Host-bound GPU cases (1)**")[1].split("\n\n")[1]
+    assert "byte_gpt-bf16-batch8-cuda" in section and "11%" in section
+    assert "bf16_cudagraphs" not in section
+    cpu_only = build_report([make_run(tmp_path, "cpu", CPU_ENV, inference=inference_results())], tmp_path / "o2")
+    assert "Host-bound" not in cpu_only.readme.read_text()
+
+
 def test_pareto_front_and_units():
     # (cost, gain): (0, 1) and (0, 2.4) and (0.3, 1.0) and (30, 1.01)
     assert pareto_front([0, 0, 0.3, 30], [1.0, 2.4, 1.0, 1.01]) == [False, True, False, False]

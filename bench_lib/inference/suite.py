@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from bench_lib.inference.evidence import top_ops
+from bench_lib.inference.evidence import op_evidence
 from bench_lib.inference.size import layer_kinds, model_size
 from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, skip_reason
 from bench_lib.measure import memory
@@ -46,8 +46,8 @@ class Grid:
 
 
 _CPU_ONLY = ("fp32", "fp32_compile", "int8_dynamic", "int8_static_pt2e", "structured_int8")  # listed as skips
-_GPU_ONLY = ("bf16", "bf16_compile", "fp16", "fp16_compile", "fp8_dynamic", "int4_weight_only", "semi_structured_24",
-             "semi_structured_24_fp8", "semi_structured_24_int8")  # listed as skips
+_GPU_ONLY = ("bf16", "bf16_compile", "bf16_cudagraphs", "fp16", "fp16_compile", "fp8_dynamic", "int4_weight_only",
+             "semi_structured_24", "semi_structured_24_fp8", "semi_structured_24_int8")  # listed as skips
 
 # quick must fit `nox -s bench` on 2 cores (with the distributed suites, under 10 minutes): every
 # CPU technique on the linear-heavy MLP at batch 1 and 64 (one worker process per technique),
@@ -70,18 +70,20 @@ MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
     ("quick", "cuda"): (
         Grid(("byte_gpt_d2048_random",), (8,), ("bf16", "bf16_compile", "int8_dynamic_torchao", "fp8_dynamic",
                                                 "structured", "semi_structured_24"), params={"sparsity": (0.5,)}),
-        Grid(("byte_gpt",), (8,), ("bf16", "fp8_dynamic", "structured"), params={"sparsity": (0.5,)}),
+        Grid(("byte_gpt",), (8,), ("bf16", "bf16_cudagraphs", "fp8_dynamic", "structured"),
+             params={"sparsity": (0.5,)}),
     ),
-    # Sized for one 10-minute call on one H100 (per-case costs of the 2026-11-25 runs: ~10 s to start
-    # a worker, 10-20 s a compile). The GEMM-bound shape (8 x 512 tokens) and one sequence for the
-    # main paths first, then quality on the trained LM, then the remaining paths at 8 x 512.
+    # Sized for two 10-minute calls on one H100, `-k "byte_gpt- or batch1"` (450 s) and its negation
+    # (305 s) (per-case costs of the 2026-11-25 runs: ~10 s to start a worker, 10-20 s a compile).
+    # The GEMM-bound shape (8 x 512 tokens) and one sequence for the main paths first, then
+    # quality on the trained LM, then the remaining paths at 8 x 512.
     # Left out (measured once, results/20261125T012018Z-inference-full-cuda): CSR on the large shape
     # (1.26 s a call, 390x slower than bf16) and fp16_compile (no faster than fp16 eager).
     ("full", "cuda"): (
-        Grid(("byte_gpt_d2048_random",), (1, 8), ("bf16", "bf16_compile", "int8_dynamic_torchao", "fp8_dynamic",
-                                                  "structured"), params={"sparsity": (0.5,)}),
-        Grid(("byte_gpt",), (8,), ("bf16", "fp8_dynamic", "int8_dynamic_torchao", "structured", "semi_structured_24",
-                                   "l1_unstructured_csr"), params={"sparsity": (0.5,)}),
+        Grid(("byte_gpt_d2048_random",), (1, 8), ("bf16", "bf16_compile", "bf16_cudagraphs", "int8_dynamic_torchao",
+                                                  "fp8_dynamic", "structured"), params={"sparsity": (0.5,)}),
+        Grid(("byte_gpt",), (8,), ("bf16", "bf16_cudagraphs", "fp8_dynamic", "int8_dynamic_torchao", "structured",
+                                   "semi_structured_24", "l1_unstructured_csr"), params={"sparsity": (0.5,)}),
         Grid(("byte_gpt_d2048_random",), (8,), ("fp16", "int8_weight_only", "int4_weight_only", "l1_unstructured",
                                                 "semi_structured_24", "semi_structured_24_fp8",
                                                 *_CPU_ONLY, "semi_structured_24_int8"), params={"sparsity": (0.5,)}),
@@ -166,7 +168,7 @@ class InferenceSuite(Suite):
             # Static shapes, as served at one batch size: Dynamo caches per code object, so without
             # this a second batch size of the same architecture in one process (a launch group, an
             # A/B server) recompiles with a dynamic batch dimension (fp32 MLP, batch 64: 13.0 vs 12.4 ms).
-            model = torch.compile(model, dynamic=False)
+            model = torch.compile(model, dynamic=False, mode=technique.compile_mode)
         _sync(device)
         converted = time.perf_counter()
         gc.collect()
@@ -202,7 +204,7 @@ class InferenceSuite(Suite):
             measurement = blocked_autorange(lambda: model(x), timer, cfg)
             peak = memory.peak_rss_bytes()
             cuda_peak = memory.cuda_peak(device)
-            ops = top_ops(lambda: model(x), device)
+            evidence = op_evidence(lambda: model(x), device)
         quality = workload.quality(workload.outputs(model, served.eval_x, batch, device, dtype), served.ref_out)
 
         metrics = {
@@ -222,8 +224,11 @@ class InferenceSuite(Suite):
             "serving_dtype": str(dtype).removeprefix("torch."),
             **quality,
             "weights": "trained" if workload.trained_weights else "random (speed shape: quality = change only)",
-            "top_ops": ops,
+            "top_ops": evidence.top_ops,
             "top_ops_clock": "device self time" if device.startswith("cuda") else "CPU self time",
+            **({} if evidence.kernel_s_per_call is None else {
+                "gpu_kernel_s_per_call": evidence.kernel_s_per_call,
+                "gpu_busy_fraction": evidence.kernel_s_per_call / measurement.median}),
             "baseline_variant": BASELINES["cuda" if device.startswith("cuda") else "cpu"],
             "torch_threads": served.threads,
             "technique_note": technique.note,

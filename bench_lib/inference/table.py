@@ -59,6 +59,7 @@ def summary_frame(results: list[CaseResult]) -> pd.DataFrame:
             "agreement": round(x["agreement_with_reference"], 4) if "agreement_with_reference" in x else None,
             "ppl": f"{ppl:.2f}/{x['reference_perplexity']:.2f}" if ppl is not None else "",
             "size_MB": round(x["serialized_bytes"] / 2**20, 2) if x.get("serialized_bytes") else None,
+            "gpu_busy": f"{x['gpu_busy_fraction']:.0%}" if "gpu_busy_fraction" in x else "",
             "top_op": (x.get("top_ops") or [{}])[0].get("op", "")[:40],
         })
     return pd.DataFrame(rows)

@@ -51,6 +51,7 @@ class Technique:
     prepare: Step | None = None
     convert: Step | None = None
     compiled_on: tuple[str, ...] = ()
+    compile_mode: str | None = None  # torch.compile's mode where compiled; None: inductor's default
     dtype: str = "auto"  # auto: fp32 on CPU, bf16 on GPU (each device's baseline)
     params: dict[str, tuple] = field(default_factory=dict)
     min_capability: tuple[int, int] | None = None
@@ -274,6 +275,9 @@ TECHNIQUES: dict[str, Technique] = {
         Technique("bf16", "bf16 weights and activations, eager: the GPU baseline", devices=("cuda",)),
         Technique("bf16_compile", "bf16, torch.compile (inductor, default mode)", devices=("cuda",),
                   compiled_on=("cuda",)),
+        Technique("bf16_cudagraphs", "bf16, torch.compile mode='reduce-overhead' (inductor, then CUDA graphs: "
+                  "one graph replay a call): the remedy for launch-bound serving", devices=("cuda",),
+                  compiled_on=("cuda",), compile_mode="reduce-overhead"),
         Technique("fp16", "fp16 weights and activations, eager", devices=("cuda",), dtype="float16"),
         Technique("fp16_compile", "fp16, torch.compile (inductor, default mode)", devices=("cuda",),
                   dtype="float16", compiled_on=("cuda",)),

@@ -19,10 +19,12 @@ from bench_lib.report import plots
 from bench_lib.report.load import Run, environment_frame, results_frame
 from bench_lib.report.references import machine_tag, references_for
 from bench_lib.report.tables import (
+    HOST_BOUND_BELOW,
     collectives_table,
     failed_table,
     fmt_bytes,
     fmt_num,
+    host_bound_table,
     inference_cost_table,
     inference_latency_table,
     inference_tradeoffs,
@@ -73,6 +75,13 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
               "workload and batch, with a within-run 95% bootstrap interval; accuracy is on the workload's held-out "
               "real data, against the uncompressed reference; agreement is the share of predictions equal to "
               "the reference's.\n", markdown_table(inference_cost_table(trade)), ""]
+    host_bound = host_bound_table(trade)
+    if not host_bound.empty:
+        parts += [f"**Host-bound GPU cases ({len(host_bound)})**: their kernels fill less than "
+                  f"{HOST_BOUND_BELOW:.0%} of a call (GPU busy = kernel time per call, from the profiler, over the "
+                  "median latency), so the figure is the host's launch and dispatch speed, not the technique's "
+                  "cost: it can move between processes and runs far beyond its interval. Compare such cases by "
+                  "kernel time, or serve them with CUDA graphs (`bf16_cudagraphs`).\n", markdown_table(host_bound), ""]
     if "int8_dynamic" in set(trade["variant"]):
         parts += [f"> **Note:** {DEPRECATION_NOTE}\n"]
     return parts + _variant_notes(trade, "technique_note", "Techniques")

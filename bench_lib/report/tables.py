@@ -30,6 +30,7 @@ __all__ = [
     "skipped_table",
     "failed_table",
     "noisy_table",
+    "host_bound_table",
 ]
 
 _TIME_UNITS = [(1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")]
@@ -197,6 +198,7 @@ def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
             "in memory": fmt_bytes(r.get("in_memory_bytes")),
             "peak RSS": fmt_bytes(r.get("peak_rss_bytes")),
             "peak CUDA": fmt_bytes(r.get("cuda_max_allocated_bytes")),
+            "GPU busy": _num(r.get("gpu_busy_fraction"), "{:.0%}"),
             "perplexity (ref)": (f"{r['perplexity']:.3g} ({r['reference_perplexity']:.3g})"
                                  if _num(r.get("perplexity")) != "-" and _num(r.get("reference_perplexity")) != "-"
                                  else "-"),
@@ -205,6 +207,19 @@ def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
         })
     table = pd.DataFrame(rows)
     return table.loc[:, (table != "-").any(axis=0)]
+
+
+HOST_BOUND_BELOW = 0.5
+
+
+def host_bound_table(trade: pd.DataFrame) -> pd.DataFrame:
+    """GPU cases whose kernels fill less than HOST_BOUND_BELOW of a call: their latency is the host's."""
+    if "gpu_busy_fraction" not in trade:
+        return pd.DataFrame()
+    sel = trade[trade["gpu_busy_fraction"] < HOST_BOUND_BELOW].sort_values("gpu_busy_fraction")
+    return pd.DataFrame({"case": sel["case_id"], "latency": [f"{fmt_num(m * 1e3)} ms" for m in sel["median_s"]],
+                         "kernel time": [f"{fmt_num(k * 1e3)} ms" for k in sel["gpu_kernel_s_per_call"]],
+                         "GPU busy": sel["gpu_busy_fraction"].map(lambda v: f"{v:.0%}")})
 
 
 def collectives_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
