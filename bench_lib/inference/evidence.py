@@ -4,7 +4,8 @@ Stored with every case, so a technique slower than its baseline carries the evid
 (e.g. `aten::_int_mm` on a CPU without VNNI) next to its figure. On CUDA it also gives the
 kernel time per call: a case whose kernels fill a small part of its latency is host-bound,
 and its figure follows the host's launch speed, not the technique (on the lent H100 such
-figures moved 0.7x-2x between runs while their kernel times stayed within 0.3%).
+figures moved up to 2.45x between runs while their kernel times stayed within 0.3%:
+benchmarks/notes/h100-between-runs.md).
 """
 
 from __future__ import annotations
