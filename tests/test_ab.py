@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, alive, effbench
 
-from bench_lib.ab.job import CaseTrial, run_trials
+from bench_lib.ab.job import CaseTrial, is_suspect, run_trials
 from bench_lib.ab.verdict import ABRule, judge
 from bench_lib.measure.stats import Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -89,6 +89,37 @@ def test_budget_bounds_the_job_and_leaves_cases_undecided():
     cases = [CaseSpec.make("fake", "toy", "a")]
     [trial] = run_trials([CaseTrial(c) for c in cases], _fake_measure("none", 1.0, []), RULE, budget_s=4, clock=clock)
     assert trial.verdict.verdict == "undecided" and 0 < len(trial.base) < RULE.min_pairs
+
+
+@pytest.mark.parametrize("extra,b_verdict", [(0, "undecided"), (2, "slower")])
+def test_a_suspect_case_gets_the_pairs_that_decide_it(monkeypatch, extra, b_verdict):
+    """Two cases with scattered pairs: `a` unchanged (median ratio 1.0), `b` 10% slower. In the same
+    budget, `b` is judged slower only when suspects get extra pairs; without them it ends undecided."""
+    import bench_lib.ab.job as job
+
+    monkeypatch.setattr(job, "SUSPECT_EXTRA_PAIRS", extra)
+    ratios = {"a": [1.2, 0.8, 1.0, 1.15, 0.85, 1.0], "b": [1.3, 0.9, 1.1, 1.25, 0.95, 1.1]}
+    seen = {"a": 0, "b": 0}
+
+    def measure(side, case):
+        t = 1e-3
+        if side == "new":
+            t *= ratios[case.variant][seen[case.variant] % 6]
+            seen[case.variant] += 1
+        return CaseResult(case, "ok", Measurement((t,) * 6))
+
+    now = [0.0]
+
+    def clock():
+        now[0] += 0.5
+        return now[0]
+
+    cases = [CaseSpec.make("fake", "toy", v) for v in ("a", "b")]
+    a, b = run_trials([CaseTrial(c) for c in cases], measure, RULE, budget_s=40, seed=0, clock=clock)
+    assert a.verdict.verdict == "undecided" and not is_suspect(a, RULE)
+    assert b.verdict.verdict == b_verdict
+    if extra:
+        assert len(b.base) > len(a.base)
 
 
 def _slow_python(tmp_path: Path) -> str:

@@ -1,9 +1,14 @@
 """The interleaved schedule of an A/B job: randomized, paired, adaptive, bounded in time.
 
 Blocks of rounds: in each block every still-undecided case gets one pair, its two rounds
-back to back in a random order (so drift and slow machine states hit both sides alike).
-A case leaves the schedule once its verdict is decided; the job ends when all have, or
-when the time budget is spent.
+back to back in a random order (so drift and slow machine states hit both sides alike),
+and a suspect (undecided after the minimum pairs, its median ratio beyond half the bar:
+a possible regression) gets SUSPECT_EXTRA_PAIRS more. A case leaves the schedule once its
+verdict is decided; the job ends when all have, or when the time budget is spent.
+
+Why suspects first: on the 2-core machine at half its usual pace, 5-minute jobs gave each of 28
+cases 9-13 pairs, and a case slowed by 10% stayed undecided (ratio 1.088-1.096) in 3 of 11 such
+jobs while the budget went to cases that looked unchanged (benchmarks/notes/ab-validation.md).
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from dataclasses import dataclass, field
 from bench_lib.ab.verdict import ABRule, PairedVerdict, judge
 from bench_lib.results.case import CaseResult, CaseSpec
 
-__all__ = ["CaseTrial", "run_trials"]
+__all__ = ["CaseTrial", "is_suspect", "run_trials"]
 
 Measure = Callable[[str, CaseSpec], CaseResult]
 MAX_FAILED_ROUNDS = 2
+SUSPECT_EXTRA_PAIRS = 2
 
 
 @dataclass
@@ -67,6 +73,19 @@ def _round(trial: CaseTrial, measure: Measure, first: str) -> None:
                           int(results["new"].metrics.get("ab_server", 0))))
 
 
+def is_suspect(trial: CaseTrial, rule: ABRule) -> bool:
+    """Undecided after the minimum pairs, with a median ratio past half the bar: it may be slower."""
+    v = trial.verdict
+    return (v is not None and trial.active and v.pairs >= rule.min_pairs
+            and v.ratio > 1.0 + rule.threshold / 2)
+
+
+def _block(active: list[CaseTrial], rule: ABRule, rng: random.Random) -> list[CaseTrial]:
+    schedule = active + [t for t in active if is_suspect(t, rule) for _ in range(SUSPECT_EXTRA_PAIRS)]
+    rng.shuffle(schedule)
+    return schedule
+
+
 def run_trials(trials: list[CaseTrial], measure: Measure, rule: ABRule, budget_s: float, seed: int | None = None,
                on_block: Callable[[int, list[CaseTrial]], None] | None = None,
                clock: Callable[[], float] = time.monotonic) -> list[CaseTrial]:
@@ -83,10 +102,11 @@ def run_trials(trials: list[CaseTrial], measure: Measure, rule: ABRule, budget_s
             active = [t for t in trials if t.active]
             if not active:
                 break
-            rng.shuffle(active)
-            for trial in active:
+            for trial in _block(active, rule, rng):
                 if clock() >= deadline:
                     break
+                if not trial.active:  # decided earlier in this block
+                    continue
                 _round(trial, measure, rng.choice(("base", "new")))
                 trial.verdict = judge(trial.case.id, trial.base, trial.new, rule, trial.servers)
             block += 1
