@@ -8,12 +8,15 @@ which one case really does more work: its timed call runs the model on a batch `
 ratio each job measures for it is reported, so the size of the slowdown is checked by timing, not
 assumed. Jobs alternate A/A and slow, so that both meet the same machine states. Jobs append to
 `--out`, so that the count can grow over several sessions; each job records the commit it ran.
+With EFFBENCH_VAL_KEEP=DIR, each job's full ab.json is copied there as it finishes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +67,8 @@ def run_job(kind: str, base: str, new: str, args: argparse.Namespace, out: Path)
         return {"kind": kind, "exit": proc.returncode, "wall_s": wall, "error": proc.stderr.strip()[-500:]}
     job_dir = Path(proc.stdout.strip().splitlines()[-1])
     cases = json.loads((job_dir / "ab.json").read_text())["effbench_ab"]["cases"]
+    if os.environ.get("EFFBENCH_VAL_KEEP"):
+        shutil.copy(job_dir / "ab.json", Path(os.environ["EFFBENCH_VAL_KEEP"]) / f"{job_dir.name}.json")
     return {"kind": kind, "exit": proc.returncode, "wall_s": wall, "job": job_dir.name,
             "verdicts": {c["name"]: [c["verdict"], c["ratio"], c["pairs"]] for c in cases}}
 
