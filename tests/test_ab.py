@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, alive, effbench
 
 from bench_lib.ab.job import CaseTrial, is_suspect, run_trials
-from bench_lib.ab.verdict import ABRule, judge
+from bench_lib.ab.verdict import ABRule, confirmed, judge
 from bench_lib.measure.stats import Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
 
@@ -57,7 +57,7 @@ def test_rule_validates_itself():
 def _fake_measure(slow_case: str, factor: float, log: list):
     states = [1.0, 2.5, 1.3]  # the machine's speed state changes between pairs, not within one
 
-    def measure(side, case):
+    def measure(side, case, generation=0):
         state = states[(len(log) // 2) % len(states)]
         log.append((case.id, side))
         t = state * 1e-3 * (factor if side == "new" and case.variant == slow_case else 1.0)
@@ -72,8 +72,11 @@ def test_schedule_pairs_rounds_in_random_order_and_stops_when_decided():
     trials = run_trials([CaseTrial(c) for c in cases], _fake_measure("b", 1.2, log), RULE, budget_s=60, seed=0)
     verdicts = {t.case.variant: t.verdict.verdict for t in trials}
     assert verdicts == {"a": "within noise", "b": "slower"}
+    a, b = trials
+    assert len(a.base) == len(a.new) == RULE.min_pairs  # decided at the first chance, then left alone
+    # b's pairs said slower at the same chance; the verdict stood once min_pairs // 2 fresh pairs agreed.
+    assert len(b.base) == len(b.new) == RULE.min_pairs + RULE.min_pairs // 2
     for t in trials:
-        assert len(t.base) == len(t.new) == RULE.min_pairs  # decided at the first chance, then left alone
         assert set(t.order) == {"base", "new"}  # both orders occurred
     # Each pair is back to back: the two rounds of one case are adjacent in the log.
     assert all(log[i][0] == log[i + 1][0] and log[i][1] != log[i + 1][1] for i in range(0, len(log), 2))
@@ -101,7 +104,7 @@ def test_a_suspect_case_gets_the_pairs_that_decide_it(monkeypatch, extra, b_verd
     ratios = {"a": [1.2, 0.8, 1.0, 1.15, 0.85, 1.0], "b": [1.3, 0.9, 1.1, 1.25, 0.95, 1.1]}
     seen = {"a": 0, "b": 0}
 
-    def measure(side, case):
+    def measure(side, case, generation=0):
         t = 1e-3
         if side == "new":
             t *= ratios[case.variant][seen[case.variant] % 6]
@@ -115,11 +118,50 @@ def test_a_suspect_case_gets_the_pairs_that_decide_it(monkeypatch, extra, b_verd
         return now[0]
 
     cases = [CaseSpec.make("fake", "toy", v) for v in ("a", "b")]
-    a, b = run_trials([CaseTrial(c) for c in cases], measure, RULE, budget_s=40, seed=0, clock=clock)
+    a, b = run_trials([CaseTrial(c) for c in cases], measure, RULE, budget_s=50, seed=0, clock=clock)
     assert a.verdict.verdict == "undecided" and not is_suspect(a, RULE)
     assert b.verdict.verdict == b_verdict
     if extra:
         assert len(b.base) > len(a.base)
+
+
+def test_a_direction_stands_only_once_fresh_servers_agree():
+    slower = judge("c", [1.0] * 12, [1.08] * 12, RULE)
+    assert slower.verdict == "slower"
+    assert confirmed(slower, [1.08] * 3, RULE).unconfirmed == "slower"  # too few fresh pairs yet
+    assert confirmed(slower, [1.08] * 3, RULE).verdict == "undecided"
+    assert confirmed(slower, [1.0, 1.01, 1.02, 1.0], RULE).verdict == "undecided"  # fresh servers disagree
+    assert confirmed(slower, [1.06, 1.09, 1.07, 1.1], RULE) == slower
+    faster = judge("c", [1.08] * 12, [1.0] * 12, RULE)
+    assert confirmed(faster, [1.02, 0.97, 1.0, 0.99], RULE).unconfirmed == "faster"
+    assert confirmed(faster, [0.93, 0.92, 0.94, 0.93], RULE) == faster
+    within = judge("c", [1.0] * 12, [1.0] * 12, RULE)
+    assert confirmed(within, [], RULE) == within  # only directions need confirming
+
+
+@pytest.mark.parametrize("fresh_factor,verdict", [(1.0, "undecided"), (1.10, "slower")])
+def test_fresh_servers_tell_a_process_bias_from_a_change(fresh_factor, verdict):
+    """NEW's first servers all run the case 10% slow (a bias three processes can share); fresh servers
+    run it as fast as BASE (a bias: never confirmed, and the two generations' disagreement keeps the
+    interval wide) or 10% slow too (a change: confirmed)."""
+    seen, now = [], [0.0]
+
+    def clock():
+        now[0] += 0.5
+        return now[0]
+
+    def measure(side, case, generation=0):
+        seen.append(generation)
+        factor = (1.10 if generation == 0 else fresh_factor) if side == "new" else 1.0
+        return CaseResult(case, "ok", Measurement((1e-3 * factor,) * 6), {"ab_server": 3 * generation})
+
+    [trial] = run_trials([CaseTrial(CaseSpec.make("fake", "toy", "a"))], measure, RULE, budget_s=30, seed=0,
+                         clock=clock)
+    assert trial.verdict.verdict == verdict
+    assert trial.generations[:RULE.min_pairs] == [0] * RULE.min_pairs  # slower after min pairs...
+    fresh = trial.generations[RULE.min_pairs:]
+    assert len(fresh) >= RULE.min_pairs // 2 and set(fresh) == {1}  # ...then only fresh servers
+    assert set(seen) == {0, 1}
 
 
 def _slow_python(tmp_path: Path) -> str:
@@ -143,9 +185,15 @@ def test_ab_end_to_end_exit_codes(fake_suite_env, tmp_path):
     doc = json.loads((run_dir / "ab.json").read_text())["effbench_ab"]
     assert doc["cases"][0]["verdict"] == "slower" and doc["cases"][0]["ratio"] == pytest.approx(1.25)
     assert (run_dir / "base" / "fake.json").exists() and (run_dir / "new" / "fake.json").exists()
-    # Rounds are drawn from three servers a side (the default): all served, on each side.
-    servers = doc["cases"][0]["servers"]
-    assert {b for b, _ in servers} == {0, 1, 2} and {n for _, n in servers} == {0, 1, 2}
+    # Rounds are drawn from three servers a side (the default): all served, on each side; after the
+    # first slower verdict, from three fresh ones (servers 3-5), which confirmed it.
+    case = doc["cases"][0]
+    generations = case["server_generation"]
+    assert generations == sorted(generations) and set(generations) == {0, 1}
+    first = [s for s, g in zip(case["servers"], generations, strict=True) if g == 0]
+    fresh = [s for s, g in zip(case["servers"], generations, strict=True) if g == 1]
+    assert {b for b, _ in first} == {0, 1, 2} and {n for _, n in first} == {0, 1, 2}
+    assert len(fresh) >= 4 and {s for pair in fresh for s in pair} <= {3, 4, 5}
 
 
 def test_ab_bad_sides_are_exit_2(fake_suite_env, tmp_path):

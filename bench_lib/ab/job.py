@@ -4,7 +4,9 @@ Blocks of rounds: in each block every still-undecided case gets one pair, its tw
 back to back in a random order (so drift and slow machine states hit both sides alike),
 and a suspect (undecided after the minimum pairs, its median ratio beyond half the bar:
 a possible regression) gets SUSPECT_EXTRA_PAIRS more. A case leaves the schedule once its
-verdict is decided; the job ends when all have, or when the time budget is spent.
+verdict is decided; the job ends when all have, or when the time budget is spent. A case whose
+pairs first say slower or faster moves to fresh servers (new processes), and the verdict stands
+only once they agree (`verdict.confirmed`).
 
 Why suspects first: on the 2-core machine at half its usual pace, 5-minute jobs gave each of 28
 cases 9-13 pairs, and a case slowed by 10% stayed undecided (ratio 1.088-1.096) in 3 of 11 such
@@ -18,12 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench_lib.ab.verdict import ABRule, PairedVerdict, judge
+from bench_lib.ab.verdict import ABRule, PairedVerdict, confirmed, judge
 from bench_lib.results.case import CaseResult, CaseSpec
 
 __all__ = ["CaseTrial", "is_suspect", "run_trials"]
 
-Measure = Callable[[str, CaseSpec], CaseResult]
+Measure = Callable[[str, CaseSpec, int], CaseResult]  # (side, case, server generation)
 MAX_FAILED_ROUNDS = 2
 SUSPECT_EXTRA_PAIRS = 2
 
@@ -35,6 +37,8 @@ class CaseTrial:
     new: list[float] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # which side went first in each pair
     servers: list[tuple[int, int]] = field(default_factory=list)  # (BASE, NEW) server of each pair
+    generations: list[int] = field(default_factory=list)  # server generation of each pair: 1 = fresh servers
+    generation: int = 0  # where the next rounds go: 1 once the pairs have pointed one way, to confirm it
     last: dict[str, CaseResult] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     verdict: PairedVerdict | None = None
@@ -58,7 +62,7 @@ class CaseTrial:
 
 def _round(trial: CaseTrial, measure: Measure, first: str) -> None:
     sides = (first, "new" if first == "base" else "base")
-    results = {side: measure(side, trial.case) for side in sides}
+    results = {side: measure(side, trial.case, trial.generation) for side in sides}
     trial.last.update(results)
     bad = [f"{s}: {r.reason.splitlines()[0]}" for s, r in results.items() if r.status == "failed"]
     if bad:
@@ -71,6 +75,12 @@ def _round(trial: CaseTrial, measure: Measure, first: str) -> None:
     trial.order.append(first)
     trial.servers.append((int(results["base"].metrics.get("ab_server", 0)),
                           int(results["new"].metrics.get("ab_server", 0))))
+    trial.generations.append(trial.generation)
+
+
+def _verdict(trial: CaseTrial, rule: ABRule) -> PairedVerdict:
+    fresh = [n / b for b, n, g in zip(trial.base, trial.new, trial.generations, strict=True) if g > 0]
+    return confirmed(judge(trial.case.id, trial.base, trial.new, rule, trial.servers), fresh, rule)
 
 
 def is_suspect(trial: CaseTrial, rule: ABRule) -> bool:
@@ -108,11 +118,13 @@ def run_trials(trials: list[CaseTrial], measure: Measure, rule: ABRule, budget_s
                 if not trial.active:  # decided earlier in this block
                     continue
                 _round(trial, measure, rng.choice(("base", "new")))
-                trial.verdict = judge(trial.case.id, trial.base, trial.new, rule, trial.servers)
+                trial.verdict = _verdict(trial, rule)
+                if trial.verdict.unconfirmed:
+                    trial.generation = 1
             block += 1
             if on_block:
                 on_block(block, trials)
     finally:
         for t in trials:
-            t.verdict = judge(t.case.id, t.base, t.new, rule, t.servers)
+            t.verdict = _verdict(t, rule)
     return trials

@@ -54,8 +54,9 @@ def write_verdicts(run_dir: Path, trials: list[CaseTrial], rule: ABRule, meta: d
         rows.append({"case": t.case.as_params(), "name": t.case.name, "verdict": outcome(t),
                      "ratio": v.ratio if v and v.pairs else None, "ci95": [v.ci_low, v.ci_high] if v and v.pairs
                      else None, "pairs": len(t.base), "base_rounds_s": t.base, "new_rounds_s": t.new,
-                     "first_side": t.order, "servers": t.servers,
-                     "server_spread": v.server_spread if v else None, "failures": t.failures,
+                     "first_side": t.order, "servers": t.servers, "server_generation": t.generations,
+                     "server_spread": v.server_spread if v else None,
+                     "unconfirmed": v.unconfirmed if v else None, "failures": t.failures,
                      "skip_reason": t.skipped_reason})
     doc = {"effbench_ab": {"schema_version": 1, "rule": {"threshold": rule.threshold, "min_pairs": rule.min_pairs},
                            **meta, "cases": rows}}
@@ -88,7 +89,8 @@ def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
         spread = f"{v.server_spread - 1:.1%}" if has and math.isfinite(v.server_spread) else "n/a"
         base = _ms(Measurement(tuple(t.base)).median) if t.base else "n/a"
         new = _ms(Measurement(tuple(t.new)).median) if t.new else "n/a"
-        note = t.skipped_reason or (t.failures[-1] if t.failures else "")
+        note = t.skipped_reason or (t.failures[-1] if t.failures else "") or (
+            f"{v.unconfirmed} in its first servers, not yet in fresh ones" if v and v.unconfirmed else "")
         lines.append(f"| {MARKS[word]} | `{t.case.id}` | {word}{': ' + note if note and word != 'within noise' else ''}"
                      f" | {ratio} | {ci} | {len(t.base)} | {spread} | {base} | {new} |")
     lines += [
@@ -102,6 +104,8 @@ def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
         "servers, so that no single process's bias decides. `servers differ`: the largest gap between two "
         "servers of one side running the same code (their median paired ratios); where it exceeds the "
         "threshold, a process's luck is as large as the change to be judged, and the verdict stays undecided "
-        "unless the change is larger still.",
+        "unless the change is larger still. A case whose pairs first say slower or faster is measured again in "
+        f"fresh servers (new processes): the verdict stands once their median ratio, over at least "
+        f"{rule.min_pairs // 2} pairs, lies past half the threshold in the same direction.",
     ]
     return "\n".join(lines) + "\n"

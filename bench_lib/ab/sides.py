@@ -144,24 +144,32 @@ class SidePool:
     case, where its buffers landed): on the 2-core box one A/A job saw a batch-1 case run 10%
     slower in one server than in the other, pair after pair, which pairing cannot cancel. Drawing
     each round's process from a pool turns that bias into spread between pairs, which the
-    interval of the median ratio then sees.
+    interval of the median ratio then sees. Three processes can still share a bias by chance, so
+    a case whose verdict needs confirming is measured in a fresh generation of servers (new
+    processes, new biases), started when first asked for; server numbers run on across
+    generations (generation g's servers are g * size ... g * size + size - 1).
     """
 
     def __init__(self, side: Side, size: int, seed: int | None, env: dict[str, str] | None = None):
         if size < 1:
             raise ValueError(f"a side needs at least one server, got {size}")
-        self.servers = [SideServer(side, env) for _ in range(size)]
+        self.size = size
+        self._new_server = lambda: SideServer(side, env)
+        self.generations: list[list[SideServer]] = [[self._new_server() for _ in range(size)]]
         self._rng = random.Random(seed)
 
     @property
     def loaded_from(self) -> str | None:
-        return next((s.loaded_from for s in self.servers if s.loaded_from), None)
+        return next((s.loaded_from for g in self.generations for s in g if s.loaded_from), None)
 
-    def measure(self, case: CaseSpec, profile: str, timeout_s: float) -> CaseResult:
-        index = self._rng.randrange(len(self.servers))
-        result = self.servers[index].measure(case, profile, timeout_s)
-        return replace(result, metrics={**result.metrics, "ab_server": index})
+    def measure(self, case: CaseSpec, profile: str, timeout_s: float, generation: int = 0) -> CaseResult:
+        while len(self.generations) <= generation:
+            self.generations.append([self._new_server() for _ in range(self.size)])
+        index = self._rng.randrange(self.size)
+        result = self.generations[generation][index].measure(case, profile, timeout_s)
+        return replace(result, metrics={**result.metrics, "ab_server": generation * self.size + index})
 
     def close(self) -> None:
-        for server in self.servers:
-            server.close()
+        for generation in self.generations:
+            for server in generation:
+                server.close()

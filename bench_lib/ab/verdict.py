@@ -9,14 +9,15 @@ order statistics (distribution-free), as for every median in effbench.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 from bench_lib.measure.stats import median_ci
 
-__all__ = ["ABRule", "PairedVerdict", "judge", "server_spread", "server_t_ci"]
+__all__ = ["ABRule", "PairedVerdict", "confirmed", "judge", "server_spread", "server_t_ci"]
 
 Verdict = Literal["slower", "faster", "within noise", "undecided"]
 
@@ -46,6 +47,7 @@ class PairedVerdict:
     ci_high: float
     pairs: int
     server_spread: float = float("nan")  # see server_spread(); nan with one server a side
+    unconfirmed: Verdict | None = None  # where the pairs point, while fresh servers have not agreed (see confirmed())
 
     @property
     def decided(self) -> bool:
@@ -137,3 +139,24 @@ def judge(case_id: str, base: list[float], new: list[float], rule: ABRule,
         elif down < lo and hi < up:
             verdict = "within noise"
     return PairedVerdict(case_id, verdict, ratio, lo, hi, n, spread)
+
+
+def confirmed(verdict: PairedVerdict, fresh_ratios: Sequence[float], rule: ABRule) -> PairedVerdict:
+    """A slower or faster verdict stands only once fresh servers point the same way.
+
+    `fresh_ratios` are the case's paired ratios measured in new processes, started after its pairs
+    first pointed that way. Three processes a side can share a bias by chance: on the 2-core box an
+    unchanged case was judged slower at 1.057 (interval 1.027-1.088) when its six servers agreed
+    within 2.7%, while its ratio moves by 4.5% (sd) from job to job (benchmarks/notes/ab-validation.md).
+    New processes draw new biases; a real change keeps its direction in them. The verdict stands
+    when all pairs still give it and the fresh pairs' median lies beyond half the threshold, the
+    same way, after min_pairs // 2 of them; until then it is 'undecided', `unconfirmed` naming it.
+    """
+    if verdict.verdict not in ("slower", "faster"):
+        return verdict
+    if len(fresh_ratios) >= rule.min_pairs // 2:
+        fresh = float(np.median(fresh_ratios))
+        margin = 1.0 + rule.threshold / 2
+        if fresh > margin if verdict.verdict == "slower" else fresh < 1.0 / margin:
+            return verdict
+    return replace(verdict, verdict="undecided", unconfirmed=verdict.verdict)

@@ -76,8 +76,9 @@ def handle(args: argparse.Namespace) -> int:
         for server in servers.values():
             stack.callback(server.close)
 
-        def measure(side: str, case):
-            return servers[side].measure(case, args.profile, get_suite(case.suite).timeout_s(case, args.profile))
+        def measure(side: str, case, generation: int):
+            timeout_s = get_suite(case.suite).timeout_s(case, args.profile)
+            return servers[side].measure(case, args.profile, timeout_s, generation)
 
         trials = [CaseTrial(p.case) for p in planned]
         interrupted = False

@@ -1,6 +1,6 @@
 """Validate `effbench ab` on this machine: false alarms on A/A jobs, detection of a real 10% slowdown.
 
-    python benchmarks/notes/ab_validation.py --jobs 20 --budget 8 [-k EXPR] [--out DIR]
+    python benchmarks/notes/ab_validation.py --jobs 20 --budget 8 [--kinds aa,slow] [-k EXPR] [--out DIR]
 
 A/A jobs compare HEAD with HEAD. Slow jobs compare HEAD with a revision made here from HEAD in
 which one case really does more work: its timed call runs the model on a batch `--extra` larger
@@ -122,7 +122,10 @@ def summarize(jobs: list[dict], target_name: str) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--jobs", type=int, default=20, help="A/A jobs and as many slow jobs")
+    p.add_argument("--jobs", type=int, default=20, help="rounds of --kinds (default: 20 A/A and 20 slow jobs)")
+    p.add_argument("--kinds", default="aa,slow", choices=["aa,slow", "slow", "aa"],
+                   help="the jobs of a round, in order (default aa,slow: alternating, so both meet the same "
+                        "machine states)")
     p.add_argument("--budget", type=float, default=8.0, help="minutes per job")
     p.add_argument("--target", default="digits_mlp_wide-int8_dynamic-batch64-cpu", help="case id that NEW slows down")
     p.add_argument("--extra", type=float, default=0.10,
@@ -140,7 +143,8 @@ def main() -> int:
     jobs: list[dict] = json.loads(args.out.read_text())["jobs"] if args.out.exists() else []
     with tempfile.TemporaryDirectory() as scratch:
         for i in range(args.jobs):
-            for kind, new in (("aa", "HEAD"), ("slow", slow)):
+            for kind in args.kinds.split(","):
+                new = slow if kind == "slow" else "HEAD"
                 job = run_job(kind, "HEAD", new, args, Path(scratch))
                 job |= {"head": head, "new_commit": slow if kind == "slow" else head, "extra": args.extra}
                 jobs.append(job)
