@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bench_lib.measure.timers import MeasureConfig
 
-__all__ = ["PROFILES", "ROUND", "measure_config"]
+__all__ = ["PROFILES", "ROUND", "Interleave", "INTERLEAVE", "measure_config", "interleave_plan"]
 
 PROFILES: dict[str, MeasureConfig] = {
     "quick": MeasureConfig(warmup_s=0.1, min_run_time_s=0.4, max_run_time_s=4.0, min_samples=10),
@@ -22,3 +24,28 @@ def measure_config(profile: str) -> MeasureConfig:
         return PROFILES[profile]
     except KeyError:
         raise ValueError(f"unknown profile {profile!r}; choose from {', '.join(PROFILES)}") from None
+
+
+@dataclass(frozen=True)
+class Interleave:
+    """How `effbench run` spreads an interleaved suite's cases: over `processes` long-lived
+    processes, each visiting every case `rounds_per_process` times (one ROUND a visit)."""
+
+    processes: int
+    rounds_per_process: int
+
+    def __post_init__(self) -> None:
+        if self.processes < 1:
+            raise ValueError(f"--processes must be >= 1, got {self.processes}")
+        if self.rounds_per_process < 1:
+            raise ValueError(f"rounds per process must be >= 1, got {self.rounds_per_process}")
+
+
+# Three processes: the fewest whose spread estimates a process's bias (t with 2 df); each
+# process's median rests on 4 rounds in quick (12 a case), 10 in full (30 a case).
+INTERLEAVE: dict[str, Interleave] = {"quick": Interleave(3, 4), "full": Interleave(3, 10)}
+
+
+def interleave_plan(profile: str, processes: int | None = None) -> Interleave:
+    base = INTERLEAVE[profile]
+    return base if processes is None else Interleave(processes, base.rounds_per_process)

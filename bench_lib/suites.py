@@ -31,6 +31,9 @@ BACKENDS = ("gloo", "nccl", "all")
 class Suite(ABC):
     NAME: ClassVar[str]
     DEFAULT_TIMEOUT_S: ClassVar[float] = 600.0
+    #: Whether `effbench run` measures this suite's cases in interleaved rounds over several
+    #: long-lived processes (`runners/interleaved.py`); else one isolated worker per launch group.
+    INTERLEAVED: ClassVar[bool] = False
 
     @abstractmethod
     def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
@@ -51,6 +54,20 @@ class Suite(ABC):
         """One timing round of a case in a long-lived A/B server (`effbench ab`). Suites may keep
         what a round need not rebuild (a compiled model); the default measures the whole case."""
         return self.execute(case, profile)
+
+    def characterize(self, case: CaseSpec, profile: str) -> CaseResult:
+        """A case's metrics (memory, quality, evidence) in one of the interleaved run's processes;
+        its timing need only be one round, since the run's figure comes from the rounds."""
+        return self.execute(case, profile)
+
+    def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
+        """The case this one's speedup is measured against in the same run (None: no baseline)."""
+        return None
+
+    def rescale_metrics(self, case: CaseSpec, metrics: dict, median: float, p90: float, p99: float) -> dict:
+        """The metrics derived from the per-call time, recomputed from the interleaved rounds'
+        median (and the p90/p99 of every call they timed)."""
+        return {}
 
     def launch_key(self, case: CaseSpec) -> Hashable:
         """Consecutive cases with equal keys share one worker process (e.g. a message-size sweep

@@ -7,7 +7,9 @@ NEW), while this file comes from the harness. It relies only on APIs every revis
 has it), `record_of`.
 
 Protocol: one JSON request per stdin line, {"case": params, "profile": name}; one JSON result
-record per line on the protocol channel (the original stdout). Anything the code under test
+record per line on the protocol channel (the original stdout). `effbench run`, whose servers run
+the current code, may add "op": "characterize" to ask for `Suite.characterize` (the case's
+metrics: memory, quality, evidence) instead of a round. Anything the code under test
 prints goes to stderr, so it cannot corrupt the protocol.
 """
 
@@ -33,7 +35,10 @@ def main() -> int:
         case = CaseSpec.from_params(request["case"])
         try:
             suite = suites.get(case.suite) or suites.setdefault(case.suite, get_suite(case.suite))
-            result = getattr(suite, "measure_round", suite.execute)(case, request["profile"])
+            if request.get("op") == "characterize":
+                result = suite.characterize(case, request["profile"])
+            else:
+                result = getattr(suite, "measure_round", suite.execute)(case, request["profile"])
         except SkipCase as e:
             result = CaseResult.skipped(case, str(e) or "skipped")
         except Exception as e:  # noqa: BLE001 - a failing round is reported, the server lives on

@@ -110,13 +110,15 @@ class SideServer:
         line = self._proc.stdout.readline()
         return line or None
 
-    def measure(self, case: CaseSpec, profile: str, timeout_s: float) -> CaseResult:
-        """One round; a dead or hung server becomes a failed result and is restarted next time."""
+    def measure(self, case: CaseSpec, profile: str, timeout_s: float, op: str = "round") -> CaseResult:
+        """One round (or, with op="characterize", the case's metrics); a dead or hung server
+        becomes a failed result and is restarted next time."""
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         assert self._proc is not None and self._proc.stdin is not None
+        request = {"case": case.as_params(), "profile": profile, **({} if op == "round" else {"op": op})}
         try:
-            self._proc.stdin.write(json.dumps({"case": case.as_params(), "profile": profile}) + "\n")
+            self._proc.stdin.write(json.dumps(request) + "\n")
             self._proc.stdin.flush()
         except BrokenPipeError:
             line = None

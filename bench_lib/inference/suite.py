@@ -115,6 +115,7 @@ class _Served:
 class InferenceSuite(Suite):
     NAME = "inference"
     DEFAULT_TIMEOUT_S = 300.0
+    INTERLEAVED = True
 
     def __init__(self) -> None:
         self._served: dict[CaseSpec, _Served] = {}
@@ -137,11 +138,29 @@ class InferenceSuite(Suite):
         """The batch sizes of one workload and technique share a worker process (start-up paid once)."""
         return case.workload, case.variant, case.device, tuple(p for p in case.params if p[0] != "batch")
 
+    def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
+        """fp32 eager on CPU, bf16 eager on GPU, same workload and batch."""
+        variant = BASELINES["cuda" if case.device.startswith("cuda") else "cpu"]
+        if case.variant == variant:
+            return None
+        return CaseSpec.make(self.NAME, case.workload, variant, case.device, batch=case.param("batch"))
+
+    def rescale_metrics(self, case: CaseSpec, metrics: dict, median: float, p90: float, p99: float) -> dict:
+        old = metrics.get("latency_median_s")
+        out = {"latency_median_s": median, "latency_p90_s": p90, "latency_p99_s": p99}
+        for key in ("throughput_samples_per_s", "throughput_tokens_per_s"):
+            if key in metrics and old:
+                out[key] = metrics[key] * old / median  # work per call over time per call
+        if "gpu_kernel_s_per_call" in metrics:
+            out["gpu_busy_fraction"] = metrics["gpu_kernel_s_per_call"] / median
+        return out
+
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
         return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform)
 
     def _serve(self, case: CaseSpec) -> _Served:
         """The reference's outputs, and the compressed model ready to serve (its first call made)."""
+        rss_before_build = memory.current_rss_bytes()
         threads = len(os.sched_getaffinity(0))
         torch.set_num_threads(threads)
         device, batch = case.device, int(case.param("batch"))
@@ -180,22 +199,35 @@ class InferenceSuite(Suite):
             _sync(device)
             first_call_s = time.perf_counter() - first
         return _Served(model, x, dtype, eval_x, ref_out, size, kinds, threads, started, {
-            "prepare_s": prepared - started, "convert_s": converted - prepared, "first_call_s": first_call_s})
+            "prepare_s": prepared - started, "convert_s": converted - prepared, "first_call_s": first_call_s,
+            "rss_before_build_bytes": rss_before_build})
+
+    def _kept(self, case: CaseSpec) -> _Served:
+        """The served model, built once per process and kept for the rounds that follow."""
+        if case not in self._served:
+            self._served[case] = self._serve(case)
+        return self._served[case]
 
     def measure_round(self, case: CaseSpec, profile: str) -> CaseResult:
-        """One timing round for `effbench ab`: the served model is built once per case and kept."""
-        served = self._served.get(case) or self._served.setdefault(case, self._serve(case))
+        """One timing round (`effbench run`'s interleaved rounds, `effbench ab`'s pairs)."""
+        served = self._kept(case)
         timer = timer_for(case.device)
         with torch.no_grad():
             measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)
         return CaseResult(case, "ok", measurement, {"latency_median_s": measurement.median}, timer=timer.name,
                           measure_config=asdict(ROUND))
 
+    def characterize(self, case: CaseSpec, profile: str) -> CaseResult:
+        """Memory, quality and kernels of the kept model, timed for one round only: in an
+        interleaved run the figure comes from the rounds of every process."""
+        return self._measure(self._kept(case), case, ROUND)
+
     def execute(self, case: CaseSpec, profile: str) -> CaseResult:
-        served = self._serve(case)
+        return self._measure(self._serve(case), case, measure_config(profile))
+
+    def _measure(self, served: _Served, case: CaseSpec, cfg) -> CaseResult:
         model, x, dtype, device, batch = served.model, served.x, served.dtype, case.device, int(case.param("batch"))
         workload, technique = WORKLOADS[case.workload], TECHNIQUES[case.variant]
-        cfg = measure_config(profile)
         timer = timer_for(device)
         with torch.no_grad():
             memory.reset_cuda_peak(device)
@@ -216,6 +248,9 @@ class InferenceSuite(Suite):
             "peak_rss_bytes": peak,
             "rss_before_bytes": rss_before,
             "peak_rss_scope": "timed loop" if rss_reset else "process lifetime",
+            # What the case itself holds (reference, served model, activations): comparable whether the
+            # process measured one case or, in an interleaved run, kept earlier cases resident.
+            "rss_added_bytes": peak - served.timings["rss_before_build_bytes"],
             **cuda_peak,
             **served.size,
             "layers": served.kinds,

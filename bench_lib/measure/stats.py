@@ -16,13 +16,21 @@ import numpy as np
 __all__ = [
     "IQR_WARN_THRESHOLD",
     "IQR_GROSS_WARN_THRESHOLD",
+    "PROCESS_WARN_THRESHOLD",
+    "MIN_SAMPLES_PER_PROCESS",
     "Measurement",
     "median_ci",
+    "process_medians",
+    "process_ci",
 ]
 
 # Spread (IQR / median) above which a measurement is flagged, as torch.utils.benchmark does.
 IQR_WARN_THRESHOLD = 0.10
 IQR_GROSS_WARN_THRESHOLD = 0.25
+# Largest quotient of two processes' medians of one case above which the processes are said to disagree.
+PROCESS_WARN_THRESHOLD = 0.10
+# A process's median counts towards the between-process interval once it rests on this many rounds.
+MIN_SAMPLES_PER_PROCESS = 2
 CONFIDENCE = 0.95
 
 
@@ -64,23 +72,58 @@ def median_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[floa
     return (float(x[lo]), float(x[hi]))
 
 
+def process_medians(samples: np.ndarray, processes: np.ndarray) -> dict[int, float]:
+    """Each process's median, for processes with at least MIN_SAMPLES_PER_PROCESS samples."""
+    x, p = np.asarray(samples, dtype=float), np.asarray(processes)
+    return {int(k): float(np.median(x[p == k])) for k in np.unique(p)
+            if np.count_nonzero(p == k) >= MIN_SAMPLES_PER_PROCESS}
+
+
+def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Interval of the median with the measuring process as a random effect.
+
+    A process carries a bias of its own for its whole life (memory layout, what it built
+    before, the state the machine was in while it compiled): 10-40% on the 2-core box
+    (benchmarks/notes/ab-validation.md). Samples of one process share it, so their spread
+    says nothing about where another process, a rerun, would land. On the log scale the
+    processes' medians are a sample of that bias; the interval is the median of all samples
+    +- t(P-1) standard errors of their mean. With three processes t is 4.3: honest about
+    how little three processes tell. (0, inf) with fewer than two processes.
+    """
+    from scipy.stats import t as student_t
+
+    medians = list(process_medians(samples, processes).values())
+    if len(medians) < 2:
+        return 0.0, math.inf
+    y = np.log(medians)
+    center = math.log(float(np.median(np.asarray(samples, dtype=float))))
+    half = float(student_t.ppf(0.5 + confidence / 2, len(y) - 1)) * float(np.std(y, ddof=1)) / math.sqrt(len(y))
+    return math.exp(center - half), math.exp(center + half)
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Raw samples of one quantity (seconds per call) and their statistics.
 
     The samples are the truth; every statistic is derived lazily from them, so a
-    Measurement loaded from a file and one measured now behave the same.
+    Measurement loaded from a file and one measured now behave the same. `processes`
+    names the process that took each sample (rounds of `effbench run`, interleaved over
+    several processes); where there are several, the interval treats the process as a
+    random effect (`process_ci`).
     """
 
     samples: tuple[float, ...]
     number_per_sample: int = 1
     unit: str = "s"
+    processes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.samples:
             raise ValueError("a Measurement needs at least one sample")
         if any(not math.isfinite(s) or s < 0 for s in self.samples):
             raise ValueError("samples must be finite and non-negative")
+        if self.processes is not None and len(self.processes) != len(self.samples):
+            raise ValueError(f"{len(self.samples)} samples but {len(self.processes)} process labels")
 
     @cached_property
     def _x(self) -> np.ndarray:
@@ -123,8 +166,24 @@ class Measurement:
         return float(np.percentile(self._x, 99))
 
     @cached_property
+    def per_process_median(self) -> dict[int, float]:
+        return {} if self.processes is None else process_medians(self._x, np.asarray(self.processes))
+
+    @property
+    def process_spread(self) -> float:
+        """Largest quotient of two processes' medians (nan below two processes): 1.0 = no process bias seen."""
+        m = list(self.per_process_median.values())
+        return max(m) / min(m) if len(m) > 1 and min(m) > 0 else math.nan
+
+    @cached_property
     def ci95(self) -> tuple[float, float]:
-        return median_ci(self._x)
+        """Distribution-free interval of the median, widened to the between-process interval where
+        several processes took the samples: never narrower than either."""
+        lo, hi = median_ci(self._x)
+        if len(self.per_process_median) > 1:
+            p_lo, p_hi = process_ci(self._x, np.asarray(self.processes))
+            lo, hi = min(lo, p_lo), max(hi, p_hi)
+        return lo, hi
 
     @property
     def relative_spread(self) -> float:
@@ -143,6 +202,8 @@ class Measurement:
             out.append(f"very noisy: IQR is {self.relative_spread:.0%} of the median")
         elif not self.meets_confidence(IQR_WARN_THRESHOLD):
             out.append(f"noisy: IQR is {self.relative_spread:.0%} of the median")
+        if self.process_spread > 1 + PROCESS_WARN_THRESHOLD:
+            out.append(f"processes disagree: their medians differ by up to {self.process_spread - 1:.0%}")
         return tuple(out)
 
     @property
@@ -197,4 +258,10 @@ class Measurement:
             "number_per_sample": self.number_per_sample,
             "relative_spread": self.relative_spread,
             "warnings": list(self.warnings),
+            **({} if self.processes is None else {
+                "processes": len(set(self.processes)),
+                "per_process_median": {str(k): v for k, v in self.per_process_median.items()},
+                "process_spread": self.process_spread,
+                "interval": "process as a random effect (t over per-process medians), "
+                            "never narrower than the distribution-free interval of the rounds"}),
         }

@@ -196,7 +196,7 @@ def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
             "agreement": _num(r.get("agreement_with_reference"), "{:.1%}"),
             "serialized": fmt_bytes(r.get("serialized_bytes")),
             "in memory": fmt_bytes(r.get("in_memory_bytes")),
-            "peak RSS": fmt_bytes(r.get("peak_rss_bytes")),
+            "RSS added": fmt_bytes(r.get("rss_added_bytes")),
             "peak CUDA": fmt_bytes(r.get("cuda_max_allocated_bytes")),
             "GPU busy": _num(r.get("gpu_busy_fraction"), "{:.0%}"),
             "perplexity (ref)": (f"{r['perplexity']:.3g} ({r['reference_perplexity']:.3g})"

@@ -93,6 +93,7 @@ def result_to_entry(result: CaseResult) -> dict:
             "summary": m.summary(),
             "metrics": result.metrics,
             "wall_s": result.wall_s,
+            **({} if m.processes is None else {"process_of_sample": list(m.processes)}),
         },
         "options": {"timer": result.timer, **result.measure_config},
         "stats": m.as_pytest_benchmark_stats(),
@@ -122,7 +123,18 @@ class RunWriter:
         return self.run_dir / f"{self.suite}.json"
 
     def add(self, result: CaseResult) -> None:
-        self.results.append(result)
+        self.put([result])
+
+    def put(self, results: list[CaseResult]) -> None:
+        """Add results, each replacing an earlier one of the same case (an interleaved run
+        stores its figures again after every block), and rewrite the file once."""
+        index = {r.case: i for i, r in enumerate(self.results)}
+        for result in results:
+            if result.case in index:
+                self.results[index[result.case]] = result
+            else:
+                index[result.case] = len(self.results)
+                self.results.append(result)
         self.flush()
 
     def document(self) -> dict:
@@ -182,10 +194,11 @@ def _entry_to_result(entry: dict, path: Path) -> CaseResult:
     _require(isinstance(stats, dict) and isinstance(stats.get("data"), list) and stats["data"], path,
              f"benchmark {entry.get('name')!r} has no raw samples in stats.data")
     extra = entry.get("extra_info") or {}
+    processes = extra.get("process_of_sample")
     try:
         case = CaseSpec.from_params(entry.get("params") or {})
         m = Measurement(tuple(float(x) for x in stats["data"]), int(stats.get("iterations", 1)),
-                        extra.get("unit", "s"))
+                        extra.get("unit", "s"), None if processes is None else tuple(int(p) for p in processes))
     except (TypeError, ValueError) as e:
         raise ResultFormatError(f"{path}: benchmark {entry.get('name')!r}: {e}") from None
     options = dict(entry.get("options") or {})

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_lib.platform import Platform, detect
+from bench_lib.profiles import Interleave
 from bench_lib.results import environment
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import RunWriter, new_run_dir, safe_label
+from bench_lib.runners.interleaved import InterleavedRun
 from bench_lib.runners.process import run_isolated
 from bench_lib.suites import get_suite, suite_names
 
@@ -144,6 +146,21 @@ class RunSession:
         for result in results:
             self.record(result)
         return results
+
+    def execute_interleaved(self, planned: list[PlannedCase], plan: Interleave,
+                            progress: Callable[[str, int], None] = lambda text, n: None) -> list[CaseResult]:
+        """Measure one suite's planned cases in interleaved rounds over several processes
+        (`runners/interleaved.py`); skipped cases are stored at once, the rest after every block."""
+        skipped = [CaseResult.skipped(p.case, p.skip_reason) for p in planned if p.skip_reason]
+        runnable = [p.case for p in planned if not p.skip_reason]
+        if skipped:
+            self.writer(skipped[0].case.suite).put(skipped)
+        if not runnable:
+            return skipped
+        run = InterleavedRun(runnable[0].suite, runnable, self.profile, plan,
+                             store=self.writer(runnable[0].suite).put, progress=progress)
+        self.meta.setdefault("interleaved_phases_s", {})[runnable[0].suite] = run.phase_s  # filled as it goes
+        return skipped + run.run()
 
     @property
     def results(self) -> list[CaseResult]:

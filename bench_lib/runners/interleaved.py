@@ -1,0 +1,220 @@
+"""Interleaved, multi-process measurement: figures that a rerun reproduces.
+
+A case measured once, in one process, in one stretch of time, carries that process's bias
+(10-40% on the 2-core box) and that minute's machine state, and an interval built from its
+samples covers neither: two back-to-back runs of identical code agreed within their printed
+95% intervals in 0 of 28 cases (../shared/anchors, cpu-aa-2026-12-01). So, as `effbench ab`
+does for A/B jobs, a run measures every case in several long-lived processes (the ab
+servers: each builds a case once and keeps it) and in short rounds (`ROUND`), interleaved
+over the whole run in random order:
+
+1. characterize: process 0 builds each case in turn and measures what is measured once
+   (memory, quality against the reference, kernels, build and compile times);
+2. warm: the other processes build every case, in turn (nothing is timed);
+3. rounds: blocks in which every (unit, process) gets one visit, in random order; a unit is
+   a baseline and the techniques measured against it (same workload and batch), their
+   rounds back to back in one process in random order, so that each technique's speedup
+   comes from paired rounds that shared the process and the machine's state.
+
+A case's figure is the median of its rounds, its interval treats the process as a random
+effect (`Measurement.ci95`); a speedup is the median of its paired ratios, its interval
+likewise. Results are rewritten after every block, so an interruption keeps what was measured.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from bench_lib.ab.sides import REPO, Side, SideError, SideServer
+from bench_lib.measure.stats import Measurement, median_ci, process_ci, process_medians
+from bench_lib.profiles import ROUND, Interleave
+from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.suites import get_suite
+
+__all__ = ["Unit", "units_of", "schedule", "CaseRounds", "paired_speedup", "InterleavedRun"]
+
+MAX_FAILED_ROUNDS = 2
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Cases measured back to back in one process visit: a baseline (or None) and its techniques."""
+
+    cases: tuple[CaseSpec, ...]
+    baseline: CaseSpec | None = None
+
+
+def units_of(cases: list[CaseSpec], baseline_of: Callable[[CaseSpec], CaseSpec | None]) -> list[Unit]:
+    """Group each case with its baseline where the run has it; the rest are units of one."""
+    present = set(cases)
+    grouped: dict[CaseSpec, list[CaseSpec]] = {}
+    for case in cases:
+        base = baseline_of(case)
+        key = base if base in present else case
+        grouped.setdefault(key, []).append(case)
+    return [Unit(tuple(members), key if key in members and len(members) > 1 else None)
+            for key, members in grouped.items()]
+
+
+def schedule(units: list[Unit], processes: int, rounds: int, rng: random.Random) -> list[tuple[Unit, int]]:
+    """`rounds` blocks; each visits every (unit, process) once, in a fresh random order."""
+    out: list[tuple[Unit, int]] = []
+    for _ in range(rounds):
+        block = [(u, p) for u in units for p in range(processes)]
+        rng.shuffle(block)
+        out.extend(block)
+    return out
+
+
+@dataclass
+class CaseRounds:
+    """One case's rounds: the round medians, the process of each, the visit it belonged to."""
+
+    characterized: CaseResult
+    samples: list[float] = field(default_factory=list)
+    processes: list[int] = field(default_factory=list)
+    visits: list[int] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
+    per_call: list[float] = field(default_factory=list)  # every block sample of every round: the tails
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.characterized.status == "ok" and len(self.failures) < MAX_FAILED_ROUNDS
+
+    def add(self, result: CaseResult, process: int, visit: int) -> None:
+        if result.status != "ok":
+            self.failures.append(f"process {process}: {result.reason.splitlines()[0]}")
+            return
+        m = result.measurement
+        assert m is not None
+        self.samples.append(m.median)
+        self.processes.append(process)
+        self.visits.append(visit)
+        self.calls.append(m.n * m.number_per_sample)
+        self.per_call.extend(m.samples)
+
+
+def paired_speedup(case: CaseRounds, base: CaseRounds) -> dict[str, float | int]:
+    """Baseline time over technique time from rounds of the same visit (same process, back to
+    back); the interval is the median ratio's, with the process as a random effect, inverted."""
+    by_visit = dict(zip(base.visits, base.samples, strict=True))
+    pairs = [(s / by_visit[v], p) for s, p, v in zip(case.samples, case.processes, case.visits, strict=True)
+             if v in by_visit]
+    if not pairs:
+        return {}
+    ratios, procs = np.array([r for r, _ in pairs]), np.array([p for _, p in pairs])
+    lo, hi = median_ci(ratios)
+    if len(process_medians(ratios, procs)) > 1:
+        p_lo, p_hi = process_ci(ratios, procs)
+        lo, hi = min(lo, p_lo), max(hi, p_hi)
+    ratio = float(np.median(ratios))
+    return {"speedup": 1 / ratio, "speedup_ci95_low": 1 / hi if hi > 0 else 0.0,
+            "speedup_ci95_high": 1 / lo if lo > 0 else math.inf, "speedup_pairs": len(pairs),
+            "speedup_processes": len(set(procs.tolist()))}
+
+
+class InterleavedRun:
+    """Measures planned cases of one suite in `plan.processes` server processes; see the module doc."""
+
+    def __init__(self, suite: str, cases: list[CaseSpec], profile: str, plan: Interleave,
+                 store: Callable[[list[CaseResult]], None], progress: Callable[[str, int], None] = lambda t, n: None,
+                 seed: int | None = None):
+        self.suite = get_suite(suite)
+        self.cases = cases
+        self.profile = profile
+        self.plan = plan
+        self._store = store
+        self._progress = progress
+        self._rng = random.Random(seed)
+        side = Side("run", "working tree", sys.executable, REPO, None)
+        self.servers = [SideServer(side) for _ in range(plan.processes)]
+        self.rounds: dict[CaseSpec, CaseRounds] = {}
+        self.phase_s: dict[str, float] = {}  # wall time of each phase, for the run's record
+
+    @property
+    def total_steps(self) -> int:
+        """Progress steps: one characterization per case, then one per visit of the schedule."""
+        return len(self.cases) + len(self.cases) * self.plan.processes * self.plan.rounds_per_process
+
+    def _ask(self, process: int, case: CaseSpec, op: str = "round") -> CaseResult:
+        try:
+            return self.servers[process].measure(case, self.profile, self.suite.timeout_s(case, self.profile), op)
+        except SideError as e:
+            return CaseResult.failed(case, str(e))
+
+    def run(self) -> list[CaseResult]:
+        """Measure everything; on KeyboardInterrupt, store what was measured and re-raise."""
+        try:
+            for name, phase in (("characterize", self._characterize), ("warm", self._warm),
+                                ("rounds", self._interleave)):
+                started = time.perf_counter()
+                phase()
+                self.phase_s[name] = time.perf_counter() - started
+        finally:
+            for server in self.servers:
+                server.close()
+            self._store(self.results())
+        return self.results()
+
+    def _characterize(self) -> None:
+        for case in self.cases:
+            self.rounds[case] = CaseRounds(self._ask(0, case, "characterize"))
+            self._progress(case.id, 1)
+            self._store(self.results())
+
+    def _warm(self) -> None:
+        """Every other process builds every case, one untimed round each, one process at a time:
+        processes building side by side oversubscribe the cores (intra-op threads spin), which made
+        this phase 2-3x slower on 2 cores than building them in turn."""
+        for process in range(1, self.plan.processes):
+            for case, rounds in self.rounds.items():
+                if rounds.active:
+                    result = self._ask(process, case)
+                    if result.status != "ok":
+                        rounds.failures.append(f"process {process}: {result.reason.splitlines()[0]}")
+
+    def _interleave(self) -> None:
+        units = units_of([c for c, r in self.rounds.items() if r.active], self.suite.baseline_of)
+        visits = schedule(units, self.plan.processes, self.plan.rounds_per_process, self._rng)
+        block = len(visits) // max(1, self.plan.rounds_per_process)
+        for visit, (unit, process) in enumerate(visits):
+            order = list(unit.cases)
+            self._rng.shuffle(order)
+            for case in order:
+                if self.rounds[case].active:
+                    self.rounds[case].add(self._ask(process, case), process, visit)
+                self._progress(case.id, 1)
+            if block and (visit + 1) % block == 0:
+                self._store(self.results())
+
+    def results(self) -> list[CaseResult]:
+        return [self._result(case, rounds) for case, rounds in self.rounds.items()]
+
+    def _result(self, case: CaseSpec, rounds: CaseRounds) -> CaseResult:
+        first = rounds.characterized
+        if first.status != "ok":
+            return first
+        if len(rounds.failures) >= MAX_FAILED_ROUNDS:
+            return CaseResult.failed(case, "rounds failed: " + "; ".join(rounds.failures))
+        if not rounds.samples:  # interrupted before its rounds: the characterization's round stands
+            return first
+        m = Measurement(tuple(rounds.samples), 1, first.measurement.unit if first.measurement else "s",
+                        tuple(rounds.processes))
+        tails = Measurement(tuple(rounds.per_call))
+        metrics = {**first.metrics, **self.suite.rescale_metrics(case, first.metrics, m.median, tails.p90, tails.p99),
+                   "interleaved": {"processes": self.plan.processes, "rounds": len(rounds.samples),
+                                   "rounds_per_process": self.plan.rounds_per_process,
+                                   "calls_per_round": rounds.calls, "visit_of_round": rounds.visits,
+                                   "round": asdict(ROUND), "failed_rounds": rounds.failures}}
+        base = self.suite.baseline_of(case)
+        if base in self.rounds and base != case and self.rounds[base].samples:
+            metrics.update(paired_speedup(rounds, self.rounds[base]), speedup_baseline=base.id)
+        return replace(first, measurement=m, metrics=metrics)
