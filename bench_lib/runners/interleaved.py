@@ -10,8 +10,8 @@ over the whole run in random order:
 
 1. characterize: process 0 builds each case in turn and measures what is measured once
    (memory, quality against the reference, kernels, build and compile times);
-2. warm: the other processes build every case, in turn (nothing is timed);
-3. rounds: blocks in which every (unit, process) gets one visit, in random order; a unit is
+2. rounds: blocks in which every (unit, process) gets one visit, in random order (a process
+   builds a case, untimed, before its first round of it); a unit is
    a baseline and the techniques measured against it (same workload and batch), their
    rounds back to back in one process in random order, so that each technique's speedup
    comes from paired rounds that shared the process and the machine's state.
@@ -137,6 +137,7 @@ class InterleavedRun:
         side = Side("run", "working tree", sys.executable, REPO, None)
         self.servers = [SideServer(side) for _ in range(plan.processes)]
         self.rounds: dict[CaseSpec, CaseRounds] = {}
+        self._built: set[tuple[CaseSpec, int]] = set()  # (case, process) pairs built and warmed
         self.phase_s: dict[str, float] = {}  # wall time of each phase, for the run's record
 
     @property
@@ -153,8 +154,7 @@ class InterleavedRun:
     def run(self) -> list[CaseResult]:
         """Measure everything; on KeyboardInterrupt, store what was measured and re-raise."""
         try:
-            for name, phase in (("characterize", self._characterize), ("warm", self._warm),
-                                ("rounds", self._interleave)):
+            for name, phase in (("characterize", self._characterize), ("rounds", self._interleave)):
                 started = time.perf_counter()
                 phase()
                 self.phase_s[name] = time.perf_counter() - started
@@ -167,19 +167,9 @@ class InterleavedRun:
     def _characterize(self) -> None:
         for case in self.cases:
             self.rounds[case] = CaseRounds(self._ask(0, case, "characterize"))
+            self._built.add((case, 0))
             self._progress(case.id, 1)
             self._store(self.results())
-
-    def _warm(self) -> None:
-        """Every other process builds every case, one untimed round each, one process at a time:
-        processes building side by side oversubscribe the cores (intra-op threads spin), which made
-        this phase 2-3x slower on 2 cores than building them in turn."""
-        for process in range(1, self.plan.processes):
-            for case, rounds in self.rounds.items():
-                if rounds.active:
-                    result = self._ask(process, case)
-                    if result.status != "ok":
-                        rounds.failures.append(f"process {process}: {result.reason.splitlines()[0]}")
 
     def _interleave(self) -> None:
         units = units_of([c for c, r in self.rounds.items() if r.active], self.suite.baseline_of)
@@ -188,12 +178,27 @@ class InterleavedRun:
         for visit, (unit, process) in enumerate(visits):
             order = list(unit.cases)
             self._rng.shuffle(order)
+            for case in order:  # builds first, so that the unit's timed rounds stay back to back
+                if self.rounds[case].active:
+                    self._warm(case, process)
             for case in order:
                 if self.rounds[case].active:
                     self.rounds[case].add(self._ask(process, case), process, visit)
                 self._progress(case.id, 1)
             if block and (visit + 1) % block == 0:
                 self._store(self.results())
+
+    def _warm(self, case: CaseSpec, process: int) -> None:
+        """Before a process's first timed round of a case, it builds the case and runs one
+        untimed round. Builds happen amid the rounds rather than in a phase of their own, so
+        that the rounds spread over twice the time and sample more of the machine's slow states
+        (10-20 s long on the 2-core box, and the largest term of a figure's variance there)."""
+        if (case, process) in self._built:
+            return
+        self._built.add((case, process))
+        result = self._ask(process, case)
+        if result.status != "ok":
+            self.rounds[case].failures.append(f"process {process}: {result.reason.splitlines()[0]}")
 
     def results(self) -> list[CaseResult]:
         return [self._result(case, rounds) for case, rounds in self.rounds.items()]

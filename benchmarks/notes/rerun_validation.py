@@ -1,0 +1,157 @@
+"""Do `effbench run`'s figures reproduce? Back-to-back runs of identical code, and a real slowdown.
+
+    python benchmarks/notes/rerun_validation.py run --triples 10 [--suite inference] [--keep DIR]
+    python benchmarks/notes/rerun_validation.py summarize [--keep DIR]
+
+Each triple is three runs back to back on this machine, nothing else running: A and A' of HEAD,
+then S of a revision made here from HEAD in which one case really does 25% more work (its timed
+round runs the model on a batch 25% larger; the measured ratio is reported, so the size is
+checked by timing, not assumed). A/A' gives the rerun rates (median inside the first run's 95%
+interval, within +-10%, same-run speedups within +-10%) and `effbench compare`'s false alarms;
+A'/S gives compare's detection. Every run's result files are kept under --keep (appended across
+sessions), so that the summary can be recomputed by later code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import beta
+
+REPO = Path(__file__).resolve().parents[2]
+KEEP = REPO / "benchmarks" / "notes" / "rerun-runs"
+TARGET = "digits_mlp_wide-int8_dynamic-batch64-cpu"
+EXTRA = 0.25
+TARGET_FILE = "bench_lib/inference/suite.py"
+ORIGINAL = "measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)"
+
+
+def slow_revision() -> tuple[str, Path]:
+    """A worktree of HEAD plus EXTRA more work in TARGET's timed rounds; (commit, tree)."""
+    tree = Path(tempfile.mkdtemp(prefix="effbench-slow-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), "HEAD"], cwd=REPO, check=True,
+                   capture_output=True)
+    path = tree / TARGET_FILE
+    text = path.read_text()
+    if ORIGINAL not in text:
+        raise SystemExit(f"cannot find the timed call to patch in {TARGET_FILE}")
+    patched = (f"x = served.x if case.id != {TARGET!r} else "
+               f"torch.cat([served.x, served.x[:int(-(-served.x.shape[0] * {EXTRA} // 1))]])\n"
+               "            measurement = blocked_autorange(lambda: served.model(x), timer, ROUND)")
+    path.write_text(text.replace(ORIGINAL, patched))
+    git = ["git", "-c", "user.email=val@effbench", "-c", "user.name=rerun-validation"]
+    subprocess.run([*git, "commit", "-qam", f"rerun validation: {EXTRA:.0%} more work in {TARGET}"], cwd=tree,
+                   check=True, capture_output=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    return commit, tree
+
+
+def one_run(cwd: Path, suite: str, out: Path) -> dict:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "bench_lib", "run", "--suite", suite, "--profile", "quick",
+                           "--device", "cpu", "--out", str(out)], cwd=cwd, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    run_dir = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    return {"exit": proc.returncode, "wall_s": wall, "run": Path(run_dir).name}
+
+
+def run(args: argparse.Namespace) -> None:
+    keep = Path(args.keep)
+    keep.mkdir(parents=True, exist_ok=True)
+    log = keep / "triples.json"
+    triples = json.loads(log.read_text()) if log.exists() else []
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    slow_commit, tree = slow_revision()
+    try:
+        for _ in range(args.triples):
+            t = {"commit": head, "slow_commit": slow_commit, "suite": args.suite,
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "a": one_run(REPO, args.suite, keep), "a2": one_run(REPO, args.suite, keep)}
+            if args.suite == "inference":
+                t["slow"] = one_run(tree, args.suite, keep)
+            triples.append(t)
+            log.write_text(json.dumps(triples, indent=1))
+            print(json.dumps(t), flush=True)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+
+
+def _figures(run_dir: Path) -> dict:
+    out = {}
+    for f in run_dir.glob("*.json"):
+        for b in json.loads(f.read_text()).get("benchmarks", []):
+            s, m = b["extra_info"]["summary"], b["extra_info"]["metrics"]
+            out[b["param"]] = {"median": s["median"], "lo": s["ci95_low"], "hi": s["ci95_high"],
+                               "speedup": m.get("speedup")}
+    return out
+
+
+def _rate(k: int, n: int) -> str:
+    lo = beta.ppf(0.025, k, n - k + 1) if k else 0.0
+    hi = beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+    return f"{k} of {n} ({k / n:.0%}, 95% CI {lo:.0%}-{hi:.0%})" if n else "0 of 0"
+
+
+def _compare(a: Path, b: Path) -> tuple[int, str]:
+    proc = subprocess.run([sys.executable, "-m", "bench_lib", "compare", str(a), str(b)], cwd=REPO,
+                          capture_output=True, text=True)
+    row = next((line for line in proc.stdout.splitlines() if TARGET in line), "")
+    return proc.returncode, row
+
+
+def summarize(args: argparse.Namespace) -> None:
+    keep = Path(args.keep)
+    triples = json.loads((keep / "triples.json").read_text())
+    inside = within = sp_within = n = sp_n = 0
+    ratios, walls, cmp_exit, caught, slow_ratio = [], [], [], [], []
+    for t in triples:
+        if t["a"]["exit"] or t["a2"]["exit"]:
+            continue
+        a, b = _figures(keep / t["a"]["run"]), _figures(keep / t["a2"]["run"])
+        walls += [t["a"]["wall_s"], t["a2"]["wall_s"]]
+        for k in a.keys() & b.keys():
+            n += 1
+            inside += a[k]["lo"] <= b[k]["median"] <= a[k]["hi"]
+            within += abs(b[k]["median"] / a[k]["median"] - 1) <= 0.10
+            ratios.append(b[k]["median"] / a[k]["median"])
+            if a[k]["speedup"] and b[k]["speedup"]:
+                sp_n += 1
+                sp_within += abs(b[k]["speedup"] / a[k]["speedup"] - 1) <= 0.10
+        cmp_exit.append(_compare(keep / t["a"]["run"], keep / t["a2"]["run"])[0])
+        if "slow" in t and t["slow"]["exit"] == 0:
+            code, row = _compare(keep / t["a2"]["run"], keep / t["slow"]["run"])
+            s = _figures(keep / t["slow"]["run"])
+            slow_ratio.append(s[TARGET]["median"] / b[TARGET]["median"])
+            caught.append("slower" in row)
+    q = np.quantile(ratios, [0, 0.5, 1]) if ratios else [np.nan] * 3
+    print(f"pairs: {len(cmp_exit)}; run wall time {min(walls):.0f}-{max(walls):.0f} s" if walls else "no pairs")
+    print(f"| rerun median inside the first run's 95% interval | {_rate(inside, n)} |")
+    print(f"| rerun median within +-10% | {_rate(within, n)} |")
+    print(f"| same-run speedups within +-10% | {_rate(sp_within, sp_n)} |")
+    print(f"| rerun/first median ratio, min / median / max | {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f} |")
+    print(f"| `effbench compare` A A' exits 0 | {_rate(sum(c == 0 for c in cmp_exit), len(cmp_exit))} |")
+    if caught:
+        print(f"| {TARGET} +{EXTRA:.0%} caught as slower | {_rate(sum(caught), len(caught))}; measured ratio "
+              f"{min(slow_ratio):.2f}-{max(slow_ratio):.2f} |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("command", choices=["run", "summarize"])
+    p.add_argument("--triples", type=int, default=10)
+    p.add_argument("--suite", default="inference")
+    p.add_argument("--keep", default=str(KEEP))
+    args = p.parse_args()
+    (run if args.command == "run" else summarize)(args)
+
+
+if __name__ == "__main__":
+    main()
