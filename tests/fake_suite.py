@@ -51,3 +51,37 @@ class FakeSuite(Suite):
         scale = float(os.environ.get("FAKE_SCALE", "1"))  # an A/B side that is slower (tests of `ab`)
         samples = tuple(scale * x for x in (1e-3, 1.1e-3, 0.9e-3, 1e-3, 1.05e-3, 0.95e-3))
         return CaseResult(case, "ok", Measurement(samples), {"answer": 42}, timer="fake")
+
+
+class FakeRoundSuite(Suite):
+    """An interleaved suite: a baseline, a technique twice as fast, a case whose rounds raise and
+    one whose rounds hang. Every process carries a bias of its own (from its pid), shared by the
+    cases it measures, as real processes do."""
+
+    NAME = "rounds"
+    INTERLEAVED = True
+    VARIANTS = ("base", "fast", "broken", "hang")
+
+    def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
+        return [CaseSpec.make(self.NAME, "toy", v, device, batch=1) for v in self.VARIANTS]
+
+    def timeout_s(self, case: CaseSpec, profile: str) -> float:
+        return float(os.environ.get("FAKE_TIMEOUT_S", "3"))
+
+    def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
+        return None if case.variant == "base" else CaseSpec.make(self.NAME, "toy", "base", case.device, batch=1)
+
+    def rescale_metrics(self, case: CaseSpec, metrics: dict, median: float, p90: float, p99: float) -> dict:
+        return {"latency_median_s": median}
+
+    def execute(self, case: CaseSpec, profile: str) -> CaseResult:
+        return CaseResult(case, "ok", Measurement((1.0, 1.0, 1.0)), {"answer": 42, "process": os.getpid()})
+
+    def measure_round(self, case: CaseSpec, profile: str) -> CaseResult:
+        if case.variant == "broken":
+            raise RuntimeError("this round always fails")
+        if case.variant == "hang":
+            time.sleep(3600)
+        bias = 1.0 + 0.3 * (os.getpid() % 3)
+        per_call = bias * (0.5e-3 if case.variant == "fast" else 1e-3)
+        return CaseResult(case, "ok", Measurement(tuple(per_call * f for f in (1.0, 1.02, 0.98, 1.01, 0.99))))

@@ -3,8 +3,10 @@
     python -m bench_lib.inference.table RUN_DIR
 
 Speedups are against the device's baseline (fp32 eager on CPU, bf16 eager on GPU) of the
-same workload and batch, from the medians of one run; a ratio within the two cases' noise
-(their 95% CIs overlap) is marked `~`.
+same workload and batch. Runs of `effbench run` store them from paired rounds (technique and
+baseline back to back in one process, over several processes) with a 95% interval; a speedup
+whose interval holds 1 is marked `~` (within noise). Older files, without paired rounds, get
+the ratio of the two medians, marked `~` where the two cases' intervals overlap.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ def summary_frame(results: list[CaseResult]) -> pd.DataFrame:
         m, x = r.measurement, r.metrics
         ref = base.get((r.case.workload, device, r.case.param("batch")))
         speedup = ""
-        if ref is not None:
+        if "speedup" in x:
+            lo, hi = x["speedup_ci95_low"], x["speedup_ci95_high"]
+            speedup = f"{x['speedup']:.2f}x [{lo:.2f}, {hi:.2f}]" + ("~" if lo <= 1 <= hi else "")
+        elif ref is not None:
             lo, hi = m.ci95
             rlo, rhi = ref.ci95
             within = lo <= rhi and rlo <= hi and r.case.variant != _BASELINES.get(device)
@@ -77,8 +82,9 @@ def main(argv: list[str]) -> int:
     results = [r for run in runs if run.suite == "inference" for r in run.results]
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
         print(summary_frame(results).astype(object).fillna("").to_string(index=False))
-    print("speedup: baseline median / case median (fp32 eager on CPU, bf16 eager on GPU), same workload and batch; "
-          "~: the 95% CIs overlap (within noise). ppl: case/reference perplexity.")
+    print("speedup: baseline time / case time (fp32 eager on CPU, bf16 eager on GPU), same workload and batch, "
+          "from paired rounds with its 95% interval where the run has them; ~: within noise (the interval holds 1, "
+          "or, without paired rounds, the two cases' 95% CIs overlap). ppl: case/reference perplexity.")
     return 0
 
 

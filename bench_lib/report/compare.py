@@ -8,7 +8,10 @@ so that the spread *between* runs, which on a noisy CI machine dwarfs the spread
 A bootstrap over two or three runs is too narrow, so where both sides have several runs the
 interval is widened to cover Welch's t interval on the log run statistics as well.
 
-With a single run on a side the between-run spread is unknown, and no within-run test can
+A run of `effbench run` measures each case in several processes (rounds interleaved over the
+run, `process_of_sample` in the file); there the process is the unit resampled, as a run is, so
+that one run a side already has the between-process spread in its interval. With a single run
+of a single process on a side the spread between runs is unknown, and no within-run test can
 stand in for it. The verdict then says so and raises the bar to SINGLE_RUN_FLOOR.
 
 As in asv, "slower" needs both the change beyond the threshold and statistical evidence
@@ -26,6 +29,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as _st
 
+from bench_lib.measure.stats import MIN_SAMPLES_PER_PROCESS, Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
 
 __all__ = [
@@ -77,12 +81,13 @@ class RatioEstimate:
     high: float
     base: float
     new: float
-    base_runs: int
+    base_runs: int  # units: runs, or the processes of runs that measured in several
     new_runs: int
 
     @property
     def single_run(self) -> bool:
-        """True when a side has one run: the interval holds within-run noise only."""
+        """True when a side has one unit (a run, or a process of a multi-process run): the
+        interval holds within-process noise only."""
         return min(self.base_runs, self.new_runs) < 2
 
 
@@ -223,7 +228,7 @@ def classify(case: CaseSpec, est: RatioEstimate, threshold: float, floor: float 
     bar = max(threshold, floor) if est.single_run else threshold
     notes = []
     if est.single_run:
-        notes.append(f"one run on a side: between-run noise unknown, bar raised to {bar:.0%}")
+        notes.append(f"one run of one process on a side: between-run noise unknown, bar raised to {bar:.0%}")
     if est.ratio > 1 + bar and est.low > 1:
         kind: Kind = "slower"
     elif est.ratio < 1 / (1 + bar) and est.high < 1:
@@ -282,8 +287,36 @@ def baseline_of(case: CaseSpec, available: set[CaseSpec]) -> CaseSpec | None:
 RunResults = dict[CaseSpec, CaseResult]
 
 
+def by_process(m: Measurement) -> dict[int, tuple[float, ...]]:
+    """A measurement's samples per process (processes with MIN_SAMPLES_PER_PROCESS or more);
+    one entry, all samples, where one process took them."""
+    if m.processes is None:
+        return {0: m.samples}
+    groups: dict[int, list[float]] = {}
+    for sample, process in zip(m.samples, m.processes, strict=True):
+        groups.setdefault(process, []).append(sample)
+    kept = {p: tuple(v) for p, v in groups.items() if len(v) >= MIN_SAMPLES_PER_PROCESS}
+    return kept if len(kept) > 1 else {0: m.samples}
+
+
 def _samples(runs: Sequence[RunResults], case: CaseSpec) -> list[tuple[float, ...]]:
-    return [r[case].measurement.samples for r in runs if case in r and r[case].status == "ok"]
+    """The units of a side: each run's samples, split by process where the run has several."""
+    return [g for r in runs if case in r and r[case].status == "ok" for g in by_process(r[case].measurement).values()]
+
+
+def _paired_units(runs: Sequence[RunResults], case: CaseSpec, ref: CaseSpec
+                  ) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+    """(technique samples, baseline samples) per run, or per process where both were measured in
+    the same processes (an interleaved run): the technique is judged against its baseline as the
+    same process measured it."""
+    out = []
+    for r in runs:
+        if case in r and ref in r and r[case].status == r[ref].status == "ok":
+            mine, theirs = by_process(r[case].measurement), by_process(r[ref].measurement)
+            common = mine.keys() & theirs.keys()
+            out += [(mine[p], theirs[p]) for p in sorted(common)] if len(common) > 1 else \
+                [(r[case].measurement.samples, r[ref].measurement.samples)]
+    return out
 
 
 def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshold: float = DEFAULT_THRESHOLD,
@@ -308,8 +341,7 @@ def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshol
         ref = baseline_of(case, measured)
         if ref is None:
             continue
-        pairs = [[(r[case].measurement.samples, r[ref].measurement.samples) for r in side
-                  if case in r and ref in r and r[case].status == r[ref].status == "ok"] for side in (base, new)]
+        pairs = [_paired_units(side, case, ref) for side in (base, new)]
         if not pairs[0] or not pairs[1]:
             continue
         est = relative_ratio(pairs[0], pairs[1], seed=seed)

@@ -62,7 +62,10 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
     lat, unit = inference_latency_table(trade)
     parts = ["## Inference\n",
              "Latency of one batch: median [95% CI] in " + unit + ", one column per technique "
-             "(technique params in brackets).\n", markdown_table(lat), ""]
+             "(technique params in brackets). In runs of `effbench run` each figure is the median of short "
+             "rounds interleaved over the whole run in random order and over several processes, and its interval "
+             "treats the process as a random effect, so that it is meant to hold a rerun's median.\n",
+             markdown_table(lat), ""]
     for fn, name, alt in ((plots.latency_vs_batch, "inference_latency.png", "latency vs batch size"),
                           (plots.throughput_vs_batch, "inference_throughput.png", "throughput vs batch size"),
                           (plots.speedup_vs_accuracy, "inference_tradeoff.png", "speedup vs accuracy cost")):
@@ -70,11 +73,14 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
         if path:
             drawn.append(path)
             parts.append(_img(path, out, alt))
-    parts += ["Speed against accuracy, size and memory. Speedup is the baseline's median (fp32 eager on CPU, bf16 "
-              "eager on GPU) over the technique's, same run, "
-              "workload and batch, with a within-run 95% bootstrap interval; accuracy is on the workload's held-out "
+    parts += ["Speed against accuracy, size and memory. Speedup is the baseline's time (fp32 eager on CPU, bf16 "
+              "eager on GPU) over the technique's, same run, workload and batch: from paired rounds (technique and "
+              "baseline back to back in one process, in random order, in every process) with the 95% interval of "
+              "the median paired ratio, the process a random effect (files without paired rounds: the ratio of "
+              "medians with a within-run bootstrap interval); accuracy is on the workload's held-out "
               "real data, against the uncompressed reference; agreement is the share of predictions equal to "
-              "the reference's.\n", markdown_table(inference_cost_table(trade)), ""]
+              "the reference's; RSS added is the peak resident memory while the case ran over the process's "
+              "before it was built.\n", markdown_table(inference_cost_table(trade)), ""]
     host_bound = host_bound_table(trade)
     if not host_bound.empty:
         parts += [f"**Host-bound GPU cases ({len(host_bound)})**: their kernels fill less than "
@@ -176,9 +182,11 @@ def _notes(df: pd.DataFrame) -> list[str]:
     parts += [f"**Noisy cases ({len(noisy)})**: IQR above 10% of the median, or too few samples for a 95% "
               "interval; read their figures as rough.\n", markdown_table(noisy), ""]
     parts += ["A difference between two figures here is real only when it exceeds the noise. On a shared or "
-              "2-core machine the median of the same code can move by up to 2.5x between runs while the spread "
-              "within a run stays near 2% (anchors, regression rules): within-run intervals do not cover that. "
-              "Use `effbench compare` with several runs a side for verdicts.\n"]
+              "2-core machine the median of the same code can move by up to 2.5x between runs of one process "
+              "(anchors, regression rules), which intervals from one process's samples do not cover; interleaved "
+              "multi-process figures (benchmarks/notes/rerun-validation.md) come much closer, but a machine state "
+              "that lasts a whole run still moves them. Use `effbench compare` with several runs a side, or "
+              "`effbench ab`, for verdicts.\n"]
     return parts
 
 

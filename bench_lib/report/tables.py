@@ -116,8 +116,9 @@ def inference_tradeoffs(df: pd.DataFrame) -> pd.DataFrame:
     """Each inference case against its device's baseline in the same run, workload and batch.
 
     The baseline is fp32 eager on CPU and bf16 eager on GPU (the suite's `baseline_variant`).
-    Adds `technique` (variant plus its own params), `is_baseline`, `speedup` (baseline median
-    / median) with its within-run 95% bootstrap interval, and `accuracy_cost_pts`
+    Adds `technique` (variant plus its own params), `is_baseline`, `speedup` (baseline time over
+    the case's: from paired rounds with their 95% interval where the run stored them, else the
+    ratio of medians with a within-run bootstrap interval), and `accuracy_cost_pts`
     (percentage points lost against the uncompressed reference).
     """
     inf = ok_rows(df, "inference")
@@ -130,17 +131,21 @@ def inference_tradeoffs(df: pd.DataFrame) -> pd.DataFrame:
                                                                                    strict=True)]
     keys = ["run", "workload", "device", "param.batch"]
     base = inf[inf["is_baseline"]].drop_duplicates(keys).set_index(keys)["samples"]
+    paired = _col(inf, "speedup_pairs")
+    stored = {c: _col(inf, c) for c in ("speedup", "speedup_ci95_low", "speedup_ci95_high")}
     speed, lo, hi = [], [], []
-    for _, row in inf.iterrows():
+    for i, row in inf.iterrows():
         ref = base.get(tuple(row[k] for k in keys))
         if row["is_baseline"]:
             speed.append(1.0), lo.append(1.0), hi.append(1.0)
-            continue
-        if ref is None:
+        elif pd.notna(paired[i]):  # from paired rounds, as `effbench run` stores them
+            speed.append(stored["speedup"][i]), lo.append(stored["speedup_ci95_low"][i])
+            hi.append(stored["speedup_ci95_high"][i])
+        elif ref is None:
             speed.append(math.nan), lo.append(math.nan), hi.append(math.nan)
-            continue
-        est = ratio_of_sides([ref], [row["samples"]], resamples=500)
-        speed.append(1 / est.ratio), lo.append(1 / est.high), hi.append(1 / est.low)
+        else:
+            est = ratio_of_sides([ref], [row["samples"]], resamples=500)
+            speed.append(1 / est.ratio), lo.append(1 / est.high), hi.append(1 / est.low)
     inf["speedup"], inf["speedup_low"], inf["speedup_high"] = speed, lo, hi
     inf["accuracy_cost_pts"] = -100 * _col(inf, "accuracy_delta")
     return inf

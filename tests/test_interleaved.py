@@ -1,0 +1,118 @@
+"""Interleaved, multi-process measurement: the schedule, paired speedups, intervals over processes."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+from conftest import alive, effbench
+
+from bench_lib.measure.stats import Measurement, median_ci, process_ci
+from bench_lib.report.compare import compare_runs
+from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.store import load_run
+from bench_lib.runners.interleaved import CaseRounds, Unit, paired_speedup, schedule, units_of
+
+
+def _case(variant: str, batch: int = 1) -> CaseSpec:
+    return CaseSpec.make("inference", "toy", variant, "cpu", batch=batch)
+
+
+def test_a_unit_holds_a_baseline_and_its_techniques_of_the_same_batch():
+    cases = [_case("fp32"), _case("int8"), _case("fp32", 8), _case("int8", 8), _case("alone", 4)]
+    units = units_of(cases, lambda c: None if c.variant == "fp32" else _case("fp32", c.param("batch")))
+    assert {u.cases for u in units} == {(_case("fp32"), _case("int8")), (_case("fp32", 8), _case("int8", 8)),
+                                        (_case("alone", 4),)}
+    assert {u.baseline for u in units} == {_case("fp32"), _case("fp32", 8), None}
+
+
+def test_every_block_visits_each_unit_in_each_process_once_in_a_new_order():
+    units = [Unit((_case(f"v{i}"),)) for i in range(6)]
+    visits = schedule(units, processes=3, rounds=4, rng=random.Random(1))
+    blocks = [visits[i * 18:(i + 1) * 18] for i in range(4)]
+    for block in blocks:
+        assert sorted((u.cases[0].variant, p) for u, p in block) == sorted((f"v{i}", p) for i in range(6)
+                                                                            for p in range(3))
+    assert len({tuple((u.cases[0].variant, p) for u, p in b) for b in blocks}) == 4  # not one fixed order
+
+
+def _rounds(samples, processes, visits):
+    r = CaseRounds(CaseResult.failed(_case("x"), "unused"))
+    r.samples, r.processes, r.visits = list(samples), list(processes), list(visits)
+    return r
+
+
+def test_paired_rounds_cancel_a_process_bias_that_unpaired_figures_carry():
+    bias = {0: 1.0, 1: 1.3, 2: 0.8}
+    procs = [p for _ in range(4) for p in range(3)]
+    base = _rounds([2e-3 * bias[p] for p in procs], procs, range(12))
+    fast = _rounds([1e-3 * bias[p] * (1 + 0.01 * (i % 2)) for i, p in enumerate(procs)], procs, range(12))
+    sp = paired_speedup(fast, base)
+    assert sp["speedup_pairs"] == 12 and sp["speedup_processes"] == 3
+    assert 1.97 < sp["speedup_ci95_low"] <= sp["speedup"] <= sp["speedup_ci95_high"] < 2.01
+    unpaired = Measurement(tuple(fast.samples), processes=tuple(procs))
+    lo, hi = unpaired.ci95
+    assert hi / lo > 1.4  # the bias between processes, which pairing cancelled
+
+
+def test_rounds_of_other_visits_are_never_paired():
+    base = _rounds([1e-3, 1e-3], [0, 0], [0, 1])
+    case = _rounds([1e-3, 1e-3], [1, 1], [5, 6])
+    assert paired_speedup(case, base) == {}
+
+
+def test_the_interval_widens_to_the_processes_disagreement_and_never_narrows():
+    rng = np.random.default_rng(0)
+    tight = rng.normal(1.0, 0.01, 30)
+    agree = Measurement(tuple(tight), processes=tuple(i % 3 for i in range(30)))
+    assert agree.ci95 == pytest.approx(median_ci(tight), rel=0.02) or (
+        agree.ci95[0] <= median_ci(tight)[0] and agree.ci95[1] >= median_ci(tight)[1])
+    biased = tight * np.array([1.0, 1.2, 0.85] * 10)
+    m = Measurement(tuple(biased), processes=tuple(i % 3 for i in range(30)))
+    lo, hi = m.ci95
+    w_lo, w_hi = median_ci(biased)
+    assert lo < w_lo and hi > w_hi
+    assert lo < min(m.per_process_median.values()) and hi > max(m.per_process_median.values())
+    assert any("processes disagree" in w for w in m.warnings)
+    assert not any("processes disagree" in w for w in agree.warnings)
+    assert process_ci(biased, np.zeros(30)) == (0.0, float("inf"))  # one process: no between-process interval
+
+
+def test_compare_treats_the_processes_of_one_run_as_units():
+    def run(scale: float, seed: int) -> dict:
+        rng = np.random.default_rng(seed)
+        samples = [scale * (1 + 0.05 * (i % 3)) * rng.normal(1e-3, 1e-5) for i in range(12)]
+        m = Measurement(tuple(samples), processes=tuple(i % 3 for i in range(12)))
+        return {_case("fp32"): CaseResult(_case("fp32"), "ok", m)}
+
+    same = compare_runs([run(1.0, 1)], [run(1.0, 2)], threshold=0.10)
+    [v] = same.verdicts
+    assert v.kind == "within noise" and not v.estimate.single_run and v.bar == 0.10
+    slower = compare_runs([run(1.0, 1)], [run(1.3, 2)], threshold=0.10)
+    assert slower.verdicts[0].kind == "slower"
+
+
+def test_run_interleaves_processes_stores_paired_speedups_and_survives_failing_rounds(fake_suite_env, tmp_path):
+    env = {**fake_suite_env, "EFFBENCH_SUITES": "rounds=fake_suite:FakeRoundSuite", "FAKE_TIMEOUT_S": "2"}
+    proc = effbench("run", "--suite", "rounds", "--processes", "2", "--out", str(tmp_path), env=env, timeout=300)
+    assert proc.returncode == 1, proc.stderr  # the broken and hung cases failed, the rest were measured
+    [data] = load_run(proc.stdout.strip().splitlines()[-1])
+    by = {r.case.variant: r for r in data.results}
+    assert {v: r.status for v, r in by.items()} == {"base": "ok", "fast": "ok", "broken": "failed", "hang": "failed"}
+    assert "always fails" in by["broken"].reason and "timed out" in by["hang"].reason
+    fast = by["fast"]
+    assert fast.measurement.n == 2 * 4 and sorted(set(fast.measurement.processes)) == [0, 1]
+    assert fast.metrics["speedup"] == pytest.approx(2.0, rel=0.03)
+    assert fast.metrics["speedup_baseline"] == by["base"].case.id and fast.metrics["answer"] == 42
+    doc = json.loads(data.path.read_text())
+    entry = next(b for b in doc["benchmarks"] if b["params"]["variant"] == "fast")
+    assert len(entry["stats"]["data"]) == len(entry["extra_info"]["process_of_sample"]) == 8
+    assert set(entry["extra_info"]["summary"]["per_process_median"]) == {"0", "1"}
+    assert doc["effbench"]["run"]["interleave"] == {"processes": 2, "rounds_per_process": 4}
+    pids = {by["base"].metrics["process"]}
+    assert not any(alive(p) for p in pids)  # the servers are gone
+
+
+def test_processes_must_be_positive():
+    proc = effbench("run", "--suite", "inference", "--processes", "0")
+    assert proc.returncode == 2 and "--processes must be >= 1" in proc.stderr and "Traceback" not in proc.stderr
