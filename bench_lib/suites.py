@@ -34,6 +34,9 @@ class Suite(ABC):
     #: Whether `effbench run` measures this suite's cases in interleaved rounds over several
     #: long-lived processes (`runners/interleaved.py`); else one isolated worker per launch group.
     INTERLEAVED: ClassVar[bool] = False
+    #: Otherwise, how many times a run launches each group (new processes, the cases in a new random
+    #: order) and pools the samples, each launch a process of the figure's interval.
+    LAUNCHES: ClassVar[int] = 1
 
     @abstractmethod
     def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:

@@ -116,3 +116,22 @@ def test_run_interleaves_processes_stores_paired_speedups_and_survives_failing_r
 def test_processes_must_be_positive():
     proc = effbench("run", "--suite", "inference", "--processes", "0")
     assert proc.returncode == 2 and "--processes must be >= 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_launches_pool_their_samples_and_a_failed_launch_fails_the_case():
+    from bench_lib.distributed.collectives import CollectivesSuite
+    from bench_lib.runners.session import merge_launches
+
+    case = CaseSpec.make("collectives", "gloo_cpu", "all_reduce", "cpu", dtype="float32", size_bytes=4096,
+                         world_size=2)
+    metrics = {"bytes": 4096, "bus_factor": 1.0, "algbw_GBps": 0.0, "busbw_GBps": 0.0}
+    fast = CaseResult(case, "ok", Measurement((1e-4, 1.1e-4, 0.9e-4, 1e-4)), metrics)
+    slow = CaseResult(case, "ok", Measurement((2e-4, 2.1e-4, 1.9e-4, 2e-4)), metrics)
+    merged = merge_launches(CollectivesSuite(), [fast, slow])
+    m = merged.measurement
+    assert m.n == 8 and m.processes == (0, 0, 0, 0, 1, 1, 1, 1)
+    assert m.ci95[0] < 1e-4 and m.ci95[1] > 2e-4  # two launches that disagree: the interval says so
+    assert merged.metrics["busbw_GBps"] == pytest.approx(4096 / m.median / 1e9)
+    assert merged.metrics["launches"]["median_s"] == [pytest.approx(1e-4), pytest.approx(2e-4)]
+    broken = merge_launches(CollectivesSuite(), [fast, CaseResult.failed(case, "rank 1 died")])
+    assert broken.status == "failed" and broken.reason == "launch 2 of 2: rank 1 died"

@@ -6,10 +6,12 @@ Shared by `effbench run` and `pytest benchmarks/`, so both write the same files.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench_lib.measure.stats import Measurement
 from bench_lib.platform import Platform, detect
 from bench_lib.profiles import Interleave
 from bench_lib.results import environment
@@ -17,7 +19,7 @@ from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import RunWriter, new_run_dir, safe_label
 from bench_lib.runners.interleaved import InterleavedRun
 from bench_lib.runners.process import run_isolated
-from bench_lib.suites import get_suite, suite_names
+from bench_lib.suites import Suite, get_suite, suite_names
 
 __all__ = ["PlannedCase", "plan", "keyword_selector", "launch_groups", "RunSession", "format_result_line"]
 
@@ -81,6 +83,24 @@ def launch_groups(cases: list[PlannedCase]) -> list[list[PlannedCase]]:
     return groups
 
 
+def merge_launches(suite: Suite, results: list[CaseResult]) -> CaseResult:
+    """One case's results from separate launches as one: samples pooled, each launch a process of
+    the interval (`Measurement.processes`); a launch that failed or skipped decides the outcome."""
+    first = results[0]
+    bad = next((r for r in results if r.status != "ok"), None)
+    if bad is not None or len(results) == 1:
+        if bad is not None and bad is not first and bad.status == "failed":
+            return replace(bad, reason=f"launch {results.index(bad) + 1} of {len(results)}: {bad.reason}")
+        return bad or first
+    ms = [r.measurement for r in results]
+    m = Measurement(tuple(x for mi in ms for x in mi.samples), first.measurement.number_per_sample,
+                    first.measurement.unit, tuple(i for i, mi in enumerate(ms) for _ in mi.samples))
+    metrics = {**first.metrics, **suite.rescale_metrics(first.case, first.metrics, m.median, m.p90, m.p99),
+               "launches": {"count": len(results), "median_s": [mi.median for mi in ms],
+                            "wall_s": [r.wall_s for r in results]}}
+    return replace(first, measurement=m, metrics=metrics, wall_s=sum(r.wall_s for r in results))
+
+
 def expand_suites(suite: str) -> list[str]:
     return suite_names() if suite == "all" else [suite]
 
@@ -134,17 +154,29 @@ class RunSession:
         self.writer(result.case.suite).add(result)
 
     def execute(self, group: list[PlannedCase]) -> list[CaseResult]:
-        """Measure (or skip) a launch group of planned cases, store each result, and return them."""
+        """Measure (or skip) a launch group of planned cases, store each result, and return them.
+
+        A suite with LAUNCHES > 1 runs the group that many times, each launch (new processes) in
+        its own random case order, so that each case meets two process sets and two moments of
+        the run; the launches' samples are merged, each launch a process of the figure's interval.
+        The first launch's results are stored as soon as they exist.
+        """
         runnable = [p.case for p in group if not p.skip_reason]
-        measured = {}
+        measured: dict[CaseSpec, CaseResult] = {}
         if runnable:
             suite = get_suite(runnable[0].suite)
             timeout = sum(suite.timeout_s(c, self.profile) for c in runnable)
-            measured = {r.case: r for r in run_isolated(runnable, self.profile, timeout)}
+            rng = random.Random()
+            launches: list[dict[CaseSpec, CaseResult]] = []
+            for _ in range(suite.LAUNCHES):
+                order = rng.sample(runnable, len(runnable)) if suite.LAUNCHES > 1 else runnable
+                launches.append({r.case: r for r in run_isolated(order, self.profile, timeout)})
+                measured = {c: merge_launches(suite, [launch[c] for launch in launches]) for c in runnable}
+                if len(launches) < suite.LAUNCHES:
+                    self.writer(runnable[0].suite).put(list(measured.values()))
         results = [measured[p.case] if not p.skip_reason else CaseResult.skipped(p.case, p.skip_reason)
                    for p in group]
-        for result in results:
-            self.record(result)
+        self.writer(group[0].case.suite).put(results)
         return results
 
     def execute_interleaved(self, planned: list[PlannedCase], plan: Interleave,
