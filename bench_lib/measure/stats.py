@@ -22,6 +22,7 @@ __all__ = [
     "median_ci",
     "process_medians",
     "process_ci",
+    "median_interval",
 ]
 
 # Spread (IQR / median) above which a measurement is flagged, as torch.utils.benchmark does.
@@ -101,6 +102,16 @@ def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = C
     return math.exp(center - half), math.exp(center + half)
 
 
+def median_interval(samples: np.ndarray, processes: np.ndarray | None = None) -> tuple[float, float]:
+    """The distribution-free interval of the median, widened to `process_ci` where two or more
+    processes took the samples: never narrower than either."""
+    lo, hi = median_ci(samples)
+    if processes is not None and len(process_medians(samples, processes)) > 1:
+        p_lo, p_hi = process_ci(samples, processes)
+        lo, hi = min(lo, p_lo), max(hi, p_hi)
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Raw samples of one quantity (seconds per call) and their statistics.
@@ -177,13 +188,7 @@ class Measurement:
 
     @cached_property
     def ci95(self) -> tuple[float, float]:
-        """Distribution-free interval of the median, widened to the between-process interval where
-        several processes took the samples: never narrower than either."""
-        lo, hi = median_ci(self._x)
-        if len(self.per_process_median) > 1:
-            p_lo, p_hi = process_ci(self._x, np.asarray(self.processes))
-            lo, hi = min(lo, p_lo), max(hi, p_hi)
-        return lo, hi
+        return median_interval(self._x, None if self.processes is None else np.asarray(self.processes))
 
     @property
     def relative_spread(self) -> float:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from bench_lib.ab.sides import REPO, Side, SideError, SideServer
-from bench_lib.measure.stats import Measurement, median_ci, process_ci, process_medians
+from bench_lib.measure.stats import Measurement, median_interval
 from bench_lib.profiles import ROUND, Interleave
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import get_suite
@@ -111,10 +111,7 @@ def paired_speedup(case: CaseRounds, base: CaseRounds) -> dict[str, float | int]
     if not pairs:
         return {}
     ratios, procs = np.array([r for r, _ in pairs]), np.array([p for _, p in pairs])
-    lo, hi = median_ci(ratios)
-    if len(process_medians(ratios, procs)) > 1:
-        p_lo, p_hi = process_ci(ratios, procs)
-        lo, hi = min(lo, p_lo), max(hi, p_hi)
+    lo, hi = median_interval(ratios, procs)
     ratio = float(np.median(ratios))
     return {"speedup": 1 / ratio, "speedup_ci95_low": 1 / hi if hi > 0 else 0.0,
             "speedup_ci95_high": 1 / lo if lo > 0 else math.inf, "speedup_pairs": len(pairs),
