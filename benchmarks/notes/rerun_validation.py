@@ -25,32 +25,22 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import beta
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ab_validation import slow_revision as slow_commit  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 KEEP = REPO / "benchmarks" / "notes" / "rerun-runs"
 TARGET = "digits_mlp_wide-int8_dynamic-batch64-cpu"
 EXTRA = 0.25
-TARGET_FILE = "bench_lib/inference/suite.py"
-ORIGINAL = "measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)"
 
 
 def slow_revision() -> tuple[str, Path]:
-    """A worktree of HEAD plus EXTRA more work in TARGET's timed rounds; (commit, tree)."""
+    """A worktree of ab_validation's slowed revision (HEAD plus EXTRA more work in TARGET's timed
+    rounds, which `effbench run` and `ab` share); (commit, tree)."""
+    commit = slow_commit(TARGET, EXTRA)
     tree = Path(tempfile.mkdtemp(prefix="effbench-slow-")) / "tree"
-    subprocess.run(["git", "worktree", "add", "--detach", str(tree), "HEAD"], cwd=REPO, check=True,
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=REPO, check=True,
                    capture_output=True)
-    path = tree / TARGET_FILE
-    text = path.read_text()
-    if ORIGINAL not in text:
-        raise SystemExit(f"cannot find the timed call to patch in {TARGET_FILE}")
-    patched = (f"x = served.x if case.id != {TARGET!r} else "
-               f"torch.cat([served.x, served.x[:int(-(-served.x.shape[0] * {EXTRA} // 1))]])\n"
-               "            measurement = blocked_autorange(lambda: served.model(x), timer, ROUND)")
-    path.write_text(text.replace(ORIGINAL, patched))
-    git = ["git", "-c", "user.email=val@effbench", "-c", "user.name=rerun-validation"]
-    subprocess.run([*git, "commit", "-qam", f"rerun validation: {EXTRA:.0%} more work in {TARGET}"], cwd=tree,
-                   check=True, capture_output=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, check=True, capture_output=True,
-                            text=True).stdout.strip()
     return commit, tree
 
 
