@@ -58,6 +58,12 @@ class Suite(ABC):
         what a round need not rebuild (a compiled model); the default measures the whole case."""
         return self.execute(case, profile)
 
+    def measure_visit(self, cases: list[CaseSpec], profile: str) -> list[CaseResult]:
+        """One visit of an interleaved run: a round of each case (a baseline and its techniques).
+        Suites whose cases stay built interleave their timing at a fine grain; the default times
+        one case after the other."""
+        return [self.measure_round(case, profile) for case in cases]
+
     def characterize(self, case: CaseSpec, profile: str) -> CaseResult:
         """A case's metrics (memory, quality, evidence) in one of the interleaved run's processes;
         its timing need only be one round, since the run's figure comes from the rounds."""

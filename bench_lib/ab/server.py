@@ -9,7 +9,8 @@ has it), `record_of`.
 Protocol: one JSON request per stdin line, {"case": params, "profile": name}; one JSON result
 record per line on the protocol channel (the original stdout). `effbench run`, whose servers run
 the current code, may add "op": "characterize" to ask for `Suite.characterize` (the case's
-metrics: memory, quality, evidence) instead of a round. Anything the code under test
+metrics: memory, quality, evidence) instead of a round, or send {"op": "visit", "cases": [params,
+...]} for `Suite.measure_visit`, answered by one line {"results": [record, ...]}. Anything the code under test
 prints goes to stderr, so it cannot corrupt the protocol.
 """
 
@@ -32,6 +33,16 @@ def main() -> int:
     suites: dict = {}  # one instance per suite, so that a suite can keep prepared cases between rounds
     for line in sys.stdin:
         request = json.loads(line)
+        if request.get("op") == "visit":
+            cases = [CaseSpec.from_params(c) for c in request["cases"]]
+            try:
+                suite = suites.get(cases[0].suite) or suites.setdefault(cases[0].suite, get_suite(cases[0].suite))
+                results = suite.measure_visit(cases, request["profile"])
+            except Exception as e:  # noqa: BLE001 - a failing visit fails its cases, the server lives on
+                results = [CaseResult.failed(c, failure_text(e)) for c in cases]
+            channel.write(json.dumps({"results": [record_of(r) for r in results]}) + "\n")
+            channel.flush()
+            continue
         case = CaseSpec.from_params(request["case"])
         try:
             suite = suites.get(case.suite) or suites.setdefault(case.suite, get_suite(case.suite))

@@ -110,13 +110,12 @@ class SideServer:
         line = self._proc.stdout.readline()
         return line or None
 
-    def measure(self, case: CaseSpec, profile: str, timeout_s: float, op: str = "round") -> CaseResult:
-        """One round (or, with op="characterize", the case's metrics); a dead or hung server
-        becomes a failed result and is restarted next time."""
+    def _ask(self, request: dict, timeout_s: float) -> dict | str:
+        """One request, its answer; a dead or hung server gives the reason instead, and is
+        restarted next time."""
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         assert self._proc is not None and self._proc.stdin is not None
-        request = {"case": case.as_params(), "profile": profile, **({} if op == "round" else {"op": op})}
         try:
             self._proc.stdin.write(json.dumps(request) + "\n")
             self._proc.stdin.flush()
@@ -128,8 +127,24 @@ class SideServer:
             reason = (f"{self.side.label} server timed out after {timeout_s:.0f} s" if self._proc.poll() is None
                       else f"{self.side.label} server died: {self._stderr_tail()}")
             self.close()
-            return CaseResult.failed(case, reason)
-        return result_of(json.loads(line), Path(f"<{self.side.label} server>"))
+            return reason
+        return json.loads(line)
+
+    def measure(self, case: CaseSpec, profile: str, timeout_s: float, op: str = "round") -> CaseResult:
+        """One round (or, with op="characterize", the case's metrics)."""
+        answer = self._ask({"case": case.as_params(), "profile": profile, **({} if op == "round" else {"op": op})},
+                           timeout_s)
+        if isinstance(answer, str):
+            return CaseResult.failed(case, answer)
+        return result_of(answer, Path(f"<{self.side.label} server>"))
+
+    def measure_visit(self, cases: list[CaseSpec], profile: str, timeout_s: float) -> list[CaseResult]:
+        """A round of each case, their timing interleaved (`Suite.measure_visit`)."""
+        answer = self._ask({"op": "visit", "cases": [c.as_params() for c in cases], "profile": profile}, timeout_s)
+        if isinstance(answer, str):
+            return [CaseResult.failed(c, answer) for c in cases]
+        origin = Path(f"<{self.side.label} server>")
+        return [result_of(record, origin) for record in answer["results"]]
 
     def close(self) -> None:
         if self._proc is not None:

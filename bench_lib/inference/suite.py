@@ -21,7 +21,7 @@ from bench_lib.inference.evidence import op_evidence
 from bench_lib.inference.size import layer_kinds, model_size
 from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, skip_reason
 from bench_lib.measure import memory
-from bench_lib.measure.timers import blocked_autorange, timer_for
+from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
 from bench_lib.platform import Platform
 from bench_lib.profiles import ROUND, measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -216,6 +216,17 @@ class InferenceSuite(Suite):
             measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)
         return CaseResult(case, "ok", measurement, {"latency_median_s": measurement.median}, timer=timer.name,
                           measure_config=asdict(ROUND))
+
+    def measure_visit(self, cases: list[CaseSpec], profile: str) -> list[CaseResult]:
+        """A round of each case with their blocks (~10 ms) in turns of random order, so that a
+        technique and its baseline meet the same machine states; paired rounds one after the other
+        still differed by 15-25% from state changes between them (benchmarks/notes/rerun-validation.md)."""
+        served = [self._kept(case) for case in cases]
+        timer = timer_for(cases[0].device)
+        with torch.no_grad():
+            ms = interleaved_autorange([lambda s=s: s.model(s.x) for s in served], timer, ROUND)
+        return [CaseResult(case, "ok", m, {"latency_median_s": m.median}, timer=timer.name,
+                           measure_config=asdict(ROUND)) for case, m in zip(cases, ms, strict=True)]
 
     def characterize(self, case: CaseSpec, profile: str) -> CaseResult:
         """Memory, quality and kernels of the kept model, timed for one round only: in an

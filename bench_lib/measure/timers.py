@@ -11,13 +11,15 @@ the sample is device time for the whole block; never host timers around async la
 
 from __future__ import annotations
 
+import math
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench_lib.measure.stats import Measurement
 
-__all__ = ["MeasureConfig", "HostTimer", "CudaEventTimer", "timer_for", "blocked_autorange"]
+__all__ = ["MeasureConfig", "HostTimer", "CudaEventTimer", "timer_for", "blocked_autorange", "interleaved_autorange"]
 
 
 @dataclass(frozen=True)
@@ -89,16 +91,26 @@ def _block_size(fn: Callable[[], object], timer, cfg: MeasureConfig) -> int:
         number *= 10
 
 
+# A block of interleaved_autorange lasts about this long: long enough that the cost of switching
+# models (cold caches) is a small part of it, short enough that machine states (which move a round's
+# time by 15-25% from one round to the next on the 2-core box) hit the functions of a turn alike.
+INTERLEAVED_BLOCK_S = 0.01
+
+
+def _warm(fn: Callable[[], object], cfg: MeasureConfig) -> None:
+    deadline = time.perf_counter() + cfg.warmup_s
+    fn()
+    while time.perf_counter() < deadline:
+        fn()
+
+
 def blocked_autorange(
     fn: Callable[[], object],
     timer: HostTimer | CudaEventTimer,
     cfg: MeasureConfig,
 ) -> Measurement:
     """Warm up, then sample blocks until both min_run_time and min_samples are met."""
-    deadline = time.perf_counter() + cfg.warmup_s
-    fn()  # the first call may compile, allocate or load kernels: never a sample
-    while time.perf_counter() < deadline:
-        fn()
+    _warm(fn, cfg)  # the first call may compile, allocate or load kernels: never a sample
     number = _block_size(fn, timer, cfg)
     samples: list[float] = []
     total = 0.0
@@ -111,3 +123,38 @@ def blocked_autorange(
         if enough or time.perf_counter() - started >= cfg.max_run_time_s:
             break
     return Measurement(samples=tuple(samples), number_per_sample=number)
+
+
+def interleaved_autorange(
+    fns: Sequence[Callable[[], object]],
+    timer: HostTimer | CudaEventTimer,
+    cfg: MeasureConfig,
+    rng: random.Random | None = None,
+) -> list[Measurement]:
+    """Several functions measured in turns: each turn times one block of every function, in a new
+    random order, until each has min_run_time and min_samples (google-benchmark's random
+    interleaving, at the grain of a block). A ratio of two of the medians then compares them under
+    the same machine states, which come and go faster than a round of one function lasts.
+    """
+    rng = rng or random.Random()
+    for fn in fns:
+        _warm(fn, cfg)
+    numbers = []
+    for fn in fns:
+        pilot = timer.time_block(fn, 1)
+        numbers.append(max(1, math.ceil(INTERLEAVED_BLOCK_S / max(pilot, 1e-9))))
+    samples: list[list[float]] = [[] for _ in fns]
+    totals = [0.0] * len(fns)
+    started = time.perf_counter()
+    order = list(range(len(fns)))
+    while len(samples[0]) < cfg.max_samples:
+        rng.shuffle(order)
+        for i in order:
+            taken = timer.time_block(fns[i], numbers[i])
+            samples[i].append(taken / numbers[i])
+            totals[i] += taken
+        enough = all(t >= cfg.min_run_time_s and len(s) >= cfg.min_samples for t, s in zip(totals, samples,
+                                                                                             strict=True))
+        if enough or time.perf_counter() - started >= cfg.max_run_time_s * len(fns):
+            break
+    return [Measurement(tuple(s), number_per_sample=n) for s, n in zip(samples, numbers, strict=True)]

@@ -11,10 +11,11 @@ over the whole run in random order:
 1. characterize: process 0 builds each case in turn and measures what is measured once
    (memory, quality against the reference, kernels, build and compile times);
 2. rounds: blocks in which every (unit, process) gets one visit, in random order (a process
-   builds a case, untimed, before its first round of it); a unit is
-   a baseline and the techniques measured against it (same workload and batch), their
-   rounds back to back in one process in random order, so that each technique's speedup
-   comes from paired rounds that shared the process and the machine's state.
+   builds a case, untimed, before its first round of it); a unit is a baseline and the
+   techniques measured against it (same workload and batch); a visit is a round of each,
+   their ~10 ms blocks in turns of random order (`Suite.measure_visit`), so that each
+   technique's speedup comes from paired rounds that shared the process and the machine's
+   states.
 
 A case's figure is the median of its rounds, its interval treats the process as a random
 effect (`Measurement.ci95`); a speedup is the median of its paired ratios, its interval
@@ -134,7 +135,7 @@ class InterleavedRun:
         side = Side("run", "working tree", sys.executable, REPO, None)
         self.servers = [SideServer(side) for _ in range(plan.processes)]
         self.rounds: dict[CaseSpec, CaseRounds] = {}
-        self._built: set[tuple[CaseSpec, int]] = set()  # (case, process) pairs built and warmed
+        self._ready: dict[tuple[CaseSpec, int], bool] = {}  # (case, process): built and warmed there
         self.phase_s: dict[str, float] = {}  # wall time of each phase, for the run's record
 
     @property
@@ -164,7 +165,6 @@ class InterleavedRun:
     def _characterize(self) -> None:
         for case in self.cases:
             self.rounds[case] = CaseRounds(self._ask(0, case, "characterize"))
-            self._built.add((case, 0))
             self._progress(case.id, 1)
             self._store(self.results())
 
@@ -173,29 +173,33 @@ class InterleavedRun:
         visits = schedule(units, self.plan.processes, self.plan.rounds_per_process, self._rng)
         block = len(visits) // max(1, self.plan.rounds_per_process)
         for visit, (unit, process) in enumerate(visits):
-            order = list(unit.cases)
-            self._rng.shuffle(order)
-            for case in order:  # builds first, so that the unit's timed rounds stay back to back
-                if self.rounds[case].active:
-                    self._warm(case, process)
-            for case in order:
-                if self.rounds[case].active:
-                    self.rounds[case].add(self._ask(process, case), process, visit)
-                self._progress(case.id, 1)
+            ready = [case for case in unit.cases if self.rounds[case].active and self._warm(case, process)]
+            if ready:
+                for case, result in zip(ready, self._visit(process, ready), strict=True):
+                    self.rounds[case].add(result, process, visit)
+            self._progress(unit.cases[0].id, len(unit.cases))
             if block and (visit + 1) % block == 0:
                 self._store(self.results())
 
-    def _warm(self, case: CaseSpec, process: int) -> None:
-        """Before a process's first timed round of a case, it builds the case and runs one
-        untimed round. Builds happen amid the rounds rather than in a phase of their own, so
-        that the rounds spread over twice the time and sample more of the machine's slow states
-        (10-20 s long on the 2-core box, and the largest term of a figure's variance there)."""
-        if (case, process) in self._built:
-            return
-        self._built.add((case, process))
-        result = self._ask(process, case)
-        if result.status != "ok":
-            self.rounds[case].failures.append(f"process {process}: {result.reason.splitlines()[0]}")
+    def _visit(self, process: int, cases: list[CaseSpec]) -> list[CaseResult]:
+        timeout = sum(self.suite.timeout_s(c, self.profile) for c in cases)
+        try:
+            return self.servers[process].measure_visit(cases, self.profile, timeout)
+        except SideError as e:
+            return [CaseResult.failed(c, str(e)) for c in cases]
+
+    def _warm(self, case: CaseSpec, process: int) -> bool:
+        """Whether the process has the case ready: before its first timed round of a case, a
+        process builds it and runs one untimed round. Builds happen amid the rounds rather than
+        in a phase of their own, so that the rounds spread over twice the time and sample more of
+        the machine's slow states (10-20 s long on the 2-core box, and the largest term of a
+        figure's variance there)."""
+        if (case, process) not in self._ready:
+            result = self._ask(process, case)
+            self._ready[(case, process)] = result.status == "ok"
+            if result.status != "ok":
+                self.rounds[case].failures.append(f"process {process}: {result.reason.splitlines()[0]}")
+        return self._ready[(case, process)]
 
     def results(self) -> list[CaseResult]:
         return [self._result(case, rounds) for case, rounds in self.rounds.items()]
