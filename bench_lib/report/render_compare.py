@@ -78,10 +78,15 @@ def render_comparison(cmp: Comparison, base_names: list[str], new_names: list[st
         lines += ["Same machine and versions on both sides: " + ", ".join(f"{k} `{v}`" for k, v in key.items()
                                                                           if v not in (None, 0)) + ".", ""]
     few = min(len(base_names), len(new_names))
-    if few < 2:
-        lines += ["> [!CAUTION]", "> One run on a side: **the spread between runs is unknown**, and on a noisy "
-                  "machine it dominates (up to 2.5x on the 2-core CI box). The bar for a verdict is raised to the "
-                  "single-run floor; pass several runs a side (`BASE1,BASE2,...` or a directory of runs) for "
+    single_process = any(v.estimate is not None and v.estimate.single_run for v in (*cmp.verdicts, *cmp.relative))
+    if few < 2 and not single_process:
+        lines += ["> [!NOTE]", "> One run on a side, each measured in several processes: every process is a unit "
+                  "of the intervals (the `runs B/N` column counts them), so they hold the spread between processes; "
+                  "a machine state that lasted a whole run is not in them (benchmarks/notes/rerun-validation.md).", ""]
+    elif few < 2:
+        lines += ["> [!CAUTION]", "> One run of one process on a side: **the spread between runs is unknown**, "
+                  "and on a noisy machine it dominates (up to 2.5x on the 2-core CI box). The bar for a verdict is "
+                  "raised to the single-run floor; pass several runs a side (`BASE1,BASE2,...` or a directory of runs) for "
                   "intervals that include it.", ""]
     else:
         lines += [f"Intervals are hierarchical bootstraps over runs, then samples ({len(base_names)} BASE and "
