@@ -86,8 +86,8 @@ def render_comparison(cmp: Comparison, base_names: list[str], new_names: list[st
     elif few < 2:
         lines += ["> [!CAUTION]", "> One run of one process on a side: **the spread between runs is unknown**, "
                   "and on a noisy machine it dominates (up to 2.5x on the 2-core CI box). The bar for a verdict is "
-                  "raised to the single-run floor; pass several runs a side (`BASE1,BASE2,...` or a directory of runs) for "
-                  "intervals that include it.", ""]
+                  "raised to the single-run floor; pass several runs a side (`BASE1,BASE2,...` or a directory of "
+                  "runs) for intervals that include it.", ""]
     else:
         lines += [f"Intervals are hierarchical bootstraps over runs, then samples ({len(base_names)} BASE and "
                   f"{len(new_names)} NEW runs): they include the spread between runs.", ""]
