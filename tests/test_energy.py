@@ -151,3 +151,20 @@ def test_metrics_per_unit_of_work_or_the_reason():
     assert m["energy_j_per_call"] == 2.0 and m["energy_j_per_sample"] == 0.25 and "energy_j_per_token" not in m
     assert m["power_mean_w"] == 100.0 and m["energy_counter_updates"] == 20 and m["energy_warnings"] == []
     assert energy_metrics("no RAPL here", {"call": 1}) == {"energy_not_measured": "no RAPL here"}
+
+
+def test_training_energy_is_gathered_over_ranks(tmp_path):
+    import torch.distributed as dist
+
+    from bench_lib.distributed.base import RankContext
+    from bench_lib.distributed.training import _energy_over_ranks
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ctx = RankContext(0, 1, 0, 1, "gloo", "cpu")
+        m = _energy_over_ranks(EnergyWindow(50.0, 0.5, 6, 0.4, "fake"), ctx, {"step": 40, "sample": 1280})
+        assert m["energy_j_per_step"] == pytest.approx(1.25) and m["energy_j_per_rank"] == [50.0]
+        assert m["power_mean_w"] == pytest.approx(100.0) and m["energy_warnings"]
+        assert _energy_over_ranks("no RAPL", ctx, {"step": 40}) == {"energy_not_measured": "no RAPL"}
+    finally:
+        dist.destroy_process_group()
