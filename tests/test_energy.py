@@ -168,3 +168,30 @@ def test_training_energy_is_gathered_over_ranks(tmp_path):
         assert _energy_over_ranks("no RAPL", ctx, {"step": 40}) == {"energy_not_measured": "no RAPL"}
     finally:
         dist.destroy_process_group()
+
+
+def test_report_shows_tokens_per_joule_and_why_cpu_cases_have_none(tmp_path):
+    from test_report import CPU_ENV, H200_ENV, _m, make_run, training_results
+
+    from bench_lib.report.markdown import build_report
+    from bench_lib.results.case import CaseResult, CaseSpec
+
+    gpu = []
+    for variant, latency, j_per_token, warnings in (("bf16", 1e-3, 3e-4, []),
+                                                    ("bf16_cudagraphs", 2e-4, 4e-5, ["only 4 energy counter updates"])):
+        gpu.append(CaseResult(CaseSpec.make("inference", "byte_gpt", variant, "cuda", batch=8), "ok", _m(latency), {
+            "energy_j_per_sample": j_per_token * 512, "energy_j_per_token": j_per_token, "power_mean_w": 140.0,
+            "energy_source": "nvml", "energy_warnings": warnings}))
+    trained = [CaseResult(r.case, r.status, r.measurement, {**r.metrics, "energy_j_per_step": 2.0,
+                                                            "energy_j_per_sample": 0.1, "energy_warnings": []})
+               for r in training_results()]
+    cpu = [CaseResult(CaseSpec.make("inference", "digits_mlp", "fp32", "cpu", batch=1), "ok", _m(1e-4),
+                      {"energy_not_measured": "no RAPL: /sys/class/powercap does not exist"})]
+    runs = [make_run(tmp_path, "gpu", H200_ENV, inference=gpu, training=trained),
+            make_run(tmp_path, "cpu", CPU_ENV, inference=cpu)]
+    report = build_report(runs, tmp_path / "out")
+    text = report.readme.read_text()
+    assert {"inference_energy.png", "training_energy.png"} <= {p.name for p in report.plots}
+    assert "| 3,333 |" in text and "| ~25,000 |" in text  # tokens per joule; rough where few updates
+    assert "energy not measured in 1 case(s): no RAPL: /sys/class/powercap does not exist" in text
+    assert "energy/step (J)" in text
