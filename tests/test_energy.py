@@ -195,3 +195,22 @@ def test_report_shows_tokens_per_joule_and_why_cpu_cases_have_none(tmp_path):
     assert "| 3,333 |" in text and "| ~25,000 |" in text  # tokens per joule; rough where few updates
     assert "energy not measured in 1 case(s): no RAPL: /sys/class/powercap does not exist" in text
     assert "energy/step (J)" in text
+
+
+def test_compare_shows_energy_where_both_sides_have_it():
+    from test_report import _m
+
+    from bench_lib.report.compare import compare_runs
+    from bench_lib.report.render_compare import render_comparison
+    from bench_lib.results.case import CaseResult, CaseSpec
+
+    gpu, cpu = (CaseSpec.make("inference", "byte_gpt", v, d, batch=8) for v, d in (("bf16", "cuda"), ("fp32", "cpu")))
+
+    def run(j):
+        return {gpu: CaseResult(gpu, "ok", _m(1e-3), {"energy_j_per_sample": j}),
+                cpu: CaseResult(cpu, "ok", _m(1e-3), {"energy_not_measured": "no RAPL"})}
+
+    cmp = compare_runs([run(0.02)], [run(0.025), run(0.03)])
+    assert [c.case for c in cmp.energy] == [gpu] and cmp.energy[0].ratio == pytest.approx(1.375)
+    text = render_comparison(cmp, ["b"], ["n1", "n2"], ["c"], ["c", "c"])
+    assert "| inference/byte_gpt-bf16-batch8-cuda | 0.0200 | 0.0275 | 1.375 | 1/2 |" in text
