@@ -50,7 +50,7 @@ __all__ = [
 POLL_S = 0.005
 # Below this many counter changes in a window, the power rests on a short span and is flagged.
 MIN_UPDATES = 10
-# An inference case's energy window: 20 NVML updates at 100 ms, so the edges cost under 1%.
+# An inference case's energy window: about 20 NVML updates at 100 ms, so the power rests on 95% of it.
 ENERGY_WINDOW_S = 2.0
 POWERCAP = "/sys/class/powercap"
 
