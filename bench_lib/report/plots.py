@@ -159,14 +159,14 @@ def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
 
 def work_per_joule(frame: pd.DataFrame, path: Path, title: str, label: Callable[[pd.Series], str]) -> Path | None:
     """Tokens per joule (samples per joule where a workload has no tokens), one bar per row, one
-    panel per workload and device; None when no row carries energy."""
+    panel per workload, device and run; None when no row carries energy."""
     token, sample = (frame.get(f"energy_j_per_{unit}", pd.Series(math.nan, index=frame.index))
                      for unit in ("token", "sample"))
     frame = frame.assign(_unit=token.notna().map({True: "tokens", False: "samples"}),
                          _per_j=1 / token.fillna(sample)).dropna(subset=["_per_j"])
     if frame.empty:
         return None
-    panels = _panels(frame, ["workload", "device"])
+    panels = _panels(frame, ["workload", "device", *(["run"] if frame["run"].nunique() > 1 else [])])
     fig, axes = _grid(len(panels), title)
     for ax, (name, sub) in zip(axes, panels, strict=True):
         rough = sub["energy_warnings"].map(lambda w: isinstance(w, list) and bool(w)) if "energy_warnings" in sub \
