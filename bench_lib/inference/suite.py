@@ -20,7 +20,7 @@ import torch
 from bench_lib.inference.evidence import op_evidence
 from bench_lib.inference.size import layer_kinds, model_size
 from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, skip_reason
-from bench_lib.measure import memory
+from bench_lib.measure import energy, memory
 from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
 from bench_lib.platform import Platform
 from bench_lib.profiles import ROUND, measure_config
@@ -94,6 +94,17 @@ MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def _energy(model: torch.nn.Module, x: torch.Tensor, device: str, batch: int) -> dict:
+    """Energy per call, sample and token, from a window of its own (`energy.run_for`): the timing
+    rounds are shorter than one update of the GPU's energy counter."""
+    counter = energy.counter_for(device)
+    if isinstance(counter, str):
+        return energy.energy_metrics(counter, {})
+    calls, result = energy.run_for(lambda: model(x), counter, sync=lambda: _sync(device))
+    tokens = 0 if x.is_floating_point() else x.numel()
+    return energy.energy_metrics(result, {"call": calls, "sample": calls * batch, "token": calls * tokens})
 
 
 @dataclass
@@ -248,6 +259,7 @@ class InferenceSuite(Suite):
             peak = memory.peak_rss_bytes()
             cuda_peak = memory.cuda_peak(device)
             evidence = op_evidence(lambda: model(x), device)
+            energy_used = _energy(model, x, device, batch)
         quality = workload.quality(workload.outputs(model, served.eval_x, batch, device, dtype), served.ref_out)
 
         metrics = {
@@ -275,6 +287,7 @@ class InferenceSuite(Suite):
             **({} if evidence.kernel_s_per_call is None else {
                 "gpu_kernel_s_per_call": evidence.kernel_s_per_call,
                 "gpu_busy_fraction": evidence.kernel_s_per_call / measurement.median}),
+            **energy_used,
             "baseline_variant": BASELINES["cuda" if device.startswith("cuda") else "cpu"],
             "torch_threads": served.threads,
             "technique_note": technique.note,

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pandas as pd
 
-from bench_lib.report.compare import Comparison, Verdict
+from bench_lib.report.compare import Comparison, EnergyChange, Verdict
 from bench_lib.report.tables import fmt_num, markdown_table, select_time_unit
 from bench_lib.results.environment import comparability_key
 
@@ -53,6 +53,12 @@ def _relative_rows(verdicts: tuple[Verdict, ...]) -> pd.DataFrame:
              "time ratio NEW/BASE [95% CI]": _ci(v), "bar": f"{v.bar:.0%}", "note": v.note or ""}
             for v in verdicts if v.estimate]
     return pd.DataFrame(rows)
+
+
+def _energy_rows(changes: tuple[EnergyChange, ...]) -> pd.DataFrame:
+    return pd.DataFrame([{"case": f"{c.case.suite}/{c.case.id}", "BASE (J/sample)": fmt_num(c.base_j),
+                          "NEW (J/sample)": fmt_num(c.new_j), "NEW/BASE": f"{c.ratio:.3f}",
+                          "runs B/N": f"{c.base_runs}/{c.new_runs}"} for c in changes])
 
 
 def _run_list(label: str, names: list[str], commits: list[str]) -> str:
@@ -101,6 +107,11 @@ def render_comparison(cmp: Comparison, base_names: list[str], new_names: list[st
                   "same run cancels most of the machine's state; a ratio above 1 means the technique lost ground "
                   "against its baseline.", "",
                   markdown_table(rel), ""]
+    if cmp.energy:
+        lines += ["### Energy per sample (cases both sides measured it for)", "",
+                  "The median over each side's runs, from the device's energy counter; shown, not judged: a run "
+                  "holds one energy figure per case, so there is no interval to judge a change by. NEW/BASE > 1 "
+                  "costs more energy.", "", markdown_table(_energy_rows(cmp.energy)), ""]
     lines += ["Legend: `+` slower (beyond the bar, interval above 1), `-` faster, `~` within noise (`~` with a note: "
               "beyond the bar but not significant, or significant but small), `!` failed in NEW only, `x` not "
               "comparable (missing, skipped, or failed on a side). NEW/BASE > 1 is slower. A `~` does not prove "
