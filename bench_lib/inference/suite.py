@@ -23,7 +23,7 @@ from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, s
 from bench_lib.measure import energy, memory
 from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
 from bench_lib.platform import Platform
-from bench_lib.profiles import ROUND, measure_config
+from bench_lib.profiles import ROUND, VISIT, measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import Suite
 from bench_lib.workloads import WORKLOADS
@@ -235,9 +235,9 @@ class InferenceSuite(Suite):
         served = [self._kept(case) for case in cases]
         timer = timer_for(cases[0].device)
         with torch.no_grad():
-            ms = interleaved_autorange([lambda s=s: s.model(s.x) for s in served], timer, ROUND)
+            ms = interleaved_autorange([lambda s=s: s.model(s.x) for s in served], timer, VISIT)
         return [CaseResult(case, "ok", m, {"latency_median_s": m.median}, timer=timer.name,
-                           measure_config=asdict(ROUND)) for case, m in zip(cases, ms, strict=True)]
+                           measure_config=asdict(VISIT)) for case, m in zip(cases, ms, strict=True)]
 
     def characterize(self, case: CaseSpec, profile: str) -> CaseResult:
         """Memory, quality and kernels of the kept model, timed for one round only: in an
