@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from bench_lib.measure.timers import MeasureConfig
 
-__all__ = ["PROFILES", "ROUND", "Interleave", "INTERLEAVE", "measure_config", "interleave_plan"]
+__all__ = ["PROFILES", "ROUND", "VISIT", "Interleave", "INTERLEAVE", "measure_config", "interleave_plan"]
 
 PROFILES: dict[str, MeasureConfig] = {
     "quick": MeasureConfig(warmup_s=0.1, min_run_time_s=0.4, max_run_time_s=4.0, min_samples=10),
@@ -17,6 +17,12 @@ PROFILES: dict[str, MeasureConfig] = {
 # enough of them per server process (the noise between rounds and between processes dwarfs the
 # noise within a round), and at least 5 calls, so that a 150 ms case does not spend 1.5 s a round.
 ROUND = MeasureConfig(warmup_s=0.03, min_run_time_s=0.1, max_run_time_s=2.0, min_samples=5)
+
+# Each case's share of one visit of an interleaved run (`effbench run`): its ~10 ms blocks alternate
+# with the other cases' of the visit, so a short share suffices for a paired ratio; a figure's
+# variance comes from the visits' different machine states, so visits are many and short (with
+# 0.1 s shares, as ROUND, the quick inference suite took 35% longer than before interleaving).
+VISIT = MeasureConfig(warmup_s=0.02, min_run_time_s=0.05, max_run_time_s=1.0, min_samples=5)
 
 
 def measure_config(profile: str) -> MeasureConfig:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bench_lib.distributed.base import DistributedSuite, RankContext, backends_for, default_world_size
+from bench_lib.measure import energy
 from bench_lib.platform import Platform, detect
 from bench_lib.results.case import CaseResult, CaseSpec
 
@@ -83,6 +84,36 @@ def _warm_up(profile: str, ctx: RankContext, workload: str, steps: int = 2) -> N
         torch.cuda.synchronize()
 
 
+def _counter_sharers(ctx: RankContext) -> int:
+    """How many of this node's ranks read the energy counter this rank reads: those on its GPU
+    (`init_rank` puts local rank r on GPU r % device_count), or all of them on the CPU package."""
+    if not ctx.is_cuda:
+        return ctx.local_world_size
+    import torch
+
+    gpus, mine = torch.cuda.device_count(), torch.device(ctx.device).index
+    return sum(1 for r in range(ctx.local_world_size) if r % gpus == mine)
+
+
+def _energy_over_ranks(mine: energy.EnergyWindow | str, ctx: RankContext, work: dict[str, float]) -> dict:
+    """The training loop's energy summed over the devices of all ranks (`energy.sum_over_devices`),
+    each rank's own reading beside it; not measured if any rank could not measure (rank 0 says why)."""
+    import torch
+    import torch.distributed as dist
+
+    row = [math.nan] * 4 if isinstance(mine, str) else [mine.joules, mine.seconds, mine.updates, mine.span_s]
+    local = torch.tensor([*row, _counter_sharers(ctx)], dtype=torch.float64, device=ctx.meta_device)
+    gathered = [torch.empty_like(local) for _ in range(ctx.world_size)]
+    dist.all_gather(gathered, local)
+    rows = [g.cpu().tolist() for g in gathered]
+    missing = [r for r, row in enumerate(rows) if math.isnan(row[0])]
+    if isinstance(mine, str) or missing:
+        return energy.energy_metrics(mine if isinstance(mine, str) else f"not measured on ranks {missing}", {})
+    windows = [energy.EnergyWindow(j, s, int(u), span, mine.source) for j, s, u, span, _ in rows]
+    total = energy.sum_over_devices(windows, [int(row[4]) for row in rows])
+    return {**energy.energy_metrics(total, work), "energy_j_per_rank": [w.joules for w in windows]}
+
+
 class TrainingSuite(DistributedSuite):
     NAME = "training"
 
@@ -135,10 +166,14 @@ class TrainingSuite(DistributedSuite):
         gen = torch.Generator().manual_seed(1000 + ctx.rank)
         log_every = max(1, min_steps // LOSS_POINTS)
 
+        counter = energy.counter_for(device)
+        meter = None if isinstance(counter, str) else energy.EnergyMeter(counter)
         memory.reset_cuda_peak(device)
         memory.reset_peak_rss()
         dist.barrier()
         steps, step_times, curve = min_steps, [], []
+        if meter:
+            meter.start()
         t0 = time.perf_counter()
         step = 0
         while step < steps:
@@ -162,6 +197,7 @@ class TrainingSuite(DistributedSuite):
             if step == min_steps and base.sync_wall_s and case.variant not in ("sync", "nocomm"):
                 steps = self._extended_steps(min_steps, now - t0, step_times, base.sync_wall_s, ctx.meta_device)
         wall = time.perf_counter() - t0
+        energy_used = meter.stop() if meter else counter
         strategy.finish()
         evaluation = task.evaluate(model, device, autocast=cuda)
 
@@ -208,6 +244,9 @@ class TrainingSuite(DistributedSuite):
             "loss_smoothing": f"trailing mean of {LOSS_WINDOW} logged rank-0 training losses",
             "autocast": "bf16" if cuda else None,
             "torch_threads": torch.get_num_threads(),
+            **_energy_over_ranks(energy_used, ctx, {"step": steps, "sample": steps * ctx.world_size * task.batch,
+                                                    "token": steps * ctx.world_size * task.batch
+                                                    * (task.tokens_per_sample or 0)}),
         }
         return CaseResult(case, "ok", m, metrics, timer="perf_counter" + ("+cuda_sync" if cuda else ""),
                           measure_config={"min_steps": min_steps, "warmup_steps": WARMUP_STEPS},

@@ -20,10 +20,10 @@ import torch
 from bench_lib.inference.evidence import op_evidence
 from bench_lib.inference.size import layer_kinds, model_size
 from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, skip_reason
-from bench_lib.measure import memory
+from bench_lib.measure import energy, memory
 from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
 from bench_lib.platform import Platform
-from bench_lib.profiles import ROUND, measure_config
+from bench_lib.profiles import ROUND, VISIT, measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import Suite
 from bench_lib.workloads import WORKLOADS
@@ -94,6 +94,17 @@ MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def _energy(model: torch.nn.Module, x: torch.Tensor, device: str, batch: int) -> dict:
+    """Energy per call, sample and token, from a window of its own (`energy.run_for`): the timing
+    rounds are shorter than one update of the GPU's energy counter."""
+    counter = energy.counter_for(device)
+    if isinstance(counter, str):
+        return energy.energy_metrics(counter, {})
+    calls, result = energy.run_for(lambda: model(x), counter, sync=lambda: _sync(device))
+    tokens = 0 if x.is_floating_point() else x.numel()
+    return energy.energy_metrics(result, {"call": calls, "sample": calls * batch, "token": calls * tokens})
 
 
 @dataclass
@@ -224,9 +235,9 @@ class InferenceSuite(Suite):
         served = [self._kept(case) for case in cases]
         timer = timer_for(cases[0].device)
         with torch.no_grad():
-            ms = interleaved_autorange([lambda s=s: s.model(s.x) for s in served], timer, ROUND)
+            ms = interleaved_autorange([lambda s=s: s.model(s.x) for s in served], timer, VISIT)
         return [CaseResult(case, "ok", m, {"latency_median_s": m.median}, timer=timer.name,
-                           measure_config=asdict(ROUND)) for case, m in zip(cases, ms, strict=True)]
+                           measure_config=asdict(VISIT)) for case, m in zip(cases, ms, strict=True)]
 
     def characterize(self, case: CaseSpec, profile: str) -> CaseResult:
         """Memory, quality and kernels of the kept model, timed for one round only: in an
@@ -248,6 +259,7 @@ class InferenceSuite(Suite):
             peak = memory.peak_rss_bytes()
             cuda_peak = memory.cuda_peak(device)
             evidence = op_evidence(lambda: model(x), device)
+            energy_used = _energy(model, x, device, batch)
         quality = workload.quality(workload.outputs(model, served.eval_x, batch, device, dtype), served.ref_out)
 
         metrics = {
@@ -275,6 +287,7 @@ class InferenceSuite(Suite):
             **({} if evidence.kernel_s_per_call is None else {
                 "gpu_kernel_s_per_call": evidence.kernel_s_per_call,
                 "gpu_busy_fraction": evidence.kernel_s_per_call / measurement.median}),
+            **energy_used,
             "baseline_variant": BASELINES["cuda" if device.startswith("cuda") else "cpu"],
             "torch_threads": served.threads,
             "technique_note": technique.note,

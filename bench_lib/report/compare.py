@@ -40,6 +40,7 @@ __all__ = [
     "Kind",
     "RatioEstimate",
     "Verdict",
+    "EnergyChange",
     "Comparison",
     "run_replicates",
     "hierarchical",
@@ -48,6 +49,7 @@ __all__ = [
     "relative_ratio",
     "classify",
     "compare_runs",
+    "energy_changes",
     "baseline_of",
     "baseline_variant",
 ]
@@ -108,6 +110,22 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class EnergyChange:
+    """A case's energy per sample on both sides, the median over each side's runs. Shown, never
+    judged: a run holds one energy figure per case, so there are no samples to give it an interval."""
+
+    case: CaseSpec
+    base_j: float
+    new_j: float
+    base_runs: int
+    new_runs: int
+
+    @property
+    def ratio(self) -> float:
+        return self.new_j / self.base_j
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Every verdict of a BASE/NEW comparison and the environments of both sides."""
 
@@ -116,6 +134,7 @@ class Comparison:
     threshold: float
     base_envs: tuple[dict, ...]
     new_envs: tuple[dict, ...]
+    energy: tuple[EnergyChange, ...] = ()
 
     @property
     def regressions(self) -> tuple[Verdict, ...]:
@@ -346,4 +365,21 @@ def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshol
             continue
         est = relative_ratio(pairs[0], pairs[1], seed=seed)
         relative.append(classify(case, est, threshold, baseline=ref))
-    return Comparison(tuple(verdicts), tuple(relative), threshold, tuple(base_envs), tuple(new_envs))
+    return Comparison(tuple(verdicts), tuple(relative), threshold, tuple(base_envs), tuple(new_envs),
+                      energy_changes(base, new, cases))
+
+
+def _energies(runs: Sequence[RunResults], case: CaseSpec) -> list[float]:
+    values = [r[case].metrics.get("energy_j_per_sample") for r in runs if case in r and r[case].status == "ok"]
+    return [v for v in values if isinstance(v, (int, float)) and v > 0]
+
+
+def energy_changes(base: Sequence[RunResults], new: Sequence[RunResults],
+                   cases: Sequence[CaseSpec]) -> tuple[EnergyChange, ...]:
+    """Energy per sample of the cases that both sides measured it for (`EnergyChange`)."""
+    out = []
+    for case in cases:
+        b, n = _energies(base, case), _energies(new, case)
+        if b and n:
+            out.append(EnergyChange(case, float(np.median(b)), float(np.median(n)), len(b), len(n)))
+    return tuple(out)

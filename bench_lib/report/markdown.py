@@ -21,6 +21,7 @@ from bench_lib.report.references import machine_tag, references_for
 from bench_lib.report.tables import (
     HOST_BOUND_BELOW,
     collectives_table,
+    energy_notes,
     failed_table,
     fmt_bytes,
     fmt_num,
@@ -68,7 +69,8 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
              markdown_table(lat), ""]
     for fn, name, alt in ((plots.latency_vs_batch, "inference_latency.png", "latency vs batch size"),
                           (plots.throughput_vs_batch, "inference_throughput.png", "throughput vs batch size"),
-                          (plots.speedup_vs_accuracy, "inference_tradeoff.png", "speedup vs accuracy cost")):
+                          (plots.speedup_vs_accuracy, "inference_tradeoff.png", "speedup vs accuracy cost"),
+                          (_inference_energy_plot, "inference_energy.png", "tokens per joule")):
         path = fn(trade, out / name)
         if path:
             drawn.append(path)
@@ -81,6 +83,7 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
               "real data, against the uncompressed reference; agreement is the share of predictions equal to "
               "the reference's; RSS added is the peak resident memory while the case ran over the process's "
               "before it was built.\n", markdown_table(inference_cost_table(trade)), ""]
+    parts += _energy_section(trade, "an energy window of its own (at least 2 s of back-to-back calls)")
     host_bound = host_bound_table(trade)
     if not host_bound.empty:
         parts += [f"**Host-bound GPU cases ({len(host_bound)})**: their kernels fill less than "
@@ -91,6 +94,24 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
     if "int8_dynamic" in set(trade["variant"]):
         parts += [f"> **Note:** {DEPRECATION_NOTE}\n"]
     return parts + _variant_notes(trade, "technique_note", "Techniques")
+
+
+def _inference_energy_plot(trade: pd.DataFrame, path: Path) -> Path | None:
+    def label(r: pd.Series) -> str:
+        return r["technique"].replace(" (", "\n(") + f"\nbatch {r['param.batch']}"
+
+    return plots.work_per_joule(trade, path, "Inference energy efficiency (higher is better)", label)
+
+
+def _energy_section(frame: pd.DataFrame, window: str) -> list[str]:
+    """How energy was measured, and why some cases carry none."""
+    notes = energy_notes(frame)
+    if "energy_source" not in frame and not notes:
+        return []
+    return ["Energy is read from the device's cumulative energy counter (NVML's total energy on NVIDIA GPUs, "
+            f"RAPL on CPUs) over {window}: the whole device, idle power included; power is the mean over that "
+            "window. Never estimated from TDP: where no counter can be read, the case says why.\n",
+            *[f"- {note}" for note in notes], ""]
 
 
 def _variant_notes(frame: pd.DataFrame, column: str, title: str) -> list[str]:
@@ -140,12 +161,20 @@ def _training(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
              "Exposed communication is the part of a step spent waiting on communication; time to target is the "
              "wall-clock time until the training loss first reached the target.\n", markdown_table(table), ""]
     for fn, name, alt in ((plots.loss_vs_wall, "training_loss.png", "loss vs wall-clock time"),
-                          (plots.training_throughput, "training_throughput.png", "throughput per strategy")):
+                          (plots.training_throughput, "training_throughput.png", "throughput per strategy"),
+                          (_training_energy_plot, "training_energy.png", "tokens per joule per strategy")):
         path = fn(tr, out / name)
         if path:
             drawn.append(path)
             parts.append(_img(path, out, alt))
+    parts += _energy_section(tr, "the timed training loop, summed over the GPUs of all ranks (a GPU that several "
+                                 "ranks share counted once)")
     return parts + _variant_notes(tr, "strategy_note", "Strategies")
+
+
+def _training_energy_plot(tr: pd.DataFrame, path: Path) -> Path | None:
+    return plots.work_per_joule(tr, path, "Training energy efficiency per strategy (higher is better)",
+                                lambda r: f"{r['variant']}\n{r.get('param.backend', '')}")
 
 
 def _projection(runs: list[Run], out: Path, drawn: list[Path]) -> list[str]:

@@ -26,6 +26,7 @@ __all__ = [
     "latency_vs_batch",
     "throughput_vs_batch",
     "speedup_vs_accuracy",
+    "work_per_joule",
     "collective_vs_size",
     "loss_vs_wall",
     "training_throughput",
@@ -153,6 +154,32 @@ def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
         _plain_log_y(ax, "x")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def work_per_joule(frame: pd.DataFrame, path: Path, title: str, label: Callable[[pd.Series], str]) -> Path | None:
+    """Tokens per joule (samples per joule where a workload has no tokens), one bar per row, one
+    panel per workload, device and run; None when no row carries energy."""
+    token, sample = (frame.get(f"energy_j_per_{unit}", pd.Series(math.nan, index=frame.index))
+                     for unit in ("token", "sample"))
+    frame = frame.assign(_unit=token.notna().map({True: "tokens", False: "samples"}),
+                         _per_j=1 / token.fillna(sample)).dropna(subset=["_per_j"])
+    if frame.empty:
+        return None
+    panels = _panels(frame, ["workload", "device", *(["run"] if frame["run"].nunique() > 1 else [])])
+    fig, axes = _grid(len(panels), title)
+    for ax, (name, sub) in zip(axes, panels, strict=True):
+        rough = sub["energy_warnings"].map(lambda w: isinstance(w, list) and bool(w)) if "energy_warnings" in sub \
+            else pd.Series(False, index=sub.index)
+        ax.bar(range(len(sub)), sub["_per_j"], color=[f"C{i % 10}" for i in range(len(sub))],
+               hatch=["//" if r else "" for r in rough])
+        ax.set_xticks(range(len(sub)), [label(r) + ("\n(rough)" if f else "") for (_, r), f in
+                                        zip(sub.iterrows(), rough, strict=True)], fontsize=8)
+        ax.set_title(name)
+        ax.set_ylabel(f"{sub['_unit'].iloc[0]} per joule" + (" (log)" if _spans_decades(sub["_per_j"]) else ""))
+        if _spans_decades(sub["_per_j"]):
+            _plain_log_y(ax)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
     return _save(fig, path)
 
 

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pandas as pd
 
-from bench_lib.report.compare import Comparison, Verdict
+from bench_lib.report.compare import Comparison, EnergyChange, Verdict
 from bench_lib.report.tables import fmt_num, markdown_table, select_time_unit
 from bench_lib.results.environment import comparability_key
 
@@ -55,6 +55,12 @@ def _relative_rows(verdicts: tuple[Verdict, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _energy_rows(changes: tuple[EnergyChange, ...]) -> pd.DataFrame:
+    return pd.DataFrame([{"case": f"{c.case.suite}/{c.case.id}", "BASE (J/sample)": fmt_num(c.base_j),
+                          "NEW (J/sample)": fmt_num(c.new_j), "NEW/BASE": f"{c.ratio:.3f}",
+                          "runs B/N": f"{c.base_runs}/{c.new_runs}"} for c in changes])
+
+
 def _run_list(label: str, names: list[str], commits: list[str]) -> str:
     items = ", ".join(f"`{n}` ({c})" for n, c in zip(names, commits, strict=True))
     return f"- **{label}**: {len(names)} run{'s' if len(names) != 1 else ''}: {items}"
@@ -78,11 +84,16 @@ def render_comparison(cmp: Comparison, base_names: list[str], new_names: list[st
         lines += ["Same machine and versions on both sides: " + ", ".join(f"{k} `{v}`" for k, v in key.items()
                                                                           if v not in (None, 0)) + ".", ""]
     few = min(len(base_names), len(new_names))
-    if few < 2:
-        lines += ["> [!CAUTION]", "> One run on a side: **the spread between runs is unknown**, and on a noisy "
-                  "machine it dominates (up to 2.5x on the 2-core CI box). The bar for a verdict is raised to the "
-                  "single-run floor; pass several runs a side (`BASE1,BASE2,...` or a directory of runs) for "
-                  "intervals that include it.", ""]
+    single_process = any(v.estimate is not None and v.estimate.single_run for v in (*cmp.verdicts, *cmp.relative))
+    if few < 2 and not single_process:
+        lines += ["> [!NOTE]", "> One run on a side, each measured in several processes: every process is a unit "
+                  "of the intervals (the `runs B/N` column counts them), so they hold the spread between processes; "
+                  "a machine state that lasted a whole run is not in them (benchmarks/notes/rerun-validation.md).", ""]
+    elif few < 2:
+        lines += ["> [!CAUTION]", "> One run of one process on a side: **the spread between runs is unknown**, "
+                  "and on a noisy machine it dominates (up to 2.5x on the 2-core CI box). The bar for a verdict is "
+                  "raised to the single-run floor; pass several runs a side (`BASE1,BASE2,...` or a directory of "
+                  "runs) for intervals that include it.", ""]
     else:
         lines += [f"Intervals are hierarchical bootstraps over runs, then samples ({len(base_names)} BASE and "
                   f"{len(new_names)} NEW runs): they include the spread between runs.", ""]
@@ -96,6 +107,11 @@ def render_comparison(cmp: Comparison, base_names: list[str], new_names: list[st
                   "same run cancels most of the machine's state; a ratio above 1 means the technique lost ground "
                   "against its baseline.", "",
                   markdown_table(rel), ""]
+    if cmp.energy:
+        lines += ["### Energy per sample (cases both sides measured it for)", "",
+                  "The median over each side's runs, from the device's energy counter; shown, not judged: a run "
+                  "holds one energy figure per case, so there is no interval to judge a change by. NEW/BASE > 1 "
+                  "costs more energy.", "", markdown_table(_energy_rows(cmp.energy)), ""]
     lines += ["Legend: `+` slower (beyond the bar, interval above 1), `-` faster, `~` within noise (`~` with a note: "
               "beyond the bar but not significant, or significant but small), `!` failed in NEW only, `x` not "
               "comparable (missing, skipped, or failed on a side). NEW/BASE > 1 is slower. A `~` does not prove "

@@ -27,6 +27,7 @@ __all__ = [
     "inference_cost_table",
     "collectives_table",
     "training_table",
+    "energy_notes",
     "skipped_table",
     "failed_table",
     "noisy_table",
@@ -177,6 +178,33 @@ def inference_latency_table(trade: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return table.rename(columns={"param.batch": "batch"}).fillna("-"), unit
 
 
+ROUGH_ENERGY_MARK = "~"
+
+
+def _energy(r: pd.Series, key: str, invert: bool = False) -> str:
+    """Joules per unit of work (or units of work per joule), marked ROUGH_ENERGY_MARK when the
+    counter moved too few times in the window (`energy_warnings`)."""
+    value = r.get(key)
+    if _num(value) == "-" or value <= 0:
+        return "-"
+    rough = isinstance(r.get("energy_warnings"), list) and bool(r["energy_warnings"])
+    return (ROUGH_ENERGY_MARK if rough else "") + (_num(1 / value, "{:,.0f}") if invert else fmt_num(value))
+
+
+def energy_notes(frame: pd.DataFrame) -> list[str]:
+    """Why cases carry no energy (each distinct reason, with its count), and which figures are rough."""
+    out = []
+    if "energy_not_measured" in frame:
+        for reason, n in frame["energy_not_measured"].dropna().value_counts().items():
+            out.append(f"energy not measured in {n} case(s): {reason}")
+    if "energy_warnings" in frame:
+        rough = frame[frame["energy_warnings"].map(lambda w: isinstance(w, list) and bool(w))]
+        if not rough.empty:
+            out.append(f"{ROUGH_ENERGY_MARK}: rough, in {len(rough)} case(s), e.g. {rough.iloc[0]['case_id']}: "
+                       f"{rough.iloc[0]['energy_warnings'][0]}")
+    return out
+
+
 def _speedup_cell(r: pd.Series) -> str:
     if r["is_baseline"]:
         return f"1 ({r['variant']}: baseline)"
@@ -204,6 +232,9 @@ def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
             "RSS added": fmt_bytes(r.get("rss_added_bytes")),
             "peak CUDA": fmt_bytes(r.get("cuda_max_allocated_bytes")),
             "GPU busy": _num(r.get("gpu_busy_fraction"), "{:.0%}"),
+            "energy/sample (J)": _energy(r, "energy_j_per_sample"),
+            "tokens/J": _energy(r, "energy_j_per_token", invert=True),
+            "power (W)": _num(r.get("power_mean_w"), "{:.0f}"),
             "perplexity (ref)": (f"{r['perplexity']:.3g} ({r['reference_perplexity']:.3g})"
                                  if _num(r.get("perplexity")) != "-" and _num(r.get("reference_perplexity")) != "-"
                                  else "-"),
@@ -272,6 +303,9 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             # A negative exposed time means the no-communication run was the slower one: noise.
             "comm share of step": _num(share, "{:.0%}") + (" (below 0: noise)" if share < 0 else ""),
             "peak memory": fmt_bytes(r.get("peak_memory_bytes")),
+            "energy/step (J)": _energy(r, "energy_j_per_step"),
+            "tokens/J": _energy(r, "energy_j_per_token", invert=True),
+            "power (W)": _num(r.get("power_mean_w"), "{:.0f}"),
             "eval loss": _num(r.get("eval_loss"), "{:.4g}"),
             "eval accuracy": _num(r.get("eval_accuracy"), "{:.2%}"),
             "loss at sync's wall time": _num(r.get("loss_at_equal_wall"), "{:.4g}"),

@@ -35,7 +35,7 @@ import numpy as np
 
 from bench_lib.ab.sides import REPO, Side, SideError, SideServer
 from bench_lib.measure.stats import Measurement, median_interval
-from bench_lib.profiles import ROUND, Interleave
+from bench_lib.profiles import VISIT, Interleave
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import get_suite
 
@@ -219,7 +219,7 @@ class InterleavedRun:
                    "interleaved": {"processes": self.plan.processes, "rounds": len(rounds.samples),
                                    "rounds_per_process": self.plan.rounds_per_process,
                                    "calls_per_round": rounds.calls, "visit_of_round": rounds.visits,
-                                   "round": asdict(ROUND), "failed_rounds": rounds.failures}}
+                                   "visit": asdict(VISIT), "failed_rounds": rounds.failures}}
         base = self.suite.baseline_of(case)
         if base in self.rounds and base != case and self.rounds[base].samples:
             metrics.update(paired_speedup(rounds, self.rounds[base]), speedup_baseline=base.id)
