@@ -31,8 +31,9 @@ TARGET_FILE = "bench_lib/inference/suite.py"
 ORIGINAL = "measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)"
 
 
-def slow_revision(target: str, extra: float) -> str:
-    """Commit, in a throw-away worktree, HEAD plus extra work in one case; return the commit id."""
+def commit_patch(original: str, patched: str, message: str) -> str:
+    """Commit, in a throw-away worktree, HEAD with `original` replaced by `patched` in TARGET_FILE;
+    return the commit id."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), "HEAD"], cwd=REPO, check=True,
@@ -40,19 +41,23 @@ def slow_revision(target: str, extra: float) -> str:
         try:
             path = tree / TARGET_FILE
             text = path.read_text()
-            if ORIGINAL not in text:
-                raise SystemExit(f"cannot find the timed call to patch in {TARGET_FILE}")
-            patched = (f"x = served.x if case.id != {target!r} else "
-                       f"torch.cat([served.x, served.x[:int(-(-served.x.shape[0] * {extra} // 1))]])\n"
-                       "            measurement = blocked_autorange(lambda: served.model(x), timer, ROUND)")
-            path.write_text(text.replace(ORIGINAL, patched))
+            if original not in text:
+                raise SystemExit(f"cannot find the code to patch in {TARGET_FILE}: {original}")
+            path.write_text(text.replace(original, patched))
             git = ["git", "-c", "user.email=ab@effbench", "-c", "user.name=ab-validation"]
-            subprocess.run([*git, "commit", "-qam", f"ab validation: {extra:.0%} more work in {target}"], cwd=tree,
-                           check=True, capture_output=True)
+            subprocess.run([*git, "commit", "-qam", message], cwd=tree, check=True, capture_output=True)
             return subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree, check=True, capture_output=True,
                                   text=True).stdout.strip()
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+
+
+def slow_revision(target: str, extra: float) -> str:
+    """HEAD plus extra work in one case's A/B rounds (its timed call runs on a larger batch)."""
+    patched = (f"x = served.x if case.id != {target!r} else "
+               f"torch.cat([served.x, served.x[:int(-(-served.x.shape[0] * {extra} // 1))]])\n"
+               "            measurement = blocked_autorange(lambda: served.model(x), timer, ROUND)")
+    return commit_patch(ORIGINAL, patched, f"ab validation: {extra:.0%} more work in {target}")
 
 
 def run_job(kind: str, base: str, new: str, args: argparse.Namespace, out: Path) -> dict:

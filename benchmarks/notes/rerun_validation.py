@@ -26,18 +26,22 @@ import numpy as np
 from scipy.stats import beta
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ab_validation import slow_revision as slow_commit  # noqa: E402
+from ab_validation import commit_patch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 KEEP = REPO / "benchmarks" / "notes" / "rerun-runs"
 TARGET = "digits_mlp_wide-int8_dynamic-batch64-cpu"
 EXTRA = 0.25
+# Where the served model's input is made: every timing path (characterize, rounds, visits) uses it.
+SERVED = "x = feed(workload.example_input(batch), device, dtype)"
 
 
 def slow_revision() -> tuple[str, Path]:
-    """A worktree of ab_validation's slowed revision (HEAD plus EXTRA more work in TARGET's timed
-    rounds, which `effbench run` and `ab` share); (commit, tree)."""
-    commit = slow_commit(TARGET, EXTRA)
+    """A worktree of HEAD plus EXTRA more work in TARGET (its served input has EXTRA more rows);
+    (commit, tree)."""
+    patched = (f"{SERVED}\n        if case.id == {TARGET!r}:\n"
+               f"            x = torch.cat([x, x[:int(-(-x.shape[0] * {EXTRA} // 1))]])")
+    commit = commit_patch(SERVED, patched, f"rerun validation: {EXTRA:.0%} more work in {TARGET}")
     tree = Path(tempfile.mkdtemp(prefix="effbench-slow-")) / "tree"
     subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=REPO, check=True,
                    capture_output=True)
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> None:
     slow_commit, tree = slow_revision()
     try:
         for _ in range(args.triples):
-            t = {"commit": head, "slow_commit": slow_commit, "suite": args.suite,
+            t = {"commit": head, "slow_commit": slow_commit, "slow_patch": "served input", "suite": args.suite,
                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                  "a": one_run(REPO, args.suite, keep), "a2": one_run(REPO, args.suite, keep)}
             if args.suite == "inference":
@@ -84,6 +88,29 @@ def _figures(run_dir: Path) -> dict:
     return out
 
 
+def _components(a_dir: Path, b_dir: Path) -> dict[str, list[float]]:
+    """Log-scale spreads of one A/A' pair, per case: the whole-run shift common to every case (the
+    pair's median log ratio), what is left of each case's log ratio after it, the spread of one
+    run's per-process medians, and of one process's rounds (its visits)."""
+    def load(d: Path) -> dict:
+        return {b["param"]: b for f in d.glob("*.json") for b in json.loads(f.read_text()).get("benchmarks", [])}
+
+    a, b = load(a_dir), load(b_dir)
+    keys = sorted(a.keys() & b.keys())
+    logs = np.array([np.log(b[k]["extra_info"]["summary"]["median"] / a[k]["extra_info"]["summary"]["median"])
+                     for k in keys])
+    shift = float(np.median(logs))
+    process, visit = [], []
+    for run in (a, b):
+        for k in keys:
+            x, p = np.log(run[k]["stats"]["data"]), np.array(run[k]["extra_info"].get("process_of_sample") or [])
+            if p.size:
+                process.append(float(np.std([np.median(x[p == q]) for q in np.unique(p)], ddof=1)))
+                visit.append(float(np.mean([np.std(x[p == q], ddof=1) for q in np.unique(p)])))
+    return {"run shift": [abs(shift)], "case residual": list(np.abs(logs - shift)),
+            "between processes": process, "between visits": visit}
+
+
 def _rate(k: int, n: int) -> str:
     lo = beta.ppf(0.025, k, n - k + 1) if k else 0.0
     hi = beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
@@ -102,10 +129,13 @@ def summarize(args: argparse.Namespace) -> None:
     triples = json.loads((keep / "triples.json").read_text())
     inside = within = sp_within = n = sp_n = 0
     ratios, walls, cmp_exit, caught, slow_ratio = [], [], [], [], []
+    parts: dict[str, list[float]] = {}
     for t in triples:
         if t["a"]["exit"] or t["a2"]["exit"]:
             continue
         a, b = _figures(keep / t["a"]["run"]), _figures(keep / t["a2"]["run"])
+        for name, values in _components(keep / t["a"]["run"], keep / t["a2"]["run"]).items():
+            parts.setdefault(name, []).extend(values)
         walls += [t["a"]["wall_s"], t["a2"]["wall_s"]]
         for k in a.keys() & b.keys():
             n += 1
@@ -116,7 +146,7 @@ def summarize(args: argparse.Namespace) -> None:
                 sp_n += 1
                 sp_within += abs(b[k]["speedup"] / a[k]["speedup"] - 1) <= 0.10
         cmp_exit.append(_compare(keep / t["a"]["run"], keep / t["a2"]["run"])[0])
-        if "slow" in t and t["slow"]["exit"] == 0:
+        if t.get("slow_patch") == "served input" and t.get("slow", {}).get("exit") == 0:
             code, row = _compare(keep / t["a2"]["run"], keep / t["slow"]["run"])
             s = _figures(keep / t["slow"]["run"])
             slow_ratio.append(s[TARGET]["median"] / b[TARGET]["median"])
@@ -128,6 +158,8 @@ def summarize(args: argparse.Namespace) -> None:
     print(f"| same-run speedups within +-10% | {_rate(sp_within, sp_n)} |")
     print(f"| rerun/first median ratio, min / median / max | {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f} |")
     print(f"| `effbench compare` A A' exits 0 | {_rate(sum(c == 0 for c in cmp_exit), len(cmp_exit))} |")
+    for name, values in parts.items():
+        print(f"| {name}: RMS of the log spread | {100 * float(np.sqrt(np.mean(np.square(values)))):.1f}% |")
     if caught:
         print(f"| {TARGET} +{EXTRA:.0%} caught as slower | {_rate(sum(caught), len(caught))}; measured ratio "
               f"{min(slow_ratio):.2f}-{max(slow_ratio):.2f} |")
