@@ -136,7 +136,7 @@ def summarize(args: argparse.Namespace) -> None:
         a, b = _figures(keep / t["a"]["run"]), _figures(keep / t["a2"]["run"])
         for name, values in _components(keep / t["a"]["run"], keep / t["a2"]["run"]).items():
             parts.setdefault(name, []).extend(values)
-        walls += [t["a"]["wall_s"], t["a2"]["wall_s"]]
+        walls += [w for w in (t["a"]["wall_s"], t["a2"]["wall_s"]) if w]
         for k in a.keys() & b.keys():
             n += 1
             inside += a[k]["lo"] <= b[k]["median"] <= a[k]["hi"]
