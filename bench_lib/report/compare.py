@@ -47,6 +47,7 @@ __all__ = [
     "between_run_interval",
     "ratio_of_sides",
     "relative_ratio",
+    "stored_relative",
     "classify",
     "compare_runs",
     "energy_changes",
@@ -238,6 +239,28 @@ def relative_ratio(base: Sequence[tuple[Sequence[float], Sequence[float]]],
     return _estimate(_relative_side(base, resamples, rng), _relative_side(new, resamples, rng))
 
 
+def stored_relative(base: dict, new: dict) -> RatioEstimate | None:
+    """How a technique's paired speedup moved, NEW over BASE as a time ratio, from the speedups and
+    intervals that interleaved runs store (paired rounds over several processes: tighter than
+    any ratio of two cases' figures, since the pairs cancel the run's machine state). The two
+    sides' log-scale half-widths add in quadrature. None unless both metrics hold them."""
+    keys = ("speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_processes")
+    if not all(is_number(m.get(k)) and m[k] > 0 for m in (base, new) for k in keys):
+        return None
+    ratio = base["speedup"] / new["speedup"]
+    # NEW/BASE time ratio rises when NEW's speedup falls: NEW's low end and BASE's high end widen it upward.
+    up = math.hypot(math.log(base["speedup_ci95_high"] / base["speedup"]),
+                    math.log(new["speedup"] / new["speedup_ci95_low"]))
+    down = math.hypot(math.log(base["speedup"] / base["speedup_ci95_low"]),
+                      math.log(new["speedup_ci95_high"] / new["speedup"]))
+    return RatioEstimate(ratio, ratio * math.exp(-down), ratio * math.exp(up), 1 / base["speedup"],
+                         1 / new["speedup"], int(base["speedup_processes"]), int(new["speedup_processes"]))
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def classify(case: CaseSpec, est: RatioEstimate, threshold: float, floor: float = SINGLE_RUN_FLOOR,
              baseline: CaseSpec | None = None) -> Verdict:
     """faster / slower / within noise: a change beyond the bar AND an interval that excludes 1.
@@ -360,10 +383,12 @@ def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshol
         ref = baseline_of(case, measured)
         if ref is None:
             continue
+        stored = (stored_relative(base[0][case].metrics, new[0][case].metrics)
+                  if len(base) == len(new) == 1 else None)
         pairs = [_paired_units(side, case, ref) for side in (base, new)]
-        if not pairs[0] or not pairs[1]:
+        if stored is None and (not pairs[0] or not pairs[1]):
             continue
-        est = relative_ratio(pairs[0], pairs[1], seed=seed)
+        est = stored or relative_ratio(pairs[0], pairs[1], seed=seed)
         relative.append(classify(case, est, threshold, baseline=ref))
     return Comparison(tuple(verdicts), tuple(relative), threshold, tuple(base_envs), tuple(new_envs),
                       energy_changes(base, new, cases))

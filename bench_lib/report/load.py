@@ -6,7 +6,6 @@ Metrics become columns; structured ones (a loss curve) stay Python objects in th
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -109,7 +108,3 @@ def environment_frame(runs: list[Run]) -> pd.DataFrame:
             "captured": env.get("captured_at", ""),
         })
     return pd.DataFrame(rows)
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -93,7 +93,8 @@ def result_to_entry(result: CaseResult) -> dict:
             "summary": m.summary(),
             "metrics": result.metrics,
             "wall_s": result.wall_s,
-            **({} if m.processes is None else {"process_of_sample": list(m.processes)}),
+            **({} if m.processes is None else {"process_of_sample": list(m.processes),
+                                               "machine_state_sd": m.state_sd}),
         },
         "options": {"timer": result.timer, **result.measure_config},
         "stats": m.as_pytest_benchmark_stats(),
@@ -198,7 +199,8 @@ def _entry_to_result(entry: dict, path: Path) -> CaseResult:
     try:
         case = CaseSpec.from_params(entry.get("params") or {})
         m = Measurement(tuple(float(x) for x in stats["data"]), int(stats.get("iterations", 1)),
-                        extra.get("unit", "s"), None if processes is None else tuple(int(p) for p in processes))
+                        extra.get("unit", "s"), None if processes is None else tuple(int(p) for p in processes),
+                        float(extra.get("machine_state_sd") or 0.0))
     except (TypeError, ValueError) as e:
         raise ResultFormatError(f"{path}: benchmark {entry.get('name')!r}: {e}") from None
     options = dict(entry.get("options") or {})
