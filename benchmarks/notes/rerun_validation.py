@@ -132,8 +132,8 @@ def _rate(k: int, n: int) -> str:
 def _compare(a: Path, b: Path) -> tuple[int, str]:
     proc = subprocess.run([sys.executable, "-m", "bench_lib", "compare", str(a), str(b)], cwd=REPO,
                           capture_output=True, text=True)
-    row = next((line for line in proc.stdout.splitlines() if TARGET in line), "")
-    return proc.returncode, row
+    rows = " ".join(line for line in proc.stdout.splitlines() if TARGET in line)
+    return proc.returncode, rows
 
 
 def summarize(args: argparse.Namespace) -> None:
@@ -165,7 +165,7 @@ def summarize(args: argparse.Namespace) -> None:
             code, row = _compare(keep / t["a2"]["run"], keep / t["slow"]["run"])
             s = _figures(keep / t["slow"]["run"])
             slow_ratio.append(s[TARGET]["median"] / b[TARGET]["median"])
-            caught.append("slower" in row)
+            caught.append(code == 1 and "slower" in row)
     q = np.quantile(ratios, [0, 0.5, 1]) if ratios else [np.nan] * 3
     print(f"pairs: {len(cmp_exit)}; run wall time {min(walls):.0f}-{max(walls):.0f} s" if walls else "no pairs")
     print(f"| rerun median inside the first run's 95% interval (this code's rule) | {_rate(inside, n)} |")
