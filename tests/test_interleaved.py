@@ -163,3 +163,14 @@ def test_compare_judges_a_technique_by_its_stored_paired_speedups():
     assert v.kind == "slower" and v.estimate.ratio == pytest.approx(1.25) and 1.1 < v.estimate.low < 1.25
     same = compare_runs([run(2.5, 2.35, 2.7)], [run(2.45, 2.3, 2.6)], threshold=0.10)
     assert same.relative[0].kind == "within noise"
+
+
+def test_compare_widens_a_one_run_verdict_by_both_runs_machine_states():
+    def run(scale: float, state: float) -> dict:
+        samples = tuple(scale * 1e-3 * (1 + 0.002 * i) for i in range(12))
+        m = Measurement(samples, processes=tuple(i % 3 for i in range(12)), state_sd=state)
+        return {_case("fp32"): CaseResult(_case("fp32"), "ok", m)}
+
+    assert compare_runs([run(1.0, 0.0)], [run(1.2, 0.0)], threshold=0.10).verdicts[0].kind == "slower"
+    wandering = compare_runs([run(1.0, 0.1)], [run(1.2, 0.1)], threshold=0.10).verdicts[0]
+    assert wandering.kind == "within noise" and wandering.estimate.low < 1.0

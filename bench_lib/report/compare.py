@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as _st
 
-from bench_lib.measure.stats import MIN_SAMPLES_PER_PROCESS, Measurement
+from bench_lib.measure.stats import MIN_SAMPLES_PER_PROCESS, NORMAL_95, Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "ratio_of_sides",
     "relative_ratio",
     "stored_relative",
+    "with_machine_states",
     "classify",
     "compare_runs",
     "energy_changes",
@@ -261,6 +262,19 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def with_machine_states(est: RatioEstimate, base_sd: float, new_sd: float) -> RatioEstimate:
+    """The interval widened, in quadrature on the log scale, by 1.96 x the two runs' machine-state
+    spreads (`stats.state_sd`): one run a side, measured in several processes, still shares one
+    machine state per side, which its per-process units cannot show (on the 2-core box whole runs
+    moved by about 10% against each other)."""
+    extra = NORMAL_95 * math.hypot(base_sd, new_sd)
+    if extra == 0 or est.low <= 0:
+        return est
+    low = est.ratio * math.exp(-math.hypot(math.log(est.ratio / est.low), extra))
+    high = est.ratio * math.exp(math.hypot(math.log(est.high / est.ratio), extra))
+    return RatioEstimate(est.ratio, low, high, est.base, est.new, est.base_runs, est.new_runs)
+
+
 def classify(case: CaseSpec, est: RatioEstimate, threshold: float, floor: float = SINGLE_RUN_FLOOR,
              baseline: CaseSpec | None = None) -> Verdict:
     """faster / slower / within noise: a change beyond the bar AND an interval that excludes 1.
@@ -375,6 +389,8 @@ def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshol
         decided = _status_verdict(case, b, n)
         if decided is None:
             est = ratio_of_sides(_samples(base, case), _samples(new, case), seed=seed)
+            if len(base) == len(new) == 1:
+                est = with_machine_states(est, base[0][case].measurement.state_sd, new[0][case].measurement.state_sd)
             decided = classify(case, est, threshold)
             measured.add(case)
         verdicts.append(decided)

@@ -20,12 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import beta
 
 from bench_lib.measure.stats import Measurement, state_sd
+from bench_lib.report.compare import DEFAULT_THRESHOLD, compare_runs
+from bench_lib.report.load import load_sides
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ab_validation import commit_patch  # noqa: E402
@@ -130,10 +133,17 @@ def _rate(k: int, n: int) -> str:
 
 
 def _compare(a: Path, b: Path) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, "-m", "bench_lib", "compare", str(a), str(b)], cwd=REPO,
-                          capture_output=True, text=True)
-    rows = " ".join(line for line in proc.stdout.splitlines() if TARGET in line)
-    return proc.returncode, rows
+    """`effbench compare`'s exit code and verdicts on the slowed case, with this code's rules applied
+    to the stored rounds (the machine-state spread recomputed where the files predate it)."""
+    def runs(d: Path) -> dict:
+        figures = _figures(d)
+        return {c: replace(r, measurement=replace(r.measurement, state_sd=figures[c.id]["state_sd"]))
+                if r.measurement is not None and r.measurement.processes else r
+                for c, r in load_sides(str(d))[0].results.items()}
+
+    cmp = compare_runs([runs(a)], [runs(b)], threshold=DEFAULT_THRESHOLD)
+    verdicts = " ".join(v.kind for v in (*cmp.verdicts, *cmp.relative) if v.case.id == TARGET)
+    return (1 if cmp.regressions else 0), verdicts
 
 
 def summarize(args: argparse.Namespace) -> None:
