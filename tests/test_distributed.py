@@ -3,7 +3,9 @@ and the same rank code under torchrun."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ import torch
 from conftest import REPO, effbench
 
 from bench_lib.distributed.collectives import _buffers, _wrong_elements, bus_factor
+from bench_lib.distributed.pace import Pace, group_ends, step_times
 from bench_lib.distributed.training import loss_at, smoothed, time_to
 from bench_lib.platform import Platform
 from bench_lib.results.store import load_run
@@ -65,6 +68,27 @@ def test_loss_curve_helpers():
     assert loss_at(smooth, 1.2) == 2.5 and loss_at(smooth, 3.0) is None
 
 
+def test_throughput_from_the_wall_counts_a_periodic_averaging_step():
+    # Local SGD, H=16: 15 steps of 35 ms, then one of 250 ms that averages the parameters.
+    ends = list(itertools.accumulate(([0.035] * 15 + [0.250]) * 4))
+    pace = Pace.after_warmup(ends, 0)
+    assert statistics.median(step_times(ends)) == pytest.approx(0.035)  # the median never sees the averaging
+    assert pace.per_step_s == pytest.approx((15 * 0.035 + 0.250) / 16)
+    assert pace.rate(4096) == pytest.approx(4096 / 0.0484375)  # 84.6k tokens/s, not the median's 117k
+    assert Pace.after_warmup(ends, 16) == Pace(48, pytest.approx(3 * (15 * 0.035 + 0.250)))
+
+
+def test_a_step_of_the_group_ends_when_its_last_rank_ends_it():
+    # Two ranks that drift apart (no collective between steps), slow on alternate steps: 9 s for 6 steps each.
+    r0 = list(itertools.accumulate([1, 2, 1, 2, 1, 2]))
+    r1 = list(itertools.accumulate([2, 1, 2, 1, 2, 1]))
+    per_step_max = [max(a, b) for a, b in zip(step_times(r0), step_times(r1), strict=True)]
+    assert statistics.median(per_step_max) == 2 > 9 / 6  # the maximum of durations overshoots the pace
+    ends = group_ends([r0, r1])
+    assert ends == [2, 3, 5, 6, 8, 9] and sum(step_times(ends)) == 9
+    assert statistics.median(step_times(ends)) == 1.5 == Pace.after_warmup(ends, 0).per_step_s
+
+
 def test_training_run_stores_every_figure(tmp_path):
     proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
                     "-k", "digits_mlp and (nocomm or sync-backend or async_stale)", "--out", str(tmp_path))
@@ -73,12 +97,16 @@ def test_training_run_stores_every_figure(tmp_path):
     by = {r.case.variant: r for r in run.results}
     assert set(by) == {"nocomm", "sync", "async_stale"} and all(r.status == "ok" for r in by.values())
     sync, stale = by["sync"].metrics, by["async_stale"].metrics
-    for key in ("step_time_median_s", "step_time_p90_s", "samples_per_s", "exposed_comm_s", "peak_memory_bytes",
-                "eval_loss", "eval_accuracy", "target_loss"):
+    for key in ("step_time_median_s", "step_time_p90_s", "step_time_wall_s", "samples_per_s", "exposed_comm_s",
+                "peak_memory_bytes", "eval_loss", "eval_accuracy", "target_loss"):
         assert sync[key] is not None and stale[key] is not None, key
     assert sync["loss_at_equal_wall"] == sync["target_loss"]
     assert "loss_at_equal_wall" in stale and "time_to_target_s" in stale  # None when not reached: timing-dependent
     assert by["nocomm"].metrics["exposed_comm_s"] == 0
+    for r in by.values():  # throughput from the wall clock of the timed steps, which the step times add up to
+        m = r.metrics
+        assert m["samples_per_s"] == pytest.approx(2 * 32 * m["timed_steps"] / m["timed_wall_s"])
+        assert sum(r.measurement.samples) == pytest.approx(m["timed_wall_s"])
     assert stale["target_loss"] == sync["target_loss"] == sync["final_train_loss"]
     assert stale["equal_wall_s"] == sync["train_wall_s"]
     walls = [w for w, _, _ in stale["loss_curve"]]

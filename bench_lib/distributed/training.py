@@ -7,6 +7,8 @@ then the others. Every strategy starts from the same weights and sees the same p
 A strategy faster than sync keeps training until it has used sync's wall time (at most 4x the
 steps), so `loss_at_equal_wall` compares what each buys in the same time.
 
+Throughput, exposed communication and the equal-wall budget come from the wall clock of the timed
+steps (pace.py says why not from the median step); the per-step distribution is stored beside it.
 Losses are rank 0's training losses, smoothed by a trailing mean over LOSS_WINDOW logged points
 before they are compared with the target; the held-out loss is measured once at the end.
 """
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bench_lib.distributed.base import DistributedSuite, RankContext, backends_for, default_world_size
+from bench_lib.distributed.pace import Pace, step_times
 from bench_lib.platform import Platform, detect
 from bench_lib.results.case import CaseResult, CaseSpec
 
@@ -138,11 +141,10 @@ class TrainingSuite(DistributedSuite):
         memory.reset_cuda_peak(device)
         memory.reset_peak_rss()
         dist.barrier()
-        steps, step_times, curve = min_steps, [], []
+        steps, ends, logged = min_steps, [], []
         t0 = time.perf_counter()
         step = 0
         while step < steps:
-            s = time.perf_counter()
             x, y = task.sample(gen, device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = forward(x)
@@ -154,38 +156,42 @@ class TrainingSuite(DistributedSuite):
             opt.zero_grad(set_to_none=True)
             if cuda:
                 torch.cuda.synchronize()
-            now = time.perf_counter()
-            step_times.append(now - s)
+            ends.append(time.perf_counter() - t0)
             if step % log_every == 0 or step == steps - 1:
-                curve.append([now - t0, step, float(loss.item())])
+                logged.append((step, float(loss.item())))
             step += 1
             if step == min_steps and base.sync_wall_s and case.variant not in ("sync", "nocomm"):
-                steps = self._extended_steps(min_steps, now - t0, step_times, base.sync_wall_s, ctx.meta_device)
-        wall = time.perf_counter() - t0
+                steps = self._extended_steps(min_steps, ends, base.sync_wall_s, ctx.meta_device)
         strategy.finish()
         evaluation = task.evaluate(model, device, autocast=cuda)
 
-        times = torch.tensor(step_times, dtype=torch.float64, device=ctx.meta_device)
-        dist.all_reduce(times, op=dist.ReduceOp.MAX)  # each step as long as its slowest rank
+        agreed = torch.tensor(ends, dtype=torch.float64, device=ctx.meta_device)
+        dist.all_reduce(agreed, op=dist.ReduceOp.MAX)  # each step ends when its last rank ends it
+        ends = agreed.cpu().tolist()
+        wall, pace = ends[-1], Pace.after_warmup(ends, WARMUP_STEPS)
+        curve = [[ends[i], i, loss] for i, loss in logged]
         peak_kind = "cuda_max_allocated" if cuda else "rss"
         peak_local = memory.cuda_peak(device)["cuda_max_allocated_bytes"] if cuda else memory.peak_rss_bytes()
         peak = torch.tensor([peak_local], dtype=torch.int64, device=ctx.meta_device)
         dist.all_reduce(peak, op=dist.ReduceOp.MAX)
 
-        m = Measurement(tuple(times.cpu().tolist()[WARMUP_STEPS:]))
+        m = Measurement(tuple(step_times(ends)[WARMUP_STEPS:]))
         smooth = smoothed(curve)
         if case.variant == "nocomm":
-            base.nocomm_step_s = m.median
+            base.nocomm_step_s = pace.per_step_s
         if case.variant == "sync":
             base.sync_wall_s, base.target_loss = wall, smooth[-1][1]
-        samples_per_s = ctx.world_size * task.batch / m.median
+        samples_per_s = pace.rate(ctx.world_size * task.batch)
         at_sync_wall = loss_at(smooth, base.sync_wall_s) if base.sync_wall_s else None
         metrics = {
             "step_time_median_s": m.median,
             "step_time_p90_s": m.p90,
+            "step_time_wall_s": pace.per_step_s,
+            "timed_steps": pace.steps,
+            "timed_wall_s": pace.wall_s,
             "samples_per_s": samples_per_s,
             "tokens_per_s": samples_per_s * task.tokens_per_sample if task.tokens_per_sample else None,
-            "exposed_comm_s": m.median - base.nocomm_step_s if base.nocomm_step_s is not None else None,
+            "exposed_comm_s": pace.per_step_s - base.nocomm_step_s if base.nocomm_step_s is not None else None,
             "peak_memory_bytes": int(peak.item()),
             "peak_memory_kind": peak_kind + " per rank, max over ranks",
             "loss_curve": curve,
@@ -214,12 +220,12 @@ class TrainingSuite(DistributedSuite):
                           wall_s=time.perf_counter() - started)
 
     @staticmethod
-    def _extended_steps(min_steps: int, wall: float, step_times: list[float], sync_wall: float, device: str) -> int:
-        """Steps to reach sync's wall time at this strategy's pace, agreed by all ranks (max)."""
+    def _extended_steps(min_steps: int, ends: list[float], sync_wall: float, device: str) -> int:
+        """Steps to reach sync's wall time at this strategy's wall-clock pace, agreed by all ranks (max)."""
         import torch
         import torch.distributed as dist
 
-        pace = sorted(step_times[WARMUP_STEPS:])[len(step_times[WARMUP_STEPS:]) // 2]
+        wall, pace = ends[-1], Pace.after_warmup(ends, WARMUP_STEPS).per_step_s
         extra = max(0, math.ceil((sync_wall - wall) / pace * 1.05)) if wall < sync_wall else 0
         agreed = torch.tensor([min(extra, MAX_EXTENSION * min_steps)], dtype=torch.int64, device=device)
         dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
