@@ -16,7 +16,7 @@ from conftest import REPO, effbench
 
 from bench_lib.distributed.collectives import _buffers, _wrong_elements, bus_factor
 from bench_lib.distributed.pace import Pace, group_ends, step_times
-from bench_lib.distributed.training import loss_at, smoothed, time_to
+from bench_lib.distributed.training import MAX_EXTENSION, extended_steps, loss_at, smoothed, time_to
 from bench_lib.platform import Platform
 from bench_lib.results.store import load_run
 from bench_lib.runners.session import plan
@@ -40,6 +40,7 @@ def test_cpu_plan_runs_gloo_and_lists_nccl_as_skipped():
     assert {c.param("dtype") for c in runnable if c.suite == "collectives"} == {"float32", "bfloat16"}
     strategies = [c.variant for c in runnable if c.suite == "training" and c.workload == "gpt_bytes"]
     assert strategies[:2] == ["nocomm", "sync"]  # the baselines run first in their launch
+    assert strategies[-1] == "reference"  # the bare loop, for the harness's overhead
     assert {"local_sgd", "diloco", "async_stale", "sync_powersgd"} <= set(strategies)
     assert "sync_bf16" not in strategies  # DDP's bf16 hook is NCCL-only: skipped with the reason
 
@@ -89,13 +90,20 @@ def test_a_step_of_the_group_ends_when_its_last_rank_ends_it():
     assert statistics.median(step_times(ends)) == 1.5 == Pace.after_warmup(ends, 0).per_step_s
 
 
+def test_a_strategy_faster_than_sync_trains_on_until_sync_s_wall_time():
+    pace = Pace(64, 1.0)  # 1/64 s a step
+    assert extended_steps(120, pace, wall_s=1.0, sync_wall_s=2.0) == 120 + 68  # 1 s more: 64 steps, 5% over
+    assert extended_steps(120, pace, wall_s=2.5, sync_wall_s=2.0) == 120  # slower than sync: no more steps
+    assert extended_steps(120, pace, wall_s=1.0, sync_wall_s=100.0) == 120 * (1 + MAX_EXTENSION)
+
+
 def test_training_run_stores_every_figure(tmp_path):
     proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
-                    "-k", "digits_mlp and (nocomm or sync-backend or async_stale)", "--out", str(tmp_path))
+                    "-k", "digits_mlp and (nocomm or sync-backend or async_stale or reference)", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run] = load_run(Path(proc.stdout.strip().splitlines()[-1]))
     by = {r.case.variant: r for r in run.results}
-    assert set(by) == {"nocomm", "sync", "async_stale"} and all(r.status == "ok" for r in by.values())
+    assert set(by) == {"nocomm", "sync", "async_stale", "reference"} and all(r.status == "ok" for r in by.values())
     sync, stale = by["sync"].metrics, by["async_stale"].metrics
     for key in ("step_time_median_s", "step_time_p90_s", "step_time_wall_s", "samples_per_s", "exposed_comm_s",
                 "peak_memory_bytes", "eval_loss", "eval_accuracy", "target_loss"):
@@ -103,10 +111,15 @@ def test_training_run_stores_every_figure(tmp_path):
     assert sync["loss_at_equal_wall"] == sync["target_loss"]
     assert "loss_at_equal_wall" in stale and "time_to_target_s" in stale  # None when not reached: timing-dependent
     assert by["nocomm"].metrics["exposed_comm_s"] == 0
-    for r in by.values():  # throughput from the wall clock of the timed steps, which the step times add up to
+    bare = by["reference"].metrics
+    assert by["nocomm"].metrics["harness_overhead"] == pytest.approx(
+        by["nocomm"].metrics["step_time_wall_s"] / bare["step_time_wall_s"] - 1)
+    assert bare["timed_steps"] == by["nocomm"].metrics["timed_steps"] and "loss_curve" not in bare
+    for r in by.values():  # throughput from the wall clock of the timed steps
         m = r.metrics
         assert m["samples_per_s"] == pytest.approx(2 * 32 * m["timed_steps"] / m["timed_wall_s"])
-        assert sum(r.measurement.samples) == pytest.approx(m["timed_wall_s"])
+        if r.case.variant != "reference":  # which the group's step times add up to
+            assert sum(r.measurement.samples) == pytest.approx(m["timed_wall_s"])
     assert stale["target_loss"] == sync["target_loss"] == sync["final_train_loss"]
     assert stale["equal_wall_s"] == sync["train_wall_s"]
     walls = [w for w, _, _ in stale["loss_curve"]]

@@ -267,6 +267,7 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             f"exposed comm ({unit})": _num(exposed / scale if _num(exposed) != "-" else math.nan),
             # A negative exposed time means the no-communication run was the slower one: noise.
             "comm share of step": _num(share, "{:.0%}") + (" (below 0: noise)" if share < 0 else ""),
+            "harness overhead": _num(r.get("harness_overhead"), "{:+.1%}"),
             "peak memory": fmt_bytes(r.get("peak_memory_bytes")),
             "eval loss": _num(r.get("eval_loss"), "{:.4g}"),
             "eval accuracy": _num(r.get("eval_accuracy"), "{:.2%}"),
