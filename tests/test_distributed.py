@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,7 +17,8 @@ from conftest import REPO, effbench
 
 from bench_lib.distributed.collectives import _buffers, _wrong_elements, bus_factor
 from bench_lib.distributed.pace import Pace, group_ends, step_times
-from bench_lib.distributed.training import MAX_EXTENSION, extended_steps, loss_at, smoothed, time_to
+from bench_lib.distributed.train_runs import WARMUP_STEPS, StrategyRun
+from bench_lib.distributed.training import MAX_EXTENSION, STRETCHES, extended_steps, loss_at, smoothed, take_turns, time_to
 from bench_lib.platform import Platform
 from bench_lib.results.store import load_run
 from bench_lib.runners.session import plan
@@ -97,6 +99,35 @@ def test_a_strategy_faster_than_sync_trains_on_until_sync_s_wall_time():
     assert extended_steps(120, pace, wall_s=1.0, sync_wall_s=100.0) == 120 * (1 + MAX_EXTENSION)
 
 
+def test_strategies_take_turns_stretch_by_stretch():
+    done = []
+
+    class Run:
+        def __init__(self, name: str, planned: int) -> None:
+            self.name, self.planned, self.steps = name, planned, 0
+
+        def stretch(self, n: int) -> None:
+            done.append(f"{self.name}{n}")
+            self.steps += n
+
+    runs = [Run("a", 10), Run("b", 10), Run("c", 7)]
+    take_turns(runs, 4)
+    assert done == ["a4", "b4", "c4", "a4", "b4", "c3", "a2", "b2"]  # ABCABC, each to its own plan
+    runs[2].planned = 12  # c extended to sync's wall time: it takes its turns alone
+    take_turns(runs, 4)
+    assert done[8:] == ["c4", "c1"]
+
+
+def test_each_stretch_s_pace_counts_only_its_own_steps():
+    # 3 warm-up steps, then stretches of 1 ms and 2 ms steps: the second stretch's clock picks up where
+    # the first one stopped (the other strategies' turns in between are not this run's time).
+    ends = list(itertools.accumulate([0.001] * 10 + [0.002] * 10))
+    run = SimpleNamespace(ends=ends, bounds=[10, 20])
+    assert StrategyRun.stretch_paces(run, 20) == pytest.approx([0.001, 0.002])
+    assert StrategyRun.stretch_paces(run, 10) == pytest.approx([0.001])  # extension stretches are not timed
+    assert WARMUP_STEPS < 10
+
+
 def test_training_run_stores_every_figure(tmp_path):
     proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
                     "-k", "digits_mlp and (nocomm or sync-backend or async_stale or reference)", "--out", str(tmp_path))
@@ -122,6 +153,8 @@ def test_training_run_stores_every_figure(tmp_path):
             assert sum(r.measurement.samples) == pytest.approx(m["timed_wall_s"])
     assert stale["target_loss"] == sync["target_loss"] == sync["final_train_loss"]
     assert stale["equal_wall_s"] == sync["train_wall_s"]
+    assert len(stale["stretch_step_s"]) == len(stale["speedup_over_sync_by_stretch"]) == STRETCHES  # taking turns
+    assert stale["speedup_over_sync"] == pytest.approx(sync["step_time_wall_s"] / stale["step_time_wall_s"])
     walls = [w for w, _, _ in stale["loss_curve"]]
     assert walls == sorted(walls) and len(walls) > 10
     assert 0 < sync["eval_accuracy"] <= 1

@@ -17,6 +17,7 @@ timed from the start of a stretch to its end.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -116,6 +117,7 @@ class _Run:
     planned: int
     steps: int = 0
     ends: list[float] = field(default_factory=list)
+    bounds: list[int] = field(default_factory=list)  # steps done at the end of each stretch
 
     def __post_init__(self) -> None:
         self.gen = torch.Generator().manual_seed(1000 + self.ctx.rank)
@@ -143,6 +145,7 @@ class _Run:
         dist.all_reduce(agreed, op=dist.ReduceOp.MAX)  # a step of the group ends when its last rank ends it
         offset = self.clock_s
         self.ends += [offset + t for t in agreed.cpu().tolist()]
+        self.bounds.append(self.steps)
 
     def _before_clock(self, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Untimed work at the start of a stretch (the reference's warm-up)."""
@@ -188,6 +191,11 @@ class StrategyRun(_Run):
         """Each timed step's time; a stretch's first step is timed from the start of its stretch."""
         return step_times(self.ends[:timed_steps])[WARMUP_STEPS:]
 
+    def stretch_paces(self, timed_steps: int) -> list[float]:
+        """Seconds per step of each stretch within the timed steps (the first from the end of the warm-up)."""
+        cuts = [b for b in self.bounds if b <= timed_steps]
+        return [Pace.after_warmup(self.ends[:b], a).per_step_s for a, b in itertools.pairwise([WARMUP_STEPS, *cuts])]
+
     def loss_curve(self) -> list[list[float]]:
         """[wall_s on this run's clock, step, rank-0 training loss] per logged step."""
         return [[self.ends[step], step, float(loss)] for step, loss in self.logged]
@@ -223,9 +231,13 @@ class BareRun(_Run):
         """Every stretch's steps (the reference is never extended), warm-up excluded."""
         return Pace(sum(self.sizes), self.clock_s)
 
-    def step_times(self, timed_steps: int) -> list[float]:
-        """Without a per-step clock, each stretch's seconds per step."""
+    def stretch_paces(self, timed_steps: int) -> list[float]:
+        """Seconds per step of each stretch (all of them timed)."""
         return [wall / n for wall, n in zip(step_times(self.ends), self.sizes, strict=True)]
+
+    def step_times(self, timed_steps: int) -> list[float]:
+        """Without a per-step clock, each stretch's seconds per step stand for its steps."""
+        return self.stretch_paces(timed_steps)
 
 
 def _start_together(ctx: RankContext) -> None:

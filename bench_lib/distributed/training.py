@@ -39,10 +39,10 @@ if TYPE_CHECKING:
     from bench_lib.distributed.tasks import TrainTask
     from bench_lib.distributed.train_runs import BareRun, StrategyRun
 
-__all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "extended_steps"]
+__all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "extended_steps", "take_turns"]
 
 SYNC_EVERY = {"quick": 8, "full": 16}
-STRETCHES = 1  # each strategy's timed steps run in this many stretches, taking turns with the others
+STRETCHES = 4  # each strategy's timed steps run in this many stretches, taking turns with the others
 REFERENCE = "reference"
 REFERENCE_NOTE = "bare loop: same model, optimizer and batches, one replica per rank, none of the harness"
 LOSS_POINTS = 40  # about this many loss-curve points per run
@@ -55,6 +55,8 @@ class _Baselines:
     """What nocomm and sync of the same workload established in this launch."""
 
     nocomm_step_s: float | None = None
+    sync_step_s: float | None = None
+    sync_stretch_paces: list[float] | None = None
     sync_wall_s: float | None = None
     target_loss: float | None = None
 
@@ -171,17 +173,18 @@ class TrainingSuite(DistributedSuite):
             share.end()
         by_variant = {c.variant: r for c, r in zip(cases, runs, strict=True)}
 
-        _take_turns(runs, stretch)
+        take_turns(runs, stretch)
         base = _Baselines()
         if "nocomm" in by_variant:
             base.nocomm_step_s = by_variant["nocomm"].pace(min_steps).per_step_s
         if "sync" in by_variant:
             sync = by_variant["sync"]
             base.sync_wall_s, base.target_loss = sync.clock_s, smoothed(sync.loss_curve())[-1][1]
+            base.sync_step_s, base.sync_stretch_paces = sync.pace(min_steps).per_step_s, sync.stretch_paces(min_steps)
             for case, run in zip(cases, runs, strict=True):
                 if case.variant not in ("sync", "nocomm", REFERENCE):
                     run.planned = extended_steps(min_steps, run.pace(min_steps), run.clock_s, base.sync_wall_s)
-            _take_turns(runs, stretch)
+            take_turns(runs, stretch)
         for case, run in zip(cases, runs, strict=True):
             yield self._result(case, run, task, min_steps, ctx, base, by_variant.get(REFERENCE))
 
@@ -204,6 +207,7 @@ class TrainingSuite(DistributedSuite):
             "step_time_wall_s": pace.per_step_s,
             "timed_steps": pace.steps,
             "timed_wall_s": pace.wall_s,
+            "stretch_step_s": run.stretch_paces(min_steps),
             "samples_per_s": samples_per_s,
             "tokens_per_s": samples_per_s * task.tokens_per_sample if task.tokens_per_sample else None,
             "peak_memory_bytes": int(peak.item()),
@@ -221,7 +225,7 @@ class TrainingSuite(DistributedSuite):
         if case.variant == REFERENCE:
             metrics["strategy_note"] = REFERENCE_NOTE
         else:
-            metrics.update(self._training_metrics(case, run, task, ctx, base, pace))
+            metrics.update(self._training_metrics(case, run, task, ctx, base, min_steps))
             if case.variant == "nocomm" and reference is not None:
                 metrics["harness_overhead"] = pace.per_step_s / reference.pace(min_steps).per_step_s - 1
         timer = ("cuda_events" if ctx.is_cuda else "perf_counter") + (" per stretch" if case.variant == REFERENCE
@@ -233,7 +237,7 @@ class TrainingSuite(DistributedSuite):
 
     @staticmethod
     def _training_metrics(case: CaseSpec, run: StrategyRun, task: TrainTask, ctx: RankContext, base: _Baselines,
-                          pace: Pace) -> dict:
+                          min_steps: int) -> dict:
         """The strategy's loss and comparison figures (the reference has none: it is a speed yardstick)."""
         from bench_lib.distributed.strategies import STRATEGIES
 
@@ -242,8 +246,13 @@ class TrainingSuite(DistributedSuite):
         curve = run.loss_curve()
         smooth = smoothed(curve)
         at_sync_wall = loss_at(smooth, base.sync_wall_s) if base.sync_wall_s else None
+        pace, by_stretch = run.pace(min_steps), base.sync_stretch_paces or []
         return {
             "exposed_comm_s": pace.per_step_s - base.nocomm_step_s if base.nocomm_step_s is not None else None,
+            # Paired by stretch: stretch k of sync and of this strategy ran in the same round.
+            "speedup_over_sync": base.sync_step_s / pace.per_step_s if base.sync_step_s else None,
+            "speedup_over_sync_by_stretch": [s / own for s, own in zip(by_stretch, run.stretch_paces(min_steps),
+                                                                        strict=True)] if by_stretch else None,
             "loss_curve": curve,
             **evaluation,
             "eval_accuracy_metric": "next-byte top-1" if task.tokens_per_sample else "top-1 class",
@@ -259,7 +268,7 @@ class TrainingSuite(DistributedSuite):
         }
 
 
-def _take_turns(runs: list[StrategyRun | BareRun], stretch: int) -> None:
+def take_turns(runs: list[StrategyRun | BareRun], stretch: int) -> None:
     """Round after round, the next stretch of every run that has steps left to its plan, in case order."""
     while any(r.steps < r.planned for r in runs):
         for r in runs:
