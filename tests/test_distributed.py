@@ -18,7 +18,15 @@ from conftest import REPO, effbench
 from bench_lib.distributed.collectives import _buffers, _wrong_elements, bus_factor
 from bench_lib.distributed.pace import Pace, group_ends, step_times
 from bench_lib.distributed.train_runs import WARMUP_STEPS, StrategyRun
-from bench_lib.distributed.training import MAX_EXTENSION, STRETCHES, extended_steps, loss_at, smoothed, take_turns, time_to
+from bench_lib.distributed.training import (
+    MAX_EXTENSION,
+    STRETCHES,
+    extended_steps,
+    loss_at,
+    smoothed,
+    take_turns,
+    time_to,
+)
 from bench_lib.platform import Platform
 from bench_lib.results.store import load_run
 from bench_lib.runners.session import plan
