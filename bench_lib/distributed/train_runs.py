@@ -37,7 +37,7 @@ WARMUP_STEPS = 3  # excluded from the timed steps (allocations, first DDP bucket
 class HostClock:
     """Ends of steps in seconds from `start`, on the host's clock (CPU work is done when its call returns)."""
 
-    def start(self) -> None:
+    def start(self, steps: int) -> None:
         self._t0, self._ends = time.perf_counter(), []
 
     def mark(self) -> None:
@@ -51,12 +51,15 @@ class CudaClock:
     """Ends of steps in seconds from `start`, from CUDA events on the current stream, read (one
     synchronize) when the stretch is done."""
 
-    def start(self) -> None:
-        self._start, self._events = torch.cuda.Event(enable_timing=True), []
+    def start(self, steps: int) -> None:
+        """Made before the clock starts, the events cost the steps only their recording."""
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._free = [torch.cuda.Event(enable_timing=True) for _ in range(steps)]
+        self._events = []
         self._start.record()
 
     def mark(self) -> None:
-        event = torch.cuda.Event(enable_timing=True)
+        event = self._free.pop()
         event.record()
         self._events.append(event)
 
@@ -136,7 +139,7 @@ class _Run:
         self._before_clock(batches)
         _start_together(self.ctx)
         clock = CudaClock() if self.ctx.is_cuda else HostClock()
-        clock.start()
+        clock.start(len(batches))
         self._timed(batches, clock)
         local = clock.read()
         del batches

@@ -24,6 +24,7 @@ before they are compared with the target; the held-out loss is measured once at 
 from __future__ import annotations
 
 import collections
+import gc
 import itertools
 import math
 from collections.abc import Iterator
@@ -158,6 +159,7 @@ class TrainingSuite(DistributedSuite):
 
         task, min_steps = task_for(profile, ctx.device, cases[0].workload)
         stretch = max(math.ceil(min_steps / STRETCHES), 2 * WARMUP_STEPS)
+        gc.collect()  # the last workload's runs, where reference cycles hold them, out of this one's memory
         if ctx.is_cuda:
             torch.cuda.synchronize()
         before_runs = torch.cuda.memory_allocated() if ctx.is_cuda else memory.current_rss_bytes()
