@@ -38,7 +38,7 @@ from bench_lib.results.case import CaseResult, CaseSpec
 
 if TYPE_CHECKING:
     from bench_lib.distributed.tasks import TrainTask
-    from bench_lib.distributed.train_runs import BareRun, StrategyRun
+    from bench_lib.distributed.train_runs import BareRun, MemoryShare, StrategyRun
 
 __all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "extended_steps", "take_turns"]
 
@@ -60,6 +60,18 @@ class _Baselines:
     sync_stretch_paces: list[float] | None = None
     sync_wall_s: float | None = None
     target_loss: float | None = None
+
+    @classmethod
+    def of(cls, runs: dict[str, StrategyRun | BareRun], timed_steps: int) -> _Baselines:
+        base = cls()
+        if "nocomm" in runs:
+            base.nocomm_step_s = runs["nocomm"].pace(timed_steps).per_step_s
+        if "sync" in runs:
+            sync = runs["sync"]
+            base.sync_step_s = sync.pace(timed_steps).per_step_s
+            base.sync_stretch_paces = sync.stretch_paces(timed_steps)
+            base.sync_wall_s, base.target_loss = sync.clock_s, smoothed(sync.loss_curve())[-1][1]
+        return base
 
 
 def smoothed(curve: list[list[float]], window: int = LOSS_WINDOW) -> list[tuple[float, float]]:
@@ -154,7 +166,7 @@ class TrainingSuite(DistributedSuite):
         import torch
 
         from bench_lib.distributed.tasks import task_for
-        from bench_lib.distributed.train_runs import WARMUP_STEPS, BareRun, MemoryShare, StrategyRun
+        from bench_lib.distributed.train_runs import WARMUP_STEPS, MemoryShare
         from bench_lib.measure import memory
 
         task, min_steps = task_for(profile, ctx.device, cases[0].workload)
@@ -163,32 +175,17 @@ class TrainingSuite(DistributedSuite):
         if ctx.is_cuda:
             torch.cuda.synchronize()
         before_runs = torch.cuda.memory_allocated() if ctx.is_cuda else memory.current_rss_bytes()
-        runs: list[StrategyRun | BareRun] = []
-        for case in cases:
-            share = MemoryShare(ctx.is_cuda, before_runs)
-            share.begin()
-            if case.variant == REFERENCE:
-                runs.append(BareRun(task, ctx, share, min_steps))
-            else:
-                runs.append(StrategyRun(task, ctx, share, min_steps, case.variant, int(case.param("sync_every", 1)),
-                                        log_every=max(1, min_steps // LOSS_POINTS)))
-            share.end()
-        by_variant = {c.variant: r for c, r in zip(cases, runs, strict=True)}
+        runs = {c.variant: _build_run(c, task, min_steps, ctx, MemoryShare(ctx.is_cuda, before_runs)) for c in cases}
 
-        take_turns(runs, stretch)
-        base = _Baselines()
-        if "nocomm" in by_variant:
-            base.nocomm_step_s = by_variant["nocomm"].pace(min_steps).per_step_s
-        if "sync" in by_variant:
-            sync = by_variant["sync"]
-            base.sync_wall_s, base.target_loss = sync.clock_s, smoothed(sync.loss_curve())[-1][1]
-            base.sync_step_s, base.sync_stretch_paces = sync.pace(min_steps).per_step_s, sync.stretch_paces(min_steps)
-            for case, run in zip(cases, runs, strict=True):
-                if case.variant not in ("sync", "nocomm", REFERENCE):
+        take_turns(list(runs.values()), stretch)
+        base = _Baselines.of(runs, min_steps)
+        if base.sync_wall_s is not None:
+            for variant, run in runs.items():
+                if variant not in ("sync", "nocomm", REFERENCE):
                     run.planned = extended_steps(min_steps, run.pace(min_steps), run.clock_s, base.sync_wall_s)
-            take_turns(runs, stretch)
-        for case, run in zip(cases, runs, strict=True):
-            yield self._result(case, run, task, min_steps, ctx, base, by_variant.get(REFERENCE))
+            take_turns(list(runs.values()), stretch)
+        for case in cases:
+            yield self._result(case, runs[case.variant], task, min_steps, ctx, base, runs.get(REFERENCE))
 
     def _result(self, case: CaseSpec, run: StrategyRun | BareRun, task: TrainTask, min_steps: int,
                 ctx: RankContext, base: _Baselines, reference: BareRun | None) -> CaseResult:
@@ -230,8 +227,8 @@ class TrainingSuite(DistributedSuite):
             metrics.update(self._training_metrics(case, run, task, ctx, base, min_steps))
             if case.variant == "nocomm" and reference is not None:
                 metrics["harness_overhead"] = pace.per_step_s / reference.pace(min_steps).per_step_s - 1
-        timer = ("cuda_events" if ctx.is_cuda else "perf_counter") + (" per stretch" if case.variant == REFERENCE
-                                                                      else " per step")
+        clock = "cuda_events" if ctx.is_cuda else "perf_counter"
+        timer = f"{clock} per {'stretch' if case.variant == REFERENCE else 'step'}"
         return CaseResult(case, "ok", m, metrics, timer=timer,
                           measure_config={"min_steps": min_steps, "warmup_steps": WARMUP_STEPS,
                                           "stretches": STRETCHES},
@@ -268,6 +265,21 @@ class TrainingSuite(DistributedSuite):
             "strategy_note": STRATEGIES[case.variant].note,
             "loss_smoothing": f"trailing mean of {LOSS_WINDOW} logged rank-0 training losses",
         }
+
+
+def _build_run(case: CaseSpec, task: TrainTask, min_steps: int, ctx: RankContext,
+               share: MemoryShare) -> StrategyRun | BareRun:
+    """The case's model, optimizer and strategy, built while `share` counts what they take."""
+    from bench_lib.distributed.train_runs import BareRun, StrategyRun
+
+    share.begin()
+    if case.variant == REFERENCE:
+        run = BareRun(task, ctx, share, min_steps)
+    else:
+        run = StrategyRun(task, ctx, share, min_steps, case.variant, int(case.param("sync_every", 1)),
+                          log_every=max(1, min_steps // LOSS_POINTS))
+    share.end()
+    return run
 
 
 def take_turns(runs: list[StrategyRun | BareRun], stretch: int) -> None:
