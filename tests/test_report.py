@@ -70,6 +70,8 @@ def training_results():
                    "eval_loss": 0.5, "target_loss": 0.2, "time_to_target_s": reached}
         if variant == "nocomm":
             metrics["harness_overhead"] = 0.021
+        if variant == "local_sgd":
+            metrics |= {"speedup_over_sync": 1.2, "speedup_over_sync_by_stretch": [1.1, 1.25, 1.3, 1.15]}
         if variant != "nocomm":
             metrics["tokens_per_s"] = 512 * 128 / wall_step
         case = CaseSpec.make("training", "digits_mlp", variant, "cpu", backend="gloo", world_size=2)
@@ -99,6 +101,7 @@ def test_full_report_has_every_section_and_readable_plots(tmp_path):
     assert "not reached" in text                     # time_to_target null
     assert "| 50.0 | 39.8 [" in text                  # local SGD: wall per step beside the median step (ms)
     assert "+2.1%" in text                           # nocomm's harness overhead over the bare loop
+    assert "1.20 [1.10-1.30]" in text                # speedup over sync, its range over the stretches
     assert "nccl-tests 2.19.6" in text               # reference figures for the H200 machine
     assert "Different machines or versions" in text
     names = {p.name for p in report.plots}

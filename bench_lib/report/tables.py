@@ -267,6 +267,7 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             f"exposed comm ({unit})": _num(exposed / scale if _num(exposed) != "-" else math.nan),
             # A negative exposed time means the no-communication run was the slower one: noise.
             "comm share of step": _num(share, "{:.0%}") + (" (below 0: noise)" if share < 0 else ""),
+            "speedup over sync [stretches]": _speedup_by_stretch(r),
             "harness overhead": _num(r.get("harness_overhead"), "{:+.1%}"),
             "peak memory": fmt_bytes(r.get("peak_memory_bytes")),
             "eval loss": _num(r.get("eval_loss"), "{:.4g}"),
@@ -278,6 +279,15 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         })
     table = pd.DataFrame(rows)
     return (table.loc[:, (table != "-").any(axis=0)] if not table.empty else table), unit
+
+
+def _speedup_by_stretch(r: pd.Series) -> str:
+    """Sync's wall per step over this strategy's, with the range over the stretches they ran in turn."""
+    speedup, by_stretch = r.get("speedup_over_sync"), r.get("speedup_over_sync_by_stretch")
+    if _num(speedup) == "-" or r["variant"] == "sync":
+        return "-"
+    spread = f" [{min(by_stretch):.2f}-{max(by_stretch):.2f}]" if isinstance(by_stretch, list) and by_stretch else ""
+    return f"{speedup:.2f}{spread}"
 
 
 def _status_rows(df: pd.DataFrame, status: str) -> pd.DataFrame:
