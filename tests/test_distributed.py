@@ -119,11 +119,11 @@ def test_strategies_take_turns_stretch_by_stretch():
             self.steps += n
 
     runs = [Run("a", 10), Run("b", 10), Run("c", 7)]
-    take_turns(runs, 4)
-    assert done == ["a4", "b4", "c4", "a4", "b4", "c3", "a2", "b2"]  # ABCABC, each to its own plan
+    take_turns(runs, 4, lambda i: done.append(i))
+    assert done == [0, "a4", 1, "b4", 2, "c4", 0, "a4", 1, "b4", 2, "c3", 0, "a2", 1, "b2"]  # ABCABC, to each plan
     runs[2].planned = 12  # c extended to sync's wall time: it takes its turns alone
-    take_turns(runs, 4)
-    assert done[8:] == ["c4", "c1"]
+    take_turns(runs, 4, lambda i: None)
+    assert done[16:] == ["c4", "c1"]
 
 
 def test_each_stretch_s_pace_counts_only_its_own_steps():

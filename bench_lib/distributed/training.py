@@ -27,7 +27,7 @@ import collections
 import gc
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -157,14 +157,20 @@ class TrainingSuite(DistributedSuite):
         return [self.timeout_s(c, profile) * per_workload[c.workload] for c in cases]
 
     def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
+        first = 0
         for workload, group in itertools.groupby(cases, key=lambda c: c.workload):
+            group = list(group)
             _warm_up(profile, ctx, workload)
-            yield from self._train_together(list(group), profile, ctx)
+            yield from self._train_together(group, first, profile, ctx)
+            first += len(group)
 
-    def _train_together(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
-        """Every case of one workload, their stretches taking turns; one result per case, in order."""
+    def _train_together(self, cases: list[CaseSpec], first: int, profile: str,
+                        ctx: RankContext) -> Iterator[CaseResult]:
+        """Every case of one workload (cases[0] is case `first` of the launch), their stretches taking turns;
+        one result per case, in order. Each turn is announced, so that a fault is laid at its case."""
         import torch
 
+        from bench_lib.distributed.rank import announce, inject_fault
         from bench_lib.distributed.tasks import task_for
         from bench_lib.distributed.train_runs import WARMUP_STEPS, MemoryShare
         from bench_lib.measure import memory
@@ -175,15 +181,22 @@ class TrainingSuite(DistributedSuite):
         if ctx.is_cuda:
             torch.cuda.synchronize()
         before_runs = torch.cuda.memory_allocated() if ctx.is_cuda else memory.current_rss_bytes()
-        runs = {c.variant: _build_run(c, task, min_steps, ctx, MemoryShare(ctx.is_cuda, before_runs)) for c in cases}
+        def turn(i: int) -> None:  # an injected fault (tests) fires at the case's first turn, when it is built
+            inject_fault(cases[i], ctx.rank)
+            announce(ctx.rank, first + i, cases[i])
 
-        take_turns(list(runs.values()), stretch)
+        runs = {}
+        for i, case in enumerate(cases):
+            turn(i)
+            runs[case.variant] = _build_run(case, task, min_steps, ctx, MemoryShare(ctx.is_cuda, before_runs))
+
+        take_turns(list(runs.values()), stretch, turn)
         base = _Baselines.of(runs, min_steps)
         if base.sync_wall_s is not None:
             for variant, run in runs.items():
                 if variant not in ("sync", "nocomm", REFERENCE):
                     run.planned = extended_steps(min_steps, run.pace(min_steps), run.clock_s, base.sync_wall_s)
-            take_turns(list(runs.values()), stretch)
+            take_turns(list(runs.values()), stretch, turn)
         for case in cases:
             yield self._result(case, runs[case.variant], task, min_steps, ctx, base, runs.get(REFERENCE))
 
@@ -282,9 +295,11 @@ def _build_run(case: CaseSpec, task: TrainTask, min_steps: int, ctx: RankContext
     return run
 
 
-def take_turns(runs: list[StrategyRun | BareRun], stretch: int) -> None:
-    """Round after round, the next stretch of every run that has steps left to its plan, in case order."""
+def take_turns(runs: list[StrategyRun | BareRun], stretch: int, before: Callable[[int], None]) -> None:
+    """Round after round, the next stretch of every run that has steps left to its plan, in case order;
+    `before(i)` ahead of run i's stretch."""
     while any(r.steps < r.planned for r in runs):
-        for r in runs:
+        for i, r in enumerate(runs):
             if r.steps < r.planned:
+                before(i)
                 r.stretch(min(stretch, r.planned - r.steps))
