@@ -181,6 +181,7 @@ class TrainingSuite(DistributedSuite):
         if ctx.is_cuda:
             torch.cuda.synchronize()
         before_runs = torch.cuda.memory_allocated() if ctx.is_cuda else memory.current_rss_bytes()
+
         def turn(i: int) -> None:  # an injected fault (tests) fires at the case's first turn, when it is built
             inject_fault(cases[i], ctx.rank)
             announce(ctx.rank, first + i, cases[i])
