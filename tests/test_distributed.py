@@ -17,7 +17,7 @@ from conftest import REPO, effbench
 
 from bench_lib.distributed.collectives import _buffers, _wrong_elements, bus_factor
 from bench_lib.distributed.pace import Pace, group_ends, step_times
-from bench_lib.distributed.train_runs import WARMUP_STEPS, StrategyRun
+from bench_lib.distributed.train_runs import WARMUP_STEPS, MemoryShare, StrategyRun
 from bench_lib.distributed.training import (
     MAX_EXTENSION,
     STRETCHES,
@@ -134,6 +134,24 @@ def test_each_stretch_s_pace_counts_only_its_own_steps():
     assert StrategyRun.stretch_paces(run, 20) == pytest.approx([0.001, 0.002])
     assert StrategyRun.stretch_paces(run, 10) == pytest.approx([0.001])  # extension stretches are not timed
     assert WARMUP_STEPS < 10
+
+
+def test_a_run_s_peak_memory_leaves_out_what_the_other_runs_hold(monkeypatch):
+    from bench_lib.distributed import train_runs
+
+    rss = {"current": 100, "peak": 100}
+    monkeypatch.setattr(train_runs.memory, "current_rss_bytes", lambda: rss["current"])
+    monkeypatch.setattr(train_runs.memory, "peak_rss_bytes", lambda: rss["peak"])
+    monkeypatch.setattr(train_runs.memory, "reset_peak_rss", lambda: True)
+    share = MemoryShare(cuda=False, before_runs=100)
+    share.begin()  # built: 30 of its own, 50 at the peak
+    rss.update(peak=150, current=130)
+    share.end()
+    rss.update(current=150)  # meanwhile another run grew by 20
+    share.begin()  # a stretch: 80 of its own at the peak
+    rss.update(peak=200, current=160)
+    share.end()
+    assert (share.own, share.own_peak, share.peak) == (40, 80, 180)
 
 
 def test_training_run_stores_every_figure(tmp_path):
