@@ -19,7 +19,7 @@ from bench_lib.history.detect import Change, detect_changes
 from bench_lib.report.load import Run
 from bench_lib.results.case import CaseSpec
 
-__all__ = ["Commit", "Point", "Series", "histories", "machine_label"]
+__all__ = ["Commit", "Point", "Series", "History", "histories", "machine_label"]
 
 _Z = NormalDist().inv_cdf(0.975)  # stored intervals are 95%: their half-width is _Z standard errors
 _UNKNOWN = datetime.min.replace(tzinfo=timezone.utc)
@@ -81,6 +81,19 @@ class Series:
         return self.changes[-1] if self.changes else None
 
 
+@dataclass(frozen=True)
+class History:
+    """Every case measured on one machine, over the commits its runs measured (in order)."""
+
+    machine: str
+    commits: tuple[Commit, ...]
+    series: tuple[Series, ...]
+
+    @property
+    def runs(self) -> int:
+        return len({r for s in self.series for p in s.points for r in p.runs})
+
+
 def machine_label(env: dict) -> str:
     gpus = env.get("gpus") or []
     gpu = f", {len(gpus)} x {gpus[0].get('name')}" if gpus else ""
@@ -109,22 +122,24 @@ def _usable(lo: float, median: float, hi: float) -> bool:
     return 0 < lo <= median <= hi < math.inf
 
 
-def histories(runs: list[Run], threshold: float) -> list[Series]:
+def histories(runs: list[Run], threshold: float) -> list[History]:
     """Every measured case's history per machine, with its changes (threshold as in detect_changes)."""
     ordered = sorted(runs, key=lambda r: (_when(_commit(r).time), _when(str(r.environment.get("captured_at") or "")),
                                           r.name))
     cells: dict[tuple[str, CaseSpec], dict[Commit, list[tuple[str, float, float, float]]]] = defaultdict(dict)
+    commits: dict[str, dict[Commit, None]] = defaultdict(dict)  # insertion-ordered sets
     for run in ordered:
         commit, machine = _commit(run), machine_label(run.environment)
+        commits[machine][commit] = None
         for case, result in run.results.items():
             m = result.measurement
             if result.status != "ok" or m is None or not _usable(m.ci95[0], m.median, m.ci95[1]):
                 continue
             cells[(machine, case)].setdefault(commit, []).append((run.name, m.median, *m.ci95))
-    out = []
-    for (machine, case), by_commit in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1].suite, kv[0][1].id)):
+    series: dict[str, list[Series]] = defaultdict(list)
+    for (machine, case), by_commit in sorted(cells.items(), key=lambda kv: (kv[0][1].suite, kv[0][1].id)):
         points = tuple(Point(commit, *(tuple(col) for col in zip(*rows, strict=True)))
                        for commit, rows in by_commit.items())
         changes = detect_changes([p.log_value for p in points], [p.own_variance for p in points], threshold)
-        out.append(Series(machine, case, points, tuple(changes)))
-    return out
+        series[machine].append(Series(machine, case, points, tuple(changes)))
+    return [History(m, tuple(commits[m]), tuple(series[m])) for m in sorted(series)]
