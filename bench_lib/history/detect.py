@@ -8,21 +8,24 @@ the larger of the point's own variance and the between-run variance measured ove
 itself: half the squared robust spread (MAD) of successive differences, which a few steps or a
 slow drift barely move.
 
-The model is piecewise constant, found by binary segmentation: in a stretch of history, the
-split that best separates two weighted means is a step only if
+First a point far from the running median of its neighbours (one run in a slow state of the
+machine, 2.5x) is pulled back to OUTLIER_SD of its noise: a spike narrower than MIN_SEGMENT points
+is not a step, and must not pull a segment's mean. The model is then piecewise constant, found
+by binary segmentation: in a stretch of history, the split that best separates the weighted
+means of its two sides is a step only if
 
 - its z score beats a Student t quantile at FALSE_ALARM_RATE, Bonferroni-corrected for the
   number of splits tried (a history of 20 points tries 17: one lucky split must not pass);
-- each side holds at least MIN_SEGMENT points, so one outlying run (a slow state of the machine)
-  never makes a step, and a step at the newest commit waits for one more commit to confirm it;
+- each side holds at least MIN_SEGMENT points: a step at the newest commit is reported once
+  MIN_SEGMENT commits show it;
 - its size is beyond the threshold, as `effbench compare` asks;
 - a straight line does not fit the stretch as well: a slow drift that a split happens to cut is
   reported as a drift over the stretch, never blamed on one commit.
 
 Then both sides are searched again. The step's location is uncertain where neighbouring splits
-explain the data nearly as well: every split whose likelihood ratio lies within the 95% chi-square
-quantile of the best one is plausible, and the step names the range from the last commit before
-the earliest plausible split (last good) to the commit at the latest (first bad).
+explain the data nearly as well: every split whose z^2 lies within the 95% chi-square quantile
+of the best one is plausible, and the step names the range from the last commit before the
+earliest plausible split (last good) to the commit at the latest (first bad).
 
 As in compare, a stretch without a change does not prove that nothing changed: a change smaller
 than the noise can hide there.
@@ -41,10 +44,12 @@ from scipy import stats as _st
 __all__ = [
     "FALSE_ALARM_RATE",
     "MIN_SEGMENT",
+    "OUTLIER_SD",
     "CONFIDENCE",
     "Change",
     "between_run_variance",
     "point_variances",
+    "clip_outliers",
     "detect_changes",
 ]
 
@@ -53,8 +58,17 @@ __all__ = [
 FALSE_ALARM_RATE = 0.001
 # Fewest points on either side of a step: one point alone could be one unlucky run.
 MIN_SEGMENT = 2
+# A point further than this many of its standard deviations from the running median around it
+# is pulled back to that distance (clip_outliers).
+OUTLIER_SD = 3.0
 CONFIDENCE = 0.95
 _MAD_TO_SD = 1.4826  # MAD of a normal sample times this estimates its standard deviation
+# The MAD is robust but noisy: it estimates a normal scale as well as the standard deviation of
+# 37% as many points would. A step's interval uses Student's t with as few degrees of freedom,
+# which brought its coverage from 92% to 95% in simulated histories (20 points, 15% step). The
+# detection quantile keeps n - 2: with the Bonferroni correction it flags 1 of 1000 pure-noise
+# histories, as FALSE_ALARM_RATE says.
+_MAD_EFFICIENCY = 0.37
 # Noise floor of a point (relative s.d., 0.01%): below any timer's resolution, it keeps the
 # weights finite when identical samples give a zero-width interval.
 _MIN_SD = 1e-4
@@ -101,9 +115,26 @@ def point_variances(own: Sequence[float], y: Sequence[float]) -> np.ndarray:
     return own_v if math.isnan(spread) else np.maximum(own_v, spread)
 
 
+def clip_outliers(y: Sequence[float], sd: Sequence[float]) -> np.ndarray:
+    """Each point pulled to within OUTLIER_SD of the median of the 2*MIN_SEGMENT-1 points around it.
+
+    A running median keeps a step's edge where it is but drops a spike narrower than MIN_SEGMENT
+    points (one run in a slow state of the machine), which would otherwise pull a segment's mean.
+    """
+    y = np.asarray(y, dtype=float)
+    width = 2 * MIN_SEGMENT - 1
+    if y.size < width:
+        return y
+    half = width // 2
+    starts = np.clip(np.arange(y.size) - half, 0, y.size - width)  # the window stays whole at the edges
+    local = np.array([np.median(y[i:i + width]) for i in starts])
+    bound = OUTLIER_SD * np.asarray(sd, dtype=float)
+    return np.clip(y, local - bound, local + bound)
+
+
 def _split_scores(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every split k (left = y[:k]), the z score of right mean minus left mean, the
-    difference and its standard error; weights w are inverse variances."""
+    """For every split k = 1 .. n-1 (left = y[:k]), at index k - 1: the z score of the right mean
+    minus the left mean, the difference and its standard error; weights w are inverse variances."""
     cw, cwy = np.cumsum(w)[:-1], np.cumsum(w * y)[:-1]
     tw, twy = w.sum(), (w * y).sum()
     diff = (twy - cwy) / (tw - cw) - cwy / cw
@@ -121,8 +152,8 @@ def _line_rss(y: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:
     return rss, slope, 1 / math.sqrt(sxx)
 
 
-def _quantile(p: float, points: int) -> float:
-    return float(_st.t.ppf(p, max(points - 2, 1)))
+def _quantile(p: float, df: float) -> float:
+    return float(_st.t.ppf(p, max(df, 1)))
 
 
 def _search(y: np.ndarray, w: np.ndarray, start: int, threshold: float, points: int) -> list[Change]:
@@ -131,22 +162,23 @@ def _search(y: np.ndarray, w: np.ndarray, start: int, threshold: float, points: 
     if candidates < 1:
         return []
     z, diff, se = _split_scores(y, w)
-    lo = MIN_SEGMENT - 1  # split index k - 1 for k = MIN_SEGMENT .. n - MIN_SEGMENT
+    lo = MIN_SEGMENT - 1  # index of split k = MIN_SEGMENT; the window ends at k = n - MIN_SEGMENT
     window = slice(lo, lo + candidates)
     best = lo + int(np.argmax(np.abs(z[window])))
-    crit = _quantile(1 - FALSE_ALARM_RATE / (2 * candidates), points)
+    crit = _quantile(1 - FALSE_ALARM_RATE / (2 * candidates), points - 2)
     if abs(z[best]) < crit or abs(diff[best]) < math.log1p(threshold):
         return []
     total_rss = float((w * (y - np.average(y, weights=w)) ** 2).sum())
-    step_rss = total_rss - float(z[best]) ** 2  # what the split explains is z^2 (weighted means)
+    step_rss = total_rss - float(z[best]) ** 2  # what a split of weighted means explains is its z^2
     line_rss, slope, slope_se = _line_rss(y, w)
-    half = _quantile(0.5 + CONFIDENCE / 2, points)
+    half = _quantile(0.5 + CONFIDENCE / 2, _MAD_EFFICIENCY * (points - 2))
     if line_rss <= step_rss:
         span = n - 1
         if abs(slope) * span < math.log1p(threshold) or abs(slope) < half * slope_se:
             return []
-        return [Change("drift", start, start + span, math.exp(slope * span), math.exp((slope - half * slope_se) * span),
-                       math.exp((slope + half * slope_se) * span), slope / slope_se)]
+        return [Change("drift", start, start + span, *(math.exp(b * span) for b in
+                                                        (slope, slope - half * slope_se, slope + half * slope_se)),
+                       slope / slope_se)]
     z2 = z[window] ** 2
     plausible = np.flatnonzero(z2 >= z2.max() - _PLAUSIBLE) + lo + 1  # split k: first bad point is k
     d, s = float(diff[best]), float(se[best])
@@ -169,4 +201,4 @@ def detect_changes(log_values: Sequence[float], own_variances: Sequence[float], 
     v = point_variances(own_variances, y)
     if not np.all(np.isfinite(y)) or not np.all(np.isfinite(v)):
         raise ValueError("log values and variances must be finite")
-    return _search(y, 1 / v, 0, threshold, y.size)
+    return _search(clip_outliers(y, np.sqrt(v)), 1 / v, 0, threshold, y.size)
