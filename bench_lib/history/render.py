@@ -28,6 +28,7 @@ __all__ = ["Page", "changes_table", "trend_plot", "build_page"]
 
 _MAX_TICKS = 20
 _MAX_LINES = 10  # cases per panel: more than tab10 can tell apart get a panel of their own
+_LOG_ABOVE = 3.0  # a panel whose values span more than this factor gets a log y axis
 
 
 @dataclass
@@ -88,12 +89,13 @@ def trend_plot(h: History, suite: str, path: Path) -> Path | None:
     panels = _panels([s for s in h.series if s.case.suite == suite])
     if not panels:
         return None
-    fig, axes = _grid(len(panels), f"{suite} on {h.machine}: figure over commits (relative to its median)",
+    fig, axes = _grid(len(panels), f"{suite} on {h.machine}\neach case's time relative to its median over the history",
                       7.0, 4.2)
     x_of = {c: i for i, c in enumerate(h.commits)}
     step = max(1, -(-len(h.commits) // _MAX_TICKS))
     palette = colormaps["tab10"]
     for ax, (title, cases) in zip(axes, panels, strict=True):
+        span = []
         for i, s in enumerate(cases):
             x = [x_of[p.commit] for p in s.points]
             ref = float(np.median([p.value for p in s.points]))
@@ -102,6 +104,7 @@ def trend_plot(h: History, suite: str, path: Path) -> Path | None:
             color = palette(i)
             ax.plot(x, y, marker="o", markersize=3, color=color, label=_case_label(s))
             ax.fill_between(x, np.divide(lo, ref), np.divide(hi, ref), color=color, alpha=0.15, linewidth=0)
+            span += [min(lo) / ref, max(hi) / ref]
             for c in s.changes:
                 at = x_of[s.points[c.first_bad].commit] - (0.5 if c.kind == "step" else 0)
                 ax.axvline(at, color=color, linestyle="--", linewidth=1)
@@ -111,8 +114,9 @@ def trend_plot(h: History, suite: str, path: Path) -> Path | None:
         ax.set_xlim(-0.5, len(h.commits) - 0.5)
         ax.set_title(title)
         ax.set_xlabel("commit (oldest left)")
-        ax.set_ylabel("time / its median over the history (log)")
-        _plain_log_y(ax)
+        if max(span) / min(span) > _LOG_ABOVE:
+            _plain_log_y(ax)
+        ax.set_ylabel("time / its median over the history" + (" (log)" if ax.get_yscale() == "log" else ""))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
