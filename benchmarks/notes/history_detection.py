@@ -1,0 +1,171 @@
+"""Does `effbench history` find a real slowdown at its commit, and stay quiet on identical code?
+And does asv's step detection, run on the same histories, do better?
+
+    python benchmarks/notes/history_detection.py [--runs DIR] [--histories 10] [--length 20]
+        [--asv PATH_TO_ASV_PACKAGE] [--json OUT.json]
+
+The runs are those of rerun_validation.py (DIR/triples.json): back-to-back `effbench run --suite
+inference --profile quick --device cpu` on the 2-core machine; A and A' of identical code, and S of
+a revision in which TARGET does 25% more work. All A runs measured the same commit, so commit
+order is synthetic: a history is a list of real runs, and position i is given commit `p{i:02d}`
+with a commit time i minutes after a fixed origin, which is what `effbench history` orders by.
+
+- quiet histories: `length` A runs; the first in the order they were measured, the others a
+  random subset of the A runs in random order (the pool holds few more than `length` runs, so
+  these histories share most of their runs);
+- changed histories: A runs at positions 0..k-1 and S runs from position k on (k drawn from
+  [length - S pool, length - 4]), each part in the order measured.
+
+For each history both methods see the same numbers: effbench's `histories()` (runs' medians and
+95% intervals, the between-run spread measured over the history), and asv's `detect_steps`
+(weights 2 / interval width, as asv's publish gives them) with `detect_regressions` at asv's
+default threshold of 5%. asv reports regressions (upward steps) only, so effbench's count of
+false alarms is given for any change and for "slower" changes alike. asv is loaded from a
+directory holding the `asv` package (pip install --target DIR asv); its own __init__ needs
+dependencies the step detection does not, so only `asv.step_detect` is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import beta
+
+from bench_lib.history.series import histories
+from bench_lib.report.load import Run, load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET = "digits_mlp_wide-int8_dynamic-batch64-cpu"
+THRESHOLD = 0.10  # effbench's default, as `effbench history` uses it
+ASV_THRESHOLD = 0.05  # asv publish's default regressions threshold
+MIN_AFTER = 4
+
+
+def load_asv(path: Path) -> types.ModuleType:
+    pkg = types.ModuleType("asv")
+    pkg.__path__ = [str(path)]
+    sys.modules["asv"] = pkg
+    return importlib.import_module("asv.step_detect")
+
+
+def pools(runs_dir: Path) -> tuple[list[Run], list[Run]]:
+    """(A runs, S runs) of every finished triple, each in the order measured."""
+    triples = json.loads((runs_dir / "triples.json").read_text())
+    names = {"a": [], "s": []}
+    for t in triples:
+        names["a"] += [t[k]["run"] for k in ("a", "a2") if t[k]["exit"] == 0]
+        if t.get("slow", {}).get("exit") == 0:
+            names["s"].append(t["slow"]["run"])
+    spec = ",".join(str(runs_dir / n) for n in names["a"] + names["s"])
+    by_name = {r.name: r for r in load_spec(spec)}
+    return [by_name[n] for n in names["a"]], [by_name[n] for n in names["s"]]
+
+
+def as_history(runs: list[Run]) -> list[Run]:
+    """The runs with synthetic commits p00, p01, ... in this order."""
+    out = []
+    for i, run in enumerate(runs):
+        commit = {"id": f"p{i:02d}" + "0" * 37, "time": f"2026-12-01T00:{i:02d}:00+00:00", "dirty": False}
+        out.append(Run(run.run_dir, [dataclasses.replace(f, commit=commit) for f in run.files]))
+    return out
+
+
+def effbench_flags(runs: list[Run]) -> dict[str, list[tuple[int, int, bool]]]:
+    """Per flagged case: its changes as (last good, first bad, slower)."""
+    [h] = histories(as_history(runs), THRESHOLD)
+    return {s.case.id: [(c.last_good, c.first_bad, c.slower) for c in s.changes] for s in h.series if s.changes}
+
+
+def asv_flags(runs: list[Run], step_detect: types.ModuleType) -> dict[str, list[tuple[int, int, bool]]]:
+    """Per case with a regression: (last good, first bad, True) as asv's detect_regressions names them."""
+    cases = sorted(set.intersection(*({c for c, res in r.results.items() if res.status == "ok"} for r in runs)),
+                   key=lambda c: c.id)
+    out = {}
+    for case in cases:
+        ms = [r.results[case].measurement for r in runs]
+        y = [m.median for m in ms]
+        w = [2 / (m.ci95[1] - m.ci95[0]) if m.ci95[1] > m.ci95[0] else None for m in ms]
+        _, _, jumps = step_detect.detect_regressions(step_detect.detect_steps(y, w), ASV_THRESHOLD)
+        if jumps:
+            out[case.id] = [(before, after, True) for before, after, *_ in jumps]
+    return out
+
+
+def rate(k: int, n: int) -> str:
+    lo = beta.ppf(0.025, k, n - k + 1) if k else 0.0
+    hi = beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+    return f"{k} of {n} ({k / n:.0%}, 95% CI {lo:.0%}-{hi:.0%})"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=Path, default=REPO / "benchmarks" / "notes" / "rerun-runs")
+    p.add_argument("--histories", type=int, default=10)
+    p.add_argument("--length", type=int, default=20)
+    p.add_argument("--asv", type=Path, default=None, help="directory of the asv package (its step_detect.py)")
+    p.add_argument("--json", type=Path, default=None, help="write every history's flags here")
+    args = p.parse_args()
+    a_pool, s_pool = pools(args.runs)
+    n = args.length
+    if len(a_pool) < n or len(s_pool) < MIN_AFTER:
+        raise SystemExit(f"need {n} A runs and {MIN_AFTER} S runs, have {len(a_pool)} and {len(s_pool)}")
+    step_detect = load_asv(args.asv) if args.asv else None
+    rng = np.random.default_rng(20261201)
+    log: list[dict] = []
+    for i in range(args.histories):
+        if i == 0:
+            quiet = a_pool[:n]
+        else:
+            quiet = [a_pool[j] for j in rng.choice(len(a_pool), n, replace=False)]
+        k = int(rng.integers(max(n - len(s_pool), 1), n - MIN_AFTER + 1))
+        before = sorted(rng.choice(len(a_pool), k, replace=False))
+        after = sorted(rng.choice(len(s_pool), n - k, replace=False))
+        changed = [a_pool[j] for j in before] + [s_pool[j] for j in after]
+        for kind, runs in (("quiet", quiet), ("changed", changed)):
+            entry = {"kind": kind, "history": i, "first_bad": k if kind == "changed" else None,
+                     "runs": [r.name for r in runs], "effbench": effbench_flags(runs)}
+            if step_detect:
+                entry["asv"] = asv_flags(runs, step_detect)
+            log.append(entry)
+    if args.json:
+        args.json.write_text(json.dumps(log, indent=1))
+    summarize(log, len(a_pool), len(s_pool), n)
+
+
+def summarize(log: list[dict], a_runs: int, s_runs: int, n: int) -> None:
+    print(f"pools: {a_runs} A runs, {s_runs} S runs; histories of {n} runs; TARGET {TARGET}")
+    methods = [m for m in ("effbench", "asv") if m in log[0]]
+    print("| method | changed case found at its commit (exact) | range holds it | other cases flagged "
+          "(changed histories) | quiet histories with any case flagged | ... with a case flagged slower |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for m in methods:
+        changed = [e for e in log if e["kind"] == "changed"]
+        quiet = [e for e in log if e["kind"] == "quiet"]
+        exact = held = others = 0
+        for e in changed:
+            k, flags = e["first_bad"], e[m].get(TARGET, [])
+            exact += any(g == k - 1 and b == k and slower for g, b, slower in flags)
+            held += any(g <= k - 1 and b >= k and slower for g, b, slower in flags)
+            others += any(c != TARGET for c in e[m])
+        any_flag = sum(bool(e[m]) for e in quiet)
+        slower = sum(any(s for fl in e[m].values() for *_, s in fl) for e in quiet)
+        print(f"| {m} | {rate(exact, len(changed))} | {rate(held, len(changed))} | {rate(others, len(changed))} "
+              f"| {rate(any_flag, len(quiet))} | {rate(slower, len(quiet))} |")
+    for m in methods:
+        seen: dict[str, int] = {}
+        for e in log:
+            for case in e[m]:
+                if e["kind"] == "quiet" or case != TARGET:
+                    seen[case] = seen.get(case, 0) + 1
+        print(f"{m} false flags by case: " + (", ".join(f"{c} x{k}" for c, k in sorted(seen.items())) or "none"))
+
+
+if __name__ == "__main__":
+    main()
