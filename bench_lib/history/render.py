@@ -9,6 +9,7 @@ two pages last, atomically, so a reader never finds a page that points at a miss
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def changes_table(histories: list[History]) -> pd.DataFrame:
             rows.append({"_at": order[bad], "_seen": len(h.commits),
                          "": MARKS["slower" if c.slower else "faster"], "machine": h.machine,
                          "case": f"{s.case.suite}/{s.case.id}", "change": c.kind,
-                         "last good": f"`{good.label}` {good.time[:10]}", "first bad": f"`{bad.label}` {bad.time[:10]}",
+                         "last good": f"{good.label} {good.time[:10]}", "first bad": f"{bad.label} {bad.time[:10]}",
                          "after/before [95% CI]": _ratio(c), "z": f"{c.z:.1f}",
                          "changes": str(len(s.changes))})
     if not rows:
@@ -134,16 +135,27 @@ def _legend(threshold: float) -> str:
             "`-` faster. A case without a change may still hide one smaller than its noise.")
 
 
-def _summary(histories: list[History], table: pd.DataFrame, threshold: float) -> str:
-    lines = ["## Latest change points", ""]
+def _machines(histories: list[History]) -> list[str]:
+    """One markdown line per machine: what its history holds."""
+    lines = []
     for h in histories:
-        with_change = sum(1 for s in h.series if s.changes)
         first, last = h.commits[0], h.commits[-1]
-        lines.append(f"- **{h.machine}**: {len(h.series)} cases, {h.runs} runs over {len(h.commits)} commits "
+        lines.append(f"**{h.machine}**: {len(h.series)} cases, {h.runs} runs over {len(h.commits)} commits "
                      f"(`{first.label}` {first.time[:10]} to `{last.label}` {last.time[:10]}); "
-                     f"{with_change} with a change")
+                     f"{sum(1 for s in h.series if s.changes)} with a change")
+    return lines
+
+
+def _summary(histories: list[History], table: pd.DataFrame, threshold: float) -> str:
+    lines = ["## Latest change points", "", *(f"- {line}" for line in _machines(histories))]
     lines += ["", markdown_table(table), "", _legend(threshold), ""]
     return "\n".join(lines)
+
+
+def _inline_html(markdown: str) -> str:
+    """The little inline markdown these lines use (**bold**, `code`) as escaped HTML."""
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(markdown))
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em}"
@@ -153,11 +165,10 @@ _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;
 
 def _html(histories: list[History], table: pd.DataFrame, plots: list[tuple[str, Path]], threshold: float) -> str:
     esc = html.escape
-    items = "".join(f"<li><b>{esc(h.machine)}</b>: {len(h.series)} cases, {h.runs} runs over {len(h.commits)} "
-                    f"commits, {sum(1 for s in h.series if s.changes)} with a change</li>" for h in histories)
+    items = "".join(f"<li>{_inline_html(line)}</li>" for line in _machines(histories))
     body = table.to_html(index=False, escape=True, border=0) if not table.empty else "<p><i>(no change)</i></p>"
     figures = "".join(f'<h3>{esc(title)}</h3><img src="{esc(p.name)}" alt="{esc(title)}">' for title, p in plots)
-    legend = esc(_legend(threshold)).replace("**", "")
+    legend = _inline_html(_legend(threshold))
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>effbench history</title>'
             f"<style>{_CSS}</style></head><body><h1>effbench history</h1><h2>Latest change points</h2>"
             f"<ul>{items}</ul>{body}<p>{legend}</p><h2>Trends</h2>{figures}</body></html>\n")
