@@ -10,11 +10,13 @@ a revision in which TARGET does 25% more work. All A runs measured the same comm
 order is synthetic: a history is a list of real runs, and position i is given commit `p{i:02d}`
 with a commit time i minutes after a fixed origin, which is what `effbench history` orders by.
 
-- quiet histories: `length` A runs; the first in the order they were measured, the others a
-  random subset of the A runs in random order (the pool holds few more than `length` runs, so
-  these histories share most of their runs);
+- quiet histories: `length` runs of A, A' and S, in the order they were measured: the first
+  `length` runs, then random subsets. S differs from A in TARGET alone, so every other case is
+  identical code in all of them; TARGET is left out of the quiet count. The pool holds few more
+  than `length` runs, so these histories share most of their runs: they are not independent;
 - changed histories: A runs at positions 0..k-1 and S runs from position k on (k drawn from
-  [length - S pool, length - 4]), each part in the order measured.
+  [length - S runs, A runs] and at most length - MIN_AFTER), each part a random subset in the
+  order measured.
 
 For each history both methods see the same numbers: effbench's `histories()` (runs' medians and
 95% intervals, the between-run spread measured over the history), and asv's `detect_steps`
@@ -55,17 +57,15 @@ def load_asv(path: Path) -> types.ModuleType:
     return importlib.import_module("asv.step_detect")
 
 
-def pools(runs_dir: Path) -> tuple[list[Run], list[Run]]:
-    """(A runs, S runs) of every finished triple, each in the order measured."""
+def pools(runs_dir: Path) -> tuple[list[Run], list[Run], list[Run]]:
+    """(A runs, S runs, all runs) of every finished triple, each in the order measured."""
     triples = json.loads((runs_dir / "triples.json").read_text())
-    names = {"a": [], "s": []}
+    kinds: dict[str, str] = {}
     for t in triples:
-        names["a"] += [t[k]["run"] for k in ("a", "a2") if t[k]["exit"] == 0]
-        if t.get("slow", {}).get("exit") == 0:
-            names["s"].append(t["slow"]["run"])
-    spec = ",".join(str(runs_dir / n) for n in names["a"] + names["s"])
-    by_name = {r.name: r for r in load_spec(spec)}
-    return [by_name[n] for n in names["a"]], [by_name[n] for n in names["s"]]
+        kinds.update({t[k]["run"]: "s" if k == "slow" else "a" for k in ("a", "a2", "slow")
+                      if k in t and t[k]["exit"] == 0})
+    runs = sorted(load_spec(",".join(str(runs_dir / n) for n in kinds)), key=lambda r: r.name)  # names are times
+    return [r for r in runs if kinds[r.name] == "a"], [r for r in runs if kinds[r.name] == "s"], runs
 
 
 def as_history(runs: list[Run]) -> list[Run]:
@@ -112,19 +112,17 @@ def main() -> None:
     p.add_argument("--asv", type=Path, default=None, help="directory of the asv package (its step_detect.py)")
     p.add_argument("--json", type=Path, default=None, help="write every history's flags here")
     args = p.parse_args()
-    a_pool, s_pool = pools(args.runs)
+    a_pool, s_pool, every = pools(args.runs)
     n = args.length
-    if len(a_pool) < n or len(s_pool) < MIN_AFTER:
-        raise SystemExit(f"need {n} A runs and {MIN_AFTER} S runs, have {len(a_pool)} and {len(s_pool)}")
+    first_bad = (max(n - len(s_pool), MIN_AFTER), min(len(a_pool), n - MIN_AFTER))
+    if len(every) < n or first_bad[0] > first_bad[1]:
+        raise SystemExit(f"too few runs for histories of {n}: {len(a_pool)} A and {len(s_pool)} S")
     step_detect = load_asv(args.asv) if args.asv else None
     rng = np.random.default_rng(20261201)
     log: list[dict] = []
     for i in range(args.histories):
-        if i == 0:
-            quiet = a_pool[:n]
-        else:
-            quiet = [a_pool[j] for j in rng.choice(len(a_pool), n, replace=False)]
-        k = int(rng.integers(max(n - len(s_pool), 1), n - MIN_AFTER + 1))
+        quiet = every[:n] if i == 0 else [every[j] for j in sorted(rng.choice(len(every), n, replace=False))]
+        k = int(rng.integers(first_bad[0], first_bad[1] + 1))
         before = sorted(rng.choice(len(a_pool), k, replace=False))
         after = sorted(rng.choice(len(s_pool), n - k, replace=False))
         changed = [a_pool[j] for j in before] + [s_pool[j] for j in after]
@@ -133,6 +131,9 @@ def main() -> None:
                      "runs": [r.name for r in runs], "effbench": effbench_flags(runs)}
             if step_detect:
                 entry["asv"] = asv_flags(runs, step_detect)
+            if kind == "quiet":  # TARGET is changed code in the S runs of a quiet history
+                for method in ("effbench", "asv"):
+                    entry.get(method, {}).pop(TARGET, None)
             log.append(entry)
     if args.json:
         args.json.write_text(json.dumps(log, indent=1))
@@ -141,6 +142,7 @@ def main() -> None:
 
 def summarize(log: list[dict], a_runs: int, s_runs: int, n: int) -> None:
     print(f"pools: {a_runs} A runs, {s_runs} S runs; histories of {n} runs; TARGET {TARGET}")
+    print(f"first bad position of the changed histories: {sorted(e['first_bad'] for e in log if e['first_bad'])}")
     methods = [m for m in ("effbench", "asv") if m in log[0]]
     print("| method | changed case found at its commit (exact) | range holds it | other cases flagged "
           "(changed histories) | quiet histories with any case flagged | ... with a case flagged slower |")
