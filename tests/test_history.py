@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import effbench
 
+from bench_lib.atomic import new_file_mode
 from bench_lib.history.detect import detect_changes
 from bench_lib.history.series import histories
 from bench_lib.measure.stats import Measurement
@@ -144,6 +145,7 @@ def test_history_command_names_the_commit_of_the_step(tmp_path):
     assert len(rows) == 1 and "mlp-int8_dynamic-batch64-cpu" in rows[0], proc.stdout
     assert "| step | c0600000 2026-11-20 | c0700000 2026-11-20 | 1.2" in rows[0]
     page = (out / "index.html").read_text()
+    assert (out / "index.html").stat().st_mode & 0o777 == new_file_mode()  # a web server may read it
     assert "<script" not in page and "c0700000" in page
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 1 and pngs[0].read_bytes()[:4] == b"\x89PNG" and f'src="{pngs[0].name}"' in page
