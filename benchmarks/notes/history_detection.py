@@ -10,10 +10,11 @@ a revision in which TARGET does 25% more work. All A runs measured the same comm
 order is synthetic: a history is a list of real runs, and position i is given commit `p{i:02d}`
 with a commit time i minutes after a fixed origin, which is what `effbench history` orders by.
 
-- quiet histories: `length` runs of A, A' and S, in the order they were measured: the first
-  `length` runs, then random subsets. S differs from A in TARGET alone, so every other case is
-  identical code in all of them; TARGET is left out of the quiet count. The pool holds few more
-  than `length` runs, so these histories share most of their runs: they are not independent;
+- quiet histories: `length` runs of A, A' and S: the first `length` in the order they were
+  measured, then random subsets in random order (a permutation where the pool holds no more).
+  S differs from A in TARGET alone, so every other case is identical code in all of them;
+  TARGET is left out of the quiet count. The pool holds few more than `length` runs, so these
+  histories share most of their runs: they are not independent;
 - changed histories: A runs at positions 0..k-1 and S runs from position k on (k drawn from
   [length - S runs, A runs] and at most length - MIN_AFTER), each part a random subset in the
   order measured.
@@ -121,7 +122,7 @@ def main() -> None:
     rng = np.random.default_rng(20261201)
     log: list[dict] = []
     for i in range(args.histories):
-        quiet = every[:n] if i == 0 else [every[j] for j in sorted(rng.choice(len(every), n, replace=False))]
+        quiet = every[:n] if i == 0 else [every[j] for j in rng.choice(len(every), n, replace=False)]
         k = int(rng.integers(first_bad[0], first_bad[1] + 1))
         before = sorted(rng.choice(len(a_pool), k, replace=False))
         after = sorted(rng.choice(len(s_pool), n - k, replace=False))
