@@ -2,7 +2,7 @@
 And does asv's step detection, run on the same histories, do better?
 
     python benchmarks/notes/history_detection.py [--runs DIR] [--histories 10] [--length 20]
-        [--asv PATH_TO_ASV_PACKAGE] [--json OUT.json]
+        [--asv PATH_TO_ASV_PACKAGE] [--json OUT.json] [--synthetic 500]
 
 The runs are those of rerun_validation.py (DIR/triples.json): back-to-back `effbench run --suite
 inference --profile quick --device cpu` on the 2-core machine; A and A' of identical code, and S of
@@ -26,6 +26,10 @@ default threshold of 5%. asv reports regressions (upward steps) only, so effbenc
 false alarms is given for any change and for "slower" changes alike. asv is loaded from a
 directory holding the `asv` package (pip install --target DIR asv); its own __init__ needs
 dependencies the step detection does not, so only `asv.step_detect` is imported.
+
+`--synthetic N` adds both methods on N simulated histories of each kind (a 15% step, identical
+code, a drift), with the noise of a machine that has slow states: 3% normal noise per run, and
+one run in ten slowed by a factor drawn from 1.3-2.5; each run's own interval is +-4%.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import beta
 
+from bench_lib.history.detect import detect_changes
 from bench_lib.history.series import histories
 from bench_lib.report.load import Run, load_spec
 
@@ -99,6 +104,50 @@ def asv_flags(runs: list[Run], step_detect: types.ModuleType) -> dict[str, list[
     return out
 
 
+def simulated(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Log figures of a simulated history: a 15% step at 2n/3, nothing, or 1.5% per commit."""
+    y = np.log(1e-3) + rng.normal(0, 0.03, n)
+    slow = rng.random(n) < 0.1
+    y[slow] += np.log(rng.uniform(1.3, 2.5, slow.sum()))
+    if kind == "step":
+        y[2 * n // 3:] += np.log(1.15)
+    elif kind == "drift":
+        y += np.arange(n) * np.log(1.015)
+    return y
+
+
+def synthetic(count: int, n: int, step_detect: types.ModuleType | None) -> None:
+    own = (0.04 / 1.96) ** 2
+    rng = np.random.default_rng(7)
+    k = 2 * n // 3
+    tallies: dict[str, dict[str, int]] = {}
+    for kind in ("step", "quiet", "drift"):
+        for _ in range(count):
+            y = simulated(kind, n, rng)
+            flags = {"effbench": [(c.kind, c.last_good, c.first_bad, c.slower)
+                                  for c in detect_changes(y, [own] * n, THRESHOLD)]}
+            if step_detect:
+                _, _, jumps = step_detect.detect_regressions(step_detect.detect_steps(list(np.exp(y)), [1.0] * n),
+                                                             ASV_THRESHOLD)
+                flags["asv"] = [("step", b, a, True) for b, a, *_ in jumps or []]
+            for m, fl in flags.items():
+                t = tallies.setdefault(m, {})
+                if kind == "step":
+                    t["exact"] = t.get("exact", 0) + any(f == ("step", k - 1, k, True) for f in fl)
+                elif kind == "quiet":
+                    t["quiet"] = t.get("quiet", 0) + bool(fl)
+                else:
+                    t["blamed"] = t.get("blamed", 0) + any(f[0] == "step" for f in fl)
+                    t["drift"] = t.get("drift", 0) + any(f[0] == "drift" for f in fl)
+    print(f"\nsimulated histories of {n} commits, {count} of each kind:")
+    print("| method | 15% step found at its commit | identical code: any change flagged | drift: blamed on a "
+          "commit as a step | drift: reported as a drift |")
+    print("| --- | --- | --- | --- | --- |")
+    for m, t in tallies.items():
+        print(f"| {m} | {rate(t['exact'], count)} | {rate(t['quiet'], count)} | {rate(t['blamed'], count)} "
+              f"| {rate(t.get('drift', 0), count) if m == 'effbench' else 'n/a'} |")
+
+
 def rate(k: int, n: int) -> str:
     lo = beta.ppf(0.025, k, n - k + 1) if k else 0.0
     hi = beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
@@ -112,6 +161,7 @@ def main() -> None:
     p.add_argument("--length", type=int, default=20)
     p.add_argument("--asv", type=Path, default=None, help="directory of the asv package (its step_detect.py)")
     p.add_argument("--json", type=Path, default=None, help="write every history's flags here")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N", help="also N simulated histories of each kind")
     args = p.parse_args()
     a_pool, s_pool, every = pools(args.runs)
     n = args.length
@@ -139,6 +189,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(log, indent=1))
     summarize(log, len(a_pool), len(s_pool), n)
+    if args.synthetic:
+        synthetic(args.synthetic, n, step_detect)
 
 
 def summarize(log: list[dict], a_runs: int, s_runs: int, n: int) -> None:
