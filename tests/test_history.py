@@ -83,11 +83,18 @@ def test_a_step_smaller_than_the_threshold_is_not_reported():
     assert changes(y, threshold=0.10) == [] and changes(y, threshold=0.05)
 
 
-def test_a_step_at_the_newest_commit_waits_for_a_second_commit():
-    y = history(20, 0.02, 1, step_at=19, step=1.3)
+def test_a_step_at_the_newest_commits_waits_for_a_third_commit():
+    for newest in (19, 18):
+        assert changes(history(20, 0.02, 1, step_at=newest, step=1.3)) == []
+    [c] = changes(history(20, 0.02, 1, step_at=17, step=1.3))
+    assert (c.last_good, c.first_bad) == (16, 17)
+
+
+def test_two_slow_runs_in_a_row_are_not_a_step():
+    y = history(20, 0.02, 4)
+    y[8] += math.log(2.0)
+    y[9] += math.log(1.6)  # an episode of the machine's slow state
     assert changes(y) == []
-    [c] = changes(history(20, 0.02, 1, step_at=18, step=1.3))
-    assert (c.last_good, c.first_bad) == (17, 18)
 
 
 def test_two_steps_are_both_found():

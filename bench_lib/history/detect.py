@@ -15,7 +15,7 @@ by binary segmentation: in a stretch of history, the split that best separates t
 means of its two sides is a step only if
 
 - its z score beats a Student t quantile at FALSE_ALARM_RATE, Bonferroni-corrected for the
-  number of splits tried (a history of 20 points tries 17: one lucky split must not pass);
+  number of splits tried (a history of 20 points tries 15: one lucky split must not pass);
 - each side holds at least MIN_SEGMENT points: a step at the newest commit is reported once
   MIN_SEGMENT commits show it;
 - its size is beyond the threshold, as `effbench compare` asks;
@@ -56,8 +56,10 @@ __all__ = [
 # Chance, per case and history, that noise alone yields a step (before the size bar); the
 # inference suite has 28 cases, so a history of identical code is flagged anywhere ~3% of the time.
 FALSE_ALARM_RATE = 0.001
-# Fewest points on either side of a step: one point alone could be one unlucky run.
-MIN_SEGMENT = 2
+# Fewest points on either side of a step. Slow states of the machine come in episodes: with 2, two
+# slow runs in a row made a step up and down in 16% of simulated identical-code histories (one run
+# in ten slowed 1.3-2.5x), with 3 in 4%, for the same detection of a 15% step (50%).
+MIN_SEGMENT = 3
 # A point further than this many of its standard deviations from the running median around it
 # is pulled back to that distance (clip_outliers).
 OUTLIER_SD = 3.0
@@ -65,8 +67,8 @@ CONFIDENCE = 0.95
 _MAD_TO_SD = 1.4826  # MAD of a normal sample times this estimates its standard deviation
 # The MAD is robust but noisy: it estimates a normal scale as well as the standard deviation of
 # 37% as many points would. A step's interval uses Student's t with as few degrees of freedom,
-# which brought its coverage from 92% to 93-97% in simulated histories (12-40 points, a 15% step). The
-# detection quantile keeps n - 2: with the Bonferroni correction it flags 1 of 1000 pure-noise
+# which brought its coverage from 92% to 94-97% in simulated histories (12-40 points, a 15% step). The
+# detection quantile keeps n - 2: with the Bonferroni correction it flagged 0 of 1000 pure-noise
 # histories, as FALSE_ALARM_RATE says.
 _MAD_EFFICIENCY = 0.37
 # Noise floor of a point (relative s.d., 0.01%): below any timer's resolution, it keeps the

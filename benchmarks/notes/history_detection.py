@@ -64,12 +64,15 @@ def load_asv(path: Path) -> types.ModuleType:
 
 
 def pools(runs_dir: Path) -> tuple[list[Run], list[Run], list[Run]]:
-    """(A runs, S runs, all runs) of every finished triple, each in the order measured."""
+    """(A runs, S runs, all runs) of every finished triple, each in the order measured. S runs are
+    those of the newest triple's slow patch (an earlier patch that did not slow the figure is left out)."""
     triples = json.loads((runs_dir / "triples.json").read_text())
+    patch = triples[-1].get("slow_patch")
     kinds: dict[str, str] = {}
     for t in triples:
-        kinds.update({t[k]["run"]: "s" if k == "slow" else "a" for k in ("a", "a2", "slow")
-                      if k in t and t[k]["exit"] == 0})
+        kinds.update({t[k]["run"]: "a" for k in ("a", "a2") if t[k]["exit"] == 0})
+        if "slow" in t and t["slow"]["exit"] == 0 and t.get("slow_patch") == patch:
+            kinds[t["slow"]["run"]] = "s"
     runs = sorted(load_spec(",".join(str(runs_dir / n) for n in kinds)), key=lambda r: r.name)  # names are times
     return [r for r in runs if kinds[r.name] == "a"], [r for r in runs if kinds[r.name] == "s"], runs
 
@@ -188,13 +191,16 @@ def main() -> None:
             log.append(entry)
     if args.json:
         args.json.write_text(json.dumps(log, indent=1))
-    summarize(log, len(a_pool), len(s_pool), n)
+    medians = [[r.results[c].measurement.median for r in pool for c in r.results if c.id == TARGET]
+               for pool in (a_pool, s_pool)]
+    summarize(log, len(a_pool), len(s_pool), n, float(np.median(medians[1]) / np.median(medians[0])))
     if args.synthetic:
         synthetic(args.synthetic, n, step_detect)
 
 
-def summarize(log: list[dict], a_runs: int, s_runs: int, n: int) -> None:
-    print(f"pools: {a_runs} A runs, {s_runs} S runs; histories of {n} runs; TARGET {TARGET}")
+def summarize(log: list[dict], a_runs: int, s_runs: int, n: int, slowdown: float) -> None:
+    print(f"pools: {a_runs} A runs, {s_runs} S runs; histories of {n} runs; TARGET {TARGET} "
+          f"({TARGET} measured S/A: {slowdown:.3f}, median of S run medians over median of A run medians)")
     print(f"first bad position of the changed histories: {sorted(e['first_bad'] for e in log if e['first_bad'])}")
     methods = [m for m in ("effbench", "asv") if m in log[0]]
     print("| method | changed case found at its commit (exact) | range holds it | other cases flagged "
