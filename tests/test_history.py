@@ -183,3 +183,9 @@ def test_every_reader_takes_the_same_run_spec(tmp_path, command):
     for spec in ([str(runs)], [f"{first},{rest[0]}"], [str(first), str(rest[1] / "inference.json")]):
         proc = effbench(command, *spec, "--out", str(tmp_path / "out"))
         assert proc.returncode == 0, (spec, proc.stderr)
+
+
+@pytest.mark.parametrize("command", ["history", "compare", "report", "project"])
+def test_help_of_every_reader(command):
+    proc = effbench(command, "--help")
+    assert proc.returncode == 0 and "comma-separated" in proc.stdout, proc.stderr

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument(side.lower(), metavar=side,
                        help=RUN_SPEC_HELP + " (several runs: between-run noise is measured)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD * 100, metavar="PCT",
-                   help=f"smallest change in %% that counts (default {DEFAULT_THRESHOLD:.0%})")
+                   help=f"smallest change in %% that counts (default {DEFAULT_THRESHOLD * 100:g}%%)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the markdown here, not to stdout")
     p.set_defaults(handler=handle)
 

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help=f"directory for README.md, index.html and the plots (default {DEFAULT_OUT})")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD * 100, metavar="PCT",
-                   help=f"smallest change in %% that counts (default {DEFAULT_THRESHOLD:.0%})")
+                   help=f"smallest change in %% that counts (default {DEFAULT_THRESHOLD * 100:g}%%)")
     p.set_defaults(handler=handle)
 
 
