@@ -30,7 +30,6 @@ __all__ = [
     "RunWriter",
     "new_run_dir",
     "load_run",
-    "load_runs",
     "record_of",
     "result_of",
     "safe_label",
@@ -251,10 +250,6 @@ def load_run(path: Path) -> list[RunData]:
     if not files:
         raise ResultFormatError(f"{path}: no result files (*.json) in this directory")
     return [load_run_file(p) for p in files]
-
-
-def load_runs(paths: list[Path]) -> list[RunData]:
-    return [run for p in paths for run in load_run(p)]
 
 
 def record_of(result: CaseResult) -> dict:
