@@ -28,7 +28,7 @@ from scipy.stats import beta
 
 from bench_lib.measure.stats import Measurement, state_sd
 from bench_lib.report.compare import DEFAULT_THRESHOLD, compare_runs
-from bench_lib.report.load import load_sides
+from bench_lib.report.load import load_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ab_validation import commit_patch  # noqa: E402
@@ -139,7 +139,7 @@ def _compare(a: Path, b: Path) -> tuple[int, str]:
         figures = _figures(d)
         return {c: replace(r, measurement=replace(r.measurement, state_sd=figures[c.id]["state_sd"]))
                 if r.measurement is not None and r.measurement.processes else r
-                for c, r in load_sides(str(d))[0].results.items()}
+                for c, r in load_spec(str(d))[0].results.items()}
 
     cmp = compare_runs([runs(a)], [runs(b)], threshold=DEFAULT_THRESHOLD)
     verdicts = " ".join(v.kind for v in (*cmp.verdicts, *cmp.relative) if v.case.id == TARGET)
