@@ -1,4 +1,5 @@
-"""Sessions: `nox -s bench` (the main job), `nox -s tests`, `nox -s lint`, `nox -s compare -- BASE NEW`."""
+"""Sessions: `nox -s bench` (the main job), `nox -s tests`, `nox -s lint`, `nox -s compare -- BASE NEW`,
+`nox -s ab -- BASE NEW`, `nox -s history -- RUNS...`."""
 
 from __future__ import annotations
 
@@ -75,3 +76,10 @@ def lint(session: nox.Session) -> None:
 def ab(session: nox.Session) -> None:
     """Paired, interleaved A/B job: nox -s ab -- BASE NEW [effbench ab options]."""
     _base_new(session, "ab", "[--suite ... -k ... --budget MINUTES]")
+
+
+@nox.session(default=False)
+def history(session: nox.Session) -> None:
+    """Trends per case and the commits where they changed: nox -s history -- RUNS... [--out DIR] (default results)."""
+    _install(session)
+    session.run("effbench", "history", *(session.posargs or ["results"]))

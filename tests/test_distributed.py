@@ -3,17 +3,30 @@ and the same rank code under torchrun."""
 
 from __future__ import annotations
 
+import itertools
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import REPO, effbench
 
 from bench_lib.distributed.collectives import _buffers, _wrong_elements, bus_factor
-from bench_lib.distributed.training import loss_at, smoothed, time_to
+from bench_lib.distributed.pace import Pace, group_ends, step_times
+from bench_lib.distributed.train_runs import WARMUP_STEPS, MemoryShare, StrategyRun
+from bench_lib.distributed.training import (
+    MAX_EXTENSION,
+    STRETCHES,
+    extended_steps,
+    loss_at,
+    smoothed,
+    take_turns,
+    time_to,
+)
 from bench_lib.platform import Platform
 from bench_lib.results.store import load_run
 from bench_lib.runners.session import plan
@@ -37,6 +50,7 @@ def test_cpu_plan_runs_gloo_and_lists_nccl_as_skipped():
     assert {c.param("dtype") for c in runnable if c.suite == "collectives"} == {"float32", "bfloat16"}
     strategies = [c.variant for c in runnable if c.suite == "training" and c.workload == "gpt_bytes"]
     assert strategies[:2] == ["nocomm", "sync"]  # the baselines run first in their launch
+    assert strategies[-1] == "reference"  # the bare loop, for the harness's overhead
     assert {"local_sgd", "diloco", "async_stale", "sync_powersgd"} <= set(strategies)
     assert "sync_bf16" not in strategies  # DDP's bf16 hook is NCCL-only: skipped with the reason
 
@@ -65,22 +79,108 @@ def test_loss_curve_helpers():
     assert loss_at(smooth, 1.2) == 2.5 and loss_at(smooth, 3.0) is None
 
 
+def test_throughput_from_the_wall_counts_a_periodic_averaging_step():
+    # Local SGD, H=16: 15 steps of 35 ms, then one of 250 ms that averages the parameters.
+    ends = list(itertools.accumulate(([0.035] * 15 + [0.250]) * 4))
+    pace = Pace.after_warmup(ends, 0)
+    assert statistics.median(step_times(ends)) == pytest.approx(0.035)  # the median never sees the averaging
+    assert pace.per_step_s == pytest.approx((15 * 0.035 + 0.250) / 16)
+    assert pace.rate(4096) == pytest.approx(4096 / 0.0484375)  # 84.6k tokens/s, not the median's 117k
+    assert Pace.after_warmup(ends, 16) == Pace(48, pytest.approx(3 * (15 * 0.035 + 0.250)))
+
+
+def test_a_step_of_the_group_ends_when_its_last_rank_ends_it():
+    # Two ranks that drift apart (no collective between steps), slow on alternate steps: 9 s for 6 steps each.
+    r0 = list(itertools.accumulate([1, 2, 1, 2, 1, 2]))
+    r1 = list(itertools.accumulate([2, 1, 2, 1, 2, 1]))
+    per_step_max = [max(a, b) for a, b in zip(step_times(r0), step_times(r1), strict=True)]
+    assert statistics.median(per_step_max) == 2 > 9 / 6  # the maximum of durations overshoots the pace
+    ends = group_ends([r0, r1])
+    assert ends == [2, 3, 5, 6, 8, 9] and sum(step_times(ends)) == 9
+    assert statistics.median(step_times(ends)) == 1.5 == Pace.after_warmup(ends, 0).per_step_s
+
+
+def test_a_strategy_faster_than_sync_trains_on_until_sync_s_wall_time():
+    pace = Pace(64, 1.0)  # 1/64 s a step
+    assert extended_steps(120, pace, wall_s=1.0, sync_wall_s=2.0) == 120 + 68  # 1 s more: 64 steps, 5% over
+    assert extended_steps(120, pace, wall_s=2.5, sync_wall_s=2.0) == 120  # slower than sync: no more steps
+    assert extended_steps(120, pace, wall_s=1.0, sync_wall_s=100.0) == 120 * (1 + MAX_EXTENSION)
+
+
+def test_strategies_take_turns_stretch_by_stretch():
+    done = []
+
+    class Run:
+        def __init__(self, name: str, planned: int) -> None:
+            self.name, self.planned, self.steps = name, planned, 0
+
+        def stretch(self, n: int) -> None:
+            done.append(f"{self.name}{n}")
+            self.steps += n
+
+    runs = [Run("a", 10), Run("b", 10), Run("c", 7)]
+    take_turns(runs, 4, lambda i: done.append(i))
+    assert done == [0, "a4", 1, "b4", 2, "c4", 0, "a4", 1, "b4", 2, "c3", 0, "a2", 1, "b2"]  # ABCABC, to each plan
+    runs[2].planned = 12  # c extended to sync's wall time: it takes its turns alone
+    take_turns(runs, 4, lambda i: None)
+    assert done[16:] == ["c4", "c1"]
+
+
+def test_each_stretch_s_pace_counts_only_its_own_steps():
+    # 3 warm-up steps, then stretches of 1 ms and 2 ms steps: the second stretch's clock picks up where
+    # the first one stopped (the other strategies' turns in between are not this run's time).
+    ends = list(itertools.accumulate([0.001] * 10 + [0.002] * 10))
+    run = SimpleNamespace(ends=ends, bounds=[10, 20])
+    assert StrategyRun.stretch_paces(run, 20) == pytest.approx([0.001, 0.002])
+    assert StrategyRun.stretch_paces(run, 10) == pytest.approx([0.001])  # extension stretches are not timed
+    assert WARMUP_STEPS < 10
+
+
+def test_a_run_s_peak_memory_leaves_out_what_the_other_runs_hold(monkeypatch):
+    from bench_lib.distributed import train_runs
+
+    rss = {"current": 100, "peak": 100}
+    monkeypatch.setattr(train_runs.memory, "current_rss_bytes", lambda: rss["current"])
+    monkeypatch.setattr(train_runs.memory, "peak_rss_bytes", lambda: rss["peak"])
+    monkeypatch.setattr(train_runs.memory, "reset_peak_rss", lambda: True)
+    share = MemoryShare(cuda=False, before_runs=100)
+    share.begin()  # built: 30 of its own, 50 at the peak
+    rss.update(peak=150, current=130)
+    share.end()
+    rss.update(current=150)  # meanwhile another run grew by 20
+    share.begin()  # a stretch: 80 of its own at the peak
+    rss.update(peak=200, current=160)
+    share.end()
+    assert (share.own, share.own_peak, share.peak) == (40, 80, 180)
+
+
 def test_training_run_stores_every_figure(tmp_path):
     proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
-                    "-k", "digits_mlp and (nocomm or sync-backend or async_stale)", "--out", str(tmp_path))
+                    "-k", "digits_mlp and (nocomm or sync-backend or async_stale or reference)", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run] = load_run(Path(proc.stdout.strip().splitlines()[-1]))
     by = {r.case.variant: r for r in run.results}
-    assert set(by) == {"nocomm", "sync", "async_stale"} and all(r.status == "ok" for r in by.values())
+    assert set(by) == {"nocomm", "sync", "async_stale", "reference"} and all(r.status == "ok" for r in by.values())
     sync, stale = by["sync"].metrics, by["async_stale"].metrics
-    for key in ("step_time_median_s", "step_time_p90_s", "samples_per_s", "exposed_comm_s", "peak_memory_bytes",
-                "eval_loss", "eval_accuracy", "target_loss"):
+    for key in ("step_time_median_s", "step_time_p90_s", "step_time_wall_s", "samples_per_s", "exposed_comm_s",
+                "peak_memory_bytes", "eval_loss", "eval_accuracy", "target_loss"):
         assert sync[key] is not None and stale[key] is not None, key
     assert sync["loss_at_equal_wall"] == sync["target_loss"]
     assert "loss_at_equal_wall" in stale and "time_to_target_s" in stale  # None when not reached: timing-dependent
     assert by["nocomm"].metrics["exposed_comm_s"] == 0
+    bare = by["reference"].metrics
+    assert by["nocomm"].metrics["harness_overhead"] == pytest.approx(
+        by["nocomm"].metrics["step_time_wall_s"] / bare["step_time_wall_s"] - 1)
+    assert bare["timed_steps"] == by["nocomm"].metrics["timed_steps"] and "loss_curve" not in bare
+    for r in by.values():  # throughput from the wall clock of the timed steps
+        m = r.metrics
+        assert m["samples_per_s"] == pytest.approx(2 * 32 * m["timed_steps"] / m["timed_wall_s"])
+        if r.case.variant != "reference":  # which the group's step times add up to
+            assert sum(r.measurement.samples) == pytest.approx(m["timed_wall_s"])
     assert stale["target_loss"] == sync["target_loss"] == sync["final_train_loss"]
     assert stale["equal_wall_s"] == sync["train_wall_s"]
+    assert len(stale["stretch_step_s"]) == len(stale["speedup_over_sync_by_stretch"]) == STRETCHES  # taking turns
+    assert stale["speedup_over_sync"] == pytest.approx(sync["step_time_wall_s"] / stale["step_time_wall_s"])
     walls = [w for w, _, _ in stale["loss_curve"]]
     assert walls == sorted(walls) and len(walls) > 10
     assert 0 < sync["eval_accuracy"] <= 1

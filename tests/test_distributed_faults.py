@@ -93,3 +93,17 @@ def test_ranks_that_cannot_start_fail_the_group_after_two_tries(fast, monkeypatc
     assert "rank 1 exited with status 3" in results[0].reason
     assert results[2].reason.startswith("not run: two launches in a row failed before any result")
     assert _rank_children() == []
+
+
+def test_a_fault_in_a_strategy_s_turn_fails_that_strategy_and_the_others_run(fast, monkeypatch):
+    from bench_lib.distributed.training import TrainingSuite
+
+    monkeypatch.setenv("EFFBENCH_DIST_TIMEOUT_S", "60")
+    monkeypatch.setenv("EFFBENCH_FAULT", "exit:1:-sync-backend")
+    cases = [CaseSpec.make("training", "digits_mlp", v, "cpu", backend="gloo", world_size=2)
+             for v in ("nocomm", "sync", "async_stale")]
+    results = {r.case.variant: r for r in TrainingSuite().execute_group(cases, "quick")}
+    assert [results[v].status for v in ("nocomm", "sync", "async_stale")] == ["ok", "failed", "ok"]
+    assert "rank 1 exited with status 3" in results["sync"].reason
+    assert results["async_stale"].metrics["target_loss"] is None  # sync's baseline is gone with it
+    assert _rank_children() == []

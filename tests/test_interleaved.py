@@ -135,3 +135,42 @@ def test_launches_pool_their_samples_and_a_failed_launch_fails_the_case():
     assert merged.metrics["launches"]["median_s"] == [pytest.approx(1e-4), pytest.approx(2e-4)]
     broken = merge_launches(CollectivesSuite(), [fast, CaseResult.failed(case, "rank 1 died")])
     assert broken.status == "failed" and broken.reason == "launch 2 of 2: rank 1 died"
+
+
+def test_a_machine_state_that_wanders_over_the_run_widens_every_interval():
+    from bench_lib.measure.stats import state_sd
+
+    rng = np.random.default_rng(2)
+    steady = [(t, float(rng.normal(0, 0.01))) for t in range(120)]
+    wandering = [(t, float(rng.normal(0, 0.01)) + (0.15 if 40 <= t < 80 else 0.0)) for t in range(120)]
+    assert state_sd(steady) < 0.02 and state_sd(wandering) > 0.06
+    samples = tuple(1e-3 * (1 + 0.01 * (i % 5)) for i in range(12))
+    plain = Measurement(samples, processes=tuple(i % 3 for i in range(12)))
+    widened = Measurement(samples, processes=tuple(i % 3 for i in range(12)), state_sd=state_sd(wandering))
+    assert widened.ci95[0] < plain.ci95[0] and widened.ci95[1] > plain.ci95[1]
+    assert widened.ci95[1] / widened.median > np.exp(1.9 * state_sd(wandering))
+
+
+def test_compare_judges_a_technique_by_its_stored_paired_speedups():
+    def run(speedup: float, lo: float, hi: float) -> dict:
+        fp32, int8 = _case("fp32"), _case("int8")
+        m = Measurement((1e-3,) * 6, processes=(0, 0, 1, 1, 2, 2))
+        paired = {"speedup": speedup, "speedup_ci95_low": lo, "speedup_ci95_high": hi, "speedup_processes": 3}
+        return {fp32: CaseResult(fp32, "ok", m), int8: CaseResult(int8, "ok", m, paired)}
+
+    slower = compare_runs([run(2.5, 2.35, 2.7)], [run(2.0, 1.9, 2.1)], threshold=0.10)
+    [v] = slower.relative
+    assert v.kind == "slower" and v.estimate.ratio == pytest.approx(1.25) and 1.1 < v.estimate.low < 1.25
+    same = compare_runs([run(2.5, 2.35, 2.7)], [run(2.45, 2.3, 2.6)], threshold=0.10)
+    assert same.relative[0].kind == "within noise"
+
+
+def test_compare_widens_a_one_run_verdict_by_both_runs_machine_states():
+    def run(scale: float, state: float) -> dict:
+        samples = tuple(scale * 1e-3 * (1 + 0.002 * i) for i in range(12))
+        m = Measurement(samples, processes=tuple(i % 3 for i in range(12)), state_sd=state)
+        return {_case("fp32"): CaseResult(_case("fp32"), "ok", m)}
+
+    assert compare_runs([run(1.0, 0.0)], [run(1.2, 0.0)], threshold=0.10).verdicts[0].kind == "slower"
+    wandering = compare_runs([run(1.0, 0.1)], [run(1.2, 0.1)], threshold=0.10).verdicts[0]
+    assert wandering.kind == "within noise" and wandering.estimate.low < 1.0

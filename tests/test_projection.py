@@ -67,6 +67,17 @@ def test_projection_validates_on_the_measured_run_and_degrades_with_scale():
     assert rows["local_sgd"]["efficiency@64"] > rows["sync"]["efficiency@64"]
 
 
+def test_projection_reads_the_wall_clock_pace_and_leaves_out_the_bare_loop():
+    [run] = _runs()
+    local = next(r for r in run.results if r.case.variant == "local_sgd")
+    local.metrics["step_time_wall_s"] = 0.050  # its averaging steps, which the median (0.040) leaves out
+    bare = CaseSpec.make("training", "digits_mlp", "reference", "cpu", backend="gloo", world_size=2)
+    run.results.append(_ok(bare, 0.034))
+    [p] = project_runs([run], Assumptions(gpus=(8,)))
+    rows = {r["strategy"]: r for r in p.rows}
+    assert rows["local_sgd"]["measured_step_s"] == 0.050 and "reference" not in rows
+
+
 def test_project_command_prints_table_and_plot(tmp_path):
     run_dir = tmp_path / "run"
     w = RunWriter(run_dir, "mixed", {}, {}, {}, {})

@@ -64,11 +64,16 @@ def training_results():
     out = []
     for variant, step, reached in (("sync", 0.06, 4.0), ("local_sgd", 0.04, 2.5), ("nocomm", 0.035, None)):
         curve = [[i * step, i, 3.0 * 0.9 ** i] for i in range(0, 60, 5)]
-        metrics = {"step_time_median_s": step, "samples_per_s": 128 / step, "exposed_comm_s": step - 0.035,
-                   "peak_memory_bytes": 2**30, "loss_curve": curve, "eval_loss": 0.5, "target_loss": 0.2,
-                   "time_to_target_s": reached}
+        wall_step = step * 1.25 if variant == "local_sgd" else step  # the averaging steps, which the median misses
+        metrics = {"step_time_median_s": step, "step_time_wall_s": wall_step, "samples_per_s": 128 / wall_step,
+                   "exposed_comm_s": wall_step - 0.035, "peak_memory_bytes": 2**30, "loss_curve": curve,
+                   "eval_loss": 0.5, "target_loss": 0.2, "time_to_target_s": reached}
+        if variant == "nocomm":
+            metrics["harness_overhead"] = 0.021
+        if variant == "local_sgd":
+            metrics |= {"speedup_over_sync": 1.2, "speedup_over_sync_by_stretch": [1.1, 1.25, 1.3, 1.15]}
         if variant != "nocomm":
-            metrics["tokens_per_s"] = 512 * 128 / step
+            metrics["tokens_per_s"] = 512 * 128 / wall_step
         case = CaseSpec.make("training", "digits_mlp", variant, "cpu", backend="gloo", world_size=2)
         out.append(CaseResult(case, "ok", _m(step), metrics))
     return out
@@ -94,6 +99,9 @@ def test_full_report_has_every_section_and_readable_plots(tmp_path):
     assert "RuntimeError: int4 needs mslk" in text and "no CUDA device on this host" in text
     assert "very noisy" in text                      # the 60%-spread case is flagged
     assert "not reached" in text                     # time_to_target null
+    assert "| 50.0 | 39.8 [" in text                  # local SGD: wall per step beside the median step (ms)
+    assert "+2.1%" in text                           # nocomm's harness overhead over the bare loop
+    assert "1.20 [1.10-1.30]" in text                # speedup over sync, its range over the stretches
     assert "nccl-tests 2.19.6" in text               # reference figures for the H200 machine
     assert "Different machines or versions" in text
     names = {p.name for p in report.plots}

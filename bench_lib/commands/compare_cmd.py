@@ -12,7 +12,7 @@ from pathlib import Path
 from bench_lib.atomic import atomic_write_text
 from bench_lib.commands.errors import BadInput
 from bench_lib.report.compare import DEFAULT_THRESHOLD, compare_runs
-from bench_lib.report.load import Run, load_sides
+from bench_lib.report.load import RUN_SPEC_HELP, Run, load_spec
 from bench_lib.report.render_compare import render_comparison
 from bench_lib.results.store import ResultFormatError
 
@@ -21,10 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare two sets of runs: ratios, 95%% intervals, verdicts")
     for side in ("BASE", "NEW"):
         p.add_argument(side.lower(), metavar=side,
-                       help="a run directory or result file, a directory of run directories, "
-                            "or a comma-separated list of these (several runs: between-run noise is measured)")
+                       help=RUN_SPEC_HELP + " (several runs: between-run noise is measured)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD * 100, metavar="PCT",
-                   help=f"smallest change in %% that counts (default {DEFAULT_THRESHOLD:.0%})")
+                   help=f"smallest change in %% that counts (default {DEFAULT_THRESHOLD * 100:g}%%)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the markdown here, not to stdout")
     p.set_defaults(handler=handle)
 
@@ -38,11 +37,9 @@ def handle(args: argparse.Namespace) -> int:
     if not 0 < args.threshold < 1000:
         raise BadInput(f"--threshold must be a percentage between 0 and 1000, got {args.threshold:g}")
     try:
-        base, new = load_sides(args.base), load_sides(args.new)
+        base, new = load_spec(args.base), load_spec(args.new)
     except ResultFormatError as e:
         raise BadInput(str(e)) from None
-    if not base or not new:
-        raise BadInput("BASE and NEW must each name at least one run")
     cmp = compare_runs([r.results for r in base], [r.results for r in new], args.threshold / 100,
                        [r.environment for r in base], [r.environment for r in new])
     if not any(v.estimate or v.kind == "failed" for v in cmp.verdicts):

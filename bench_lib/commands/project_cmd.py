@@ -1,4 +1,4 @@
-"""`effbench project RUN_DIR --gpus 8,64,512`: scaling projection from measured collectives and training."""
+"""`effbench project RUNS... --gpus 8,64,512`: scaling projection from measured collectives and training."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from bench_lib.atomic import atomic_write_text
 from bench_lib.commands.errors import BadInput
 from bench_lib.projection.project import Assumptions, project_runs
 from bench_lib.projection.render import plot_efficiency, projection_markdown
-from bench_lib.results.store import ResultFormatError, load_runs
+from bench_lib.report.load import RUN_SPEC_HELP, load_spec
+from bench_lib.results.store import ResultFormatError
 
 
 def _gpus(text: str) -> tuple[int, ...]:
@@ -24,7 +25,7 @@ def _gpus(text: str) -> tuple[int, ...]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("project", help="project step time and scaling efficiency to many GPUs")
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    p.add_argument("runs", nargs="+", metavar="RUNS", help=RUN_SPEC_HELP)
     p.add_argument("--gpus", type=_gpus, default=(8, 64, 512), help="GPU counts (default 8,64,512)")
     p.add_argument("--gpus-per-node", type=int, default=8)
     p.add_argument("--intra-bw", type=float, default=None, metavar="GBPS",
@@ -40,7 +41,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.gpus_per_node < 1 or args.inter_bw <= 0 or (args.intra_bw is not None and args.intra_bw <= 0):
         raise BadInput("--gpus-per-node, --intra-bw and --inter-bw must be positive")
     try:
-        runs = load_runs(args.runs)
+        runs = [f for run in load_spec(*args.runs) for f in run.files]
     except ResultFormatError as e:
         raise BadInput(str(e)) from None
     a = Assumptions(args.gpus, args.gpus_per_node, args.intra_bw, args.inter_bw, args.inter_latency)

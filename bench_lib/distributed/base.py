@@ -97,11 +97,15 @@ class DistributedSuite(Suite):
     def launch_key(self, case: CaseSpec) -> Hashable:
         return (self.backend_of(case), case.device, case.param("world_size"))
 
+    def launch_timeouts(self, cases: list[CaseSpec], profile: str) -> list[float]:
+        """How long the launcher waits for each case's result after the one before it."""
+        return [self.timeout_s(c, profile) for c in cases]
+
     def execute_group(self, cases: list[CaseSpec], profile: str) -> Iterator[CaseResult]:
         from bench_lib.distributed.launcher import run_cases
 
         world_size = int(cases[0].param("world_size"))
-        yield from run_cases(cases, profile, world_size, [self.timeout_s(c, profile) for c in cases])
+        yield from run_cases(cases, profile, world_size, self.launch_timeouts(cases, profile))
 
     def execute(self, case: CaseSpec, profile: str) -> CaseResult:
         return next(iter(self.execute_group([case], profile)))

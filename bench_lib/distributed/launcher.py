@@ -41,11 +41,13 @@ _TAIL = 1200
 
 
 class LaunchFailure(Exception):
-    """A rank crashed or hung; `done` results arrived before it."""
+    """A rank crashed or hung; `done` results arrived before it. `active`: the last case (index in the
+    launch) a rank said it started, where that is known; a suite whose cases take turns (training)
+    announces each turn, so that the fault is laid at the case that was running."""
 
-    def __init__(self, reason: str, done: int) -> None:
+    def __init__(self, reason: str, done: int, active: int | None = None) -> None:
         super().__init__(reason)
-        self.reason, self.done = reason, done
+        self.reason, self.done, self.active = reason, done, active
 
 
 class PortBusy(LaunchFailure):
@@ -83,6 +85,11 @@ class _Ranks:
         text = self.logs[rank].read_text(errors="replace") if self.logs[rank].exists() else ""
         found = re.findall(r"\] case (\d+) start:", text)
         return int(found[-1]) if found else -1
+
+    def active(self) -> int | None:
+        """The last case any rank logged as started, None if none did."""
+        last = max(self.started(r) for r in range(len(self.procs)))
+        return last if last >= 0 else None
 
     def reap(self, grace_s: float = 2.0) -> None:
         """SIGTERM every live rank, SIGKILL what is left after grace_s, and wait for each."""
@@ -179,7 +186,8 @@ def launch_ranks(request: dict, world_size: int, case_timeouts: list[float], por
                     if rank == 0 and code == PORT_BUSY_EXIT and done == 0:
                         raise PortBusy(f"rendezvous port {port} is busy", 0)
                     exits = "; ".join(f"rank {r} {describe_exit(c)}" for r, c in bad)
-                    raise LaunchFailure(f"{exits}. Rank {rank}'s log tail:\n{ranks.tail(rank)}", done)
+                    raise LaunchFailure(f"{exits}. Rank {rank}'s log tail:\n{ranks.tail(rank)}", done,
+                                        ranks.active())
                 if time.monotonic() > deadline:
                     if done == len(case_timeouts):
                         return  # every case answered, then a rank stuck in teardown: reaped below
@@ -188,7 +196,7 @@ def launch_ranks(request: dict, world_size: int, case_timeouts: list[float], por
                     tails = "\n".join(f"rank {r}: ...{ranks.tail(r)[-300:]}" for r in range(world_size))
                     waited = f"{case_timeouts[done]:.0f} s" if joined else f"{STARTUP_S:.0f} s of start-up"
                     raise LaunchFailure(f"timed out after {waited} (hung?): {where}; every rank "
-                                        f"killed. Log tails:\n{tails}", done)
+                                        f"killed. Log tails:\n{tails}", done, ranks.active())
                 time.sleep(_POLL_S)
         finally:
             ranks.reap()
@@ -213,26 +221,32 @@ def _launch_with_port_retry(request: dict, world_size: int, case_timeouts: list[
 def run_cases(cases: list[CaseSpec], profile: str, world_size: int, timeouts: list[float],
               ports: Iterable[int] | None = None, port_tries: int = PORT_TRIES,
               env: dict[str, str] | None = None) -> Iterator[CaseResult]:
-    """One result per case, in order. A fault fails the case it hit, then the rest are relaunched."""
+    """One result per case. A fault fails the case it hit (the one a rank last started, if it had not
+    answered yet; else the first unanswered), then the rest are relaunched."""
     port_iter = iter(ports) if ports is not None else iter(free_port, None)
-    index, barren, reason = 0, 0, ""  # barren: launches in a row that failed before their first result
-    while index < len(cases):
+    pending = list(zip(cases, timeouts, strict=True))
+    barren, reason = 0, ""  # barren: launches in a row that failed before their first result
+    while pending:
         if barren == 2:  # the ranks cannot start at all: fail the rest now rather than after every timeout
-            for case in cases[index:]:
+            for case, _ in pending:
                 yield CaseResult.failed(case, f"not run: two launches in a row failed before any result; "
                                               f"the last one: {reason}")
             return
-        todo, todo_timeouts = cases[index:], timeouts[index:]
-        request = {"cases": [c.as_params() for c in todo], "profile": profile}
+        todo = list(pending)
+        request = {"cases": [c.as_params() for c, _ in todo], "profile": profile}
         started = time.perf_counter()
         try:
-            for record in _launch_with_port_retry(request, world_size, todo_timeouts, port_iter, port_tries, env):
-                yield result_of(record, Path("<rank 0>"))
-                index += 1
+            for record in _launch_with_port_retry(request, world_size, [t for _, t in todo], port_iter, port_tries,
+                                                  env):
+                result = result_of(record, Path("<rank 0>"))
+                yield result
+                pending = [p for p in pending if p[0] != result.case]
                 started = time.perf_counter()
         except LaunchFailure as e:
-            if index == len(cases):
+            if not pending:
                 return  # every case answered; a rank failed afterwards (at teardown): the results stand
-            yield CaseResult.failed(cases[index], e.reason, time.perf_counter() - started)
-            index += 1
+            active = todo[e.active] if e.active is not None and e.active < len(todo) else None
+            hit = active if active in pending else pending[0]
+            pending.remove(hit)
+            yield CaseResult.failed(hit[0], e.reason, time.perf_counter() - started)
             barren, reason = (barren + 1 if e.done == 0 else 0), e.reason

@@ -32,11 +32,17 @@ from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import record_of
 from bench_lib.suites import get_suite
 
-__all__ = ["main", "init_rank"]
+__all__ = ["main", "init_rank", "announce"]
 
 
 def _log(ctx_rank: int, text: str) -> None:
     print(f"[effbench rank {ctx_rank} pid {os.getpid()}] {text}", file=sys.stderr, flush=True)
+
+
+def announce(rank: int, index: int, case: CaseSpec) -> None:
+    """Log that this rank works on case `index` of its launch now: the launcher reads the last such line to
+    tell a hang's case, and to lay a fault at the case that was running when cases take turns."""
+    _log(rank, f"case {index} start: {case.id}")
 
 
 def inject_fault(case: CaseSpec, rank: int) -> None:
@@ -98,14 +104,14 @@ def run(suite: DistributedSuite, cases: list[CaseSpec], profile: str, emit: Call
     _log(ctx.rank, f"joined: {ctx}")
     try:
         inject_fault(cases[0], ctx.rank)
-        _log(ctx.rank, f"case 0 start: {cases[0].id}")
+        announce(ctx.rank, 0, cases[0])
         for i, result in enumerate(suite.run_on_rank(cases, profile, ctx)):
             if ctx.rank == 0:
                 emit(result)
             _log(ctx.rank, f"case {i} done: {cases[i].id} ({result.status})")
             if i + 1 < len(cases):
                 inject_fault(cases[i + 1], ctx.rank)
-                _log(ctx.rank, f"case {i + 1} start: {cases[i + 1].id}")  # the launcher reads these on a hang
+                announce(ctx.rank, i + 1, cases[i + 1])
     finally:
         dist.destroy_process_group()
 

@@ -31,6 +31,13 @@ class TrainTask(ABC):
     def sample(self, gen: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
         """One per-rank batch (inputs, targets)."""
 
+    def batches(self, gen: torch.Generator, n: int, device: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The next n batches as `sample` draws them, copied to the device in one go ahead of the steps
+        that read them, so that no step waits on the host's sampling or a copy."""
+        drawn = [self.sample(gen, "cpu") for _ in range(n)]
+        xs, ys = (torch.stack(part).to(device) for part in zip(*drawn, strict=True))
+        return list(zip(xs.unbind(), ys.unbind(), strict=True))
+
     @abstractmethod
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
 

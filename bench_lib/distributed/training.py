@@ -1,32 +1,52 @@
 """The training suite: what each data-parallel strategy costs per step and buys in loss per second.
 
-One launch runs every strategy of a backend on the same ranks, in order: `nocomm` first (its step
-time is the compute-only baseline that exposed communication is measured against), then `sync`
-(the loss it reaches is the target, and its wall time the budget for the equal-wall comparison),
-then the others. Every strategy starts from the same weights and sees the same per-rank batches.
-A strategy faster than sync keeps training until it has used sync's wall time (at most 4x the
-steps), so `loss_at_equal_wall` compares what each buys in the same time.
+One launch runs every strategy of a workload on the same ranks, taking turns: each strategy's steps
+run in STRETCHES stretches, and stretch 1 of every strategy runs before stretch 2 of any (ABCABC), so
+that a state of the machine that lasts a minute hits every strategy alike. Each strategy keeps its
+model, optimizer and data stream across its stretches, and its clock counts only its own stretches.
+`nocomm` (its pace is the compute-only baseline that exposed communication is measured against) and
+`sync` (the loss it reaches is the target, and its wall time the budget for the equal-wall comparison)
+come first. Every strategy starts from the same weights and sees the same per-rank batches. Once every
+strategy has run its profile's steps, a strategy faster than sync trains on (at most 4x the steps, in
+stretches taking turns again) until it has used sync's wall time, so `loss_at_equal_wall` compares
+what each buys in the same time; the timed figures come from the profile's steps only, which every
+strategy ran in the same turns.
 
+`reference` is the bare training loop (train_runs.BareRun) on the same model, optimizer and batches,
+one replica per rank, taking its turns with the others: nocomm's pace over it is the harness's overhead.
+
+Throughput, exposed communication and the equal-wall budget come from the wall clock of the timed
+steps (pace.py says why not from the median step); the per-step distribution is stored beside it.
 Losses are rank 0's training losses, smoothed by a trailing mean over LOSS_WINDOW logged points
 before they are compared with the target; the held-out loss is measured once at the end.
 """
 
 from __future__ import annotations
 
+import collections
+import gc
+import itertools
 import math
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bench_lib.distributed.base import DistributedSuite, RankContext, backends_for, default_world_size
+from bench_lib.distributed.pace import Pace
 from bench_lib.measure import energy
 from bench_lib.platform import Platform, detect
 from bench_lib.results.case import CaseResult, CaseSpec
 
-__all__ = ["TrainingSuite", "SYNC_EVERY"]
+if TYPE_CHECKING:
+    from bench_lib.distributed.tasks import TrainTask
+    from bench_lib.distributed.train_runs import BareRun, MemoryShare, StrategyRun
+
+__all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "extended_steps", "take_turns"]
 
 SYNC_EVERY = {"quick": 8, "full": 16}
-WARMUP_STEPS = 3  # excluded from the step-time samples (allocations, first DDP bucket rebuild)
+STRETCHES = 4  # each strategy's timed steps run in this many stretches, taking turns with the others
+REFERENCE = "reference"
+REFERENCE_NOTE = "bare loop: same model, optimizer and batches, one replica per rank, none of the harness"
 LOSS_POINTS = 40  # about this many loss-curve points per run
 LOSS_WINDOW = 8
 MAX_EXTENSION = 3  # a strategy faster than sync may run up to (1 + this) x the profile's steps
@@ -34,12 +54,25 @@ MAX_EXTENSION = 3  # a strategy faster than sync may run up to (1 + this) x the 
 
 @dataclass
 class _Baselines:
-    """What earlier strategies of the same workload in this launch established."""
+    """What nocomm and sync of the same workload established in this launch."""
 
     nocomm_step_s: float | None = None
+    sync_step_s: float | None = None
+    sync_stretch_paces: list[float] | None = None
     sync_wall_s: float | None = None
     target_loss: float | None = None
-    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, runs: dict[str, StrategyRun | BareRun], timed_steps: int) -> _Baselines:
+        base = cls()
+        if "nocomm" in runs:
+            base.nocomm_step_s = runs["nocomm"].pace(timed_steps).per_step_s
+        if "sync" in runs:
+            sync = runs["sync"]
+            base.sync_step_s = sync.pace(timed_steps).per_step_s
+            base.sync_stretch_paces = sync.stretch_paces(timed_steps)
+            base.sync_wall_s, base.target_loss = sync.clock_s, smoothed(sync.loss_curve())[-1][1]
+        return base
 
 
 def smoothed(curve: list[list[float]], window: int = LOSS_WINDOW) -> list[tuple[float, float]]:
@@ -60,6 +93,15 @@ def loss_at(curve: list[tuple[float, float]], wall_s: float) -> float | None:
     if not curve or curve[-1][0] < wall_s * 0.98:
         return None
     return [loss for wall, loss in curve if wall <= wall_s][-1]
+
+
+def extended_steps(min_steps: int, pace: Pace, wall_s: float, sync_wall_s: float) -> int:
+    """Steps to reach sync's wall time at this wall-clock pace (5% over, so as not to stop just short), at
+    most MAX_EXTENSION x min_steps more. The ends are the group's, so every rank reaches the same answer."""
+    if wall_s >= sync_wall_s:
+        return min_steps
+    extra = math.ceil((sync_wall_s - wall_s) / pace.per_step_s * 1.05)
+    return min_steps + min(extra, MAX_EXTENSION * min_steps)
 
 
 def _warm_up(profile: str, ctx: RankContext, workload: str, steps: int = 2) -> None:
@@ -126,8 +168,9 @@ class TrainingSuite(DistributedSuite):
         for dist_backend, dev in backends_for(device, backend):
             world = default_world_size(dev, platform)
             for workload in TASKS[(profile, "cuda" if dev.startswith("cuda") else "cpu")]:
-                for name, info in STRATEGIES.items():
-                    extra = {"sync_every": SYNC_EVERY[profile]} if info.periodic else {}
+                for name in (*STRATEGIES, REFERENCE):
+                    periodic = name in STRATEGIES and STRATEGIES[name].periodic
+                    extra = {"sync_every": SYNC_EVERY[profile]} if periodic else {}
                     out.append(CaseSpec.make(self.NAME, workload, name, dev, backend=dist_backend,
                                              world_size=world, **extra))
         return out
@@ -138,92 +181,125 @@ class TrainingSuite(DistributedSuite):
                     "hook required CUDA 11+ and NCCL 2.10+')")
         return super().skip_reason(case, platform)
 
-    def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
-        baselines: dict[str, _Baselines] = {}
-        for case in cases:
-            if case.workload not in baselines:
-                _warm_up(profile, ctx, case.workload)
-            yield self._train(case, profile, ctx, baselines.setdefault(case.workload, _Baselines()))
+    def launch_timeouts(self, cases: list[CaseSpec], profile: str) -> list[float]:
+        """A workload's cases take turns, so the first result comes once all of them are done: each
+        case may take its workload's total (a relaunch after a fault starts another such group)."""
+        per_workload = collections.Counter(c.workload for c in cases)
+        return [self.timeout_s(c, profile) * per_workload[c.workload] for c in cases]
 
-    def _train(self, case: CaseSpec, profile: str, ctx: RankContext, base: _Baselines) -> CaseResult:
+    def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
+        first = 0
+        for workload, group in itertools.groupby(cases, key=lambda c: c.workload):
+            group = list(group)
+            _warm_up(profile, ctx, workload)
+            yield from self._train_together(group, first, profile, ctx)
+            first += len(group)
+
+    def _train_together(self, cases: list[CaseSpec], first: int, profile: str,
+                        ctx: RankContext) -> Iterator[CaseResult]:
+        """Every case of one workload (cases[0] is case `first` of the launch), their stretches taking turns;
+        one result per case, in order. Each turn is announced, so that a fault is laid at its case."""
+        import torch
+
+        from bench_lib.distributed.rank import announce, inject_fault
+        from bench_lib.distributed.tasks import task_for
+        from bench_lib.distributed.train_runs import WARMUP_STEPS, MemoryShare
+        from bench_lib.measure import memory
+
+        task, min_steps = task_for(profile, ctx.device, cases[0].workload)
+        stretch = max(math.ceil(min_steps / STRETCHES), 2 * WARMUP_STEPS)
+        gc.collect()  # the last workload's runs, where reference cycles hold them, out of this one's memory
+        if ctx.is_cuda:
+            torch.cuda.synchronize()
+        before_runs = torch.cuda.memory_allocated() if ctx.is_cuda else memory.current_rss_bytes()
+
+        def turn(i: int) -> None:  # an injected fault (tests) fires at the case's first turn, when it is built
+            inject_fault(cases[i], ctx.rank)
+            announce(ctx.rank, first + i, cases[i])
+
+        runs = {}
+        for i, case in enumerate(cases):
+            turn(i)
+            runs[case.variant] = _build_run(case, task, min_steps, ctx, MemoryShare(ctx.is_cuda, before_runs))
+
+        take_turns(list(runs.values()), stretch, turn)
+        base = _Baselines.of(runs, min_steps)
+        if base.sync_wall_s is not None:
+            for variant, run in runs.items():
+                if variant not in ("sync", "nocomm", REFERENCE):
+                    run.planned = extended_steps(min_steps, run.pace(min_steps), run.clock_s, base.sync_wall_s)
+            take_turns(list(runs.values()), stretch, turn)
+        for case in cases:
+            yield self._result(case, runs[case.variant], task, min_steps, ctx, base, runs.get(REFERENCE))
+
+    def _result(self, case: CaseSpec, run: StrategyRun | BareRun, task: TrainTask, min_steps: int,
+                ctx: RankContext, base: _Baselines, reference: BareRun | None) -> CaseResult:
         import torch
         import torch.distributed as dist
 
-        from bench_lib.distributed.strategies import STRATEGIES, make_strategy
-        from bench_lib.distributed.tasks import task_for
-        from bench_lib.measure import memory
+        from bench_lib.distributed.train_runs import WARMUP_STEPS
         from bench_lib.measure.stats import Measurement
 
-        started = time.perf_counter()
-        task, min_steps = task_for(profile, ctx.device, case.workload)
-        device, cuda = ctx.device, ctx.is_cuda
-        sync_every = int(case.param("sync_every", 1))
-        model = task.model().to(device)
-        n_params = sum(p.numel() for p in model.parameters())
-        strategy = make_strategy(case.variant, model, sync_every, device)
-        opt = torch.optim.AdamW(model.parameters(), lr=task.lr, weight_decay=0.01, **({"fused": True} if cuda else {}))
-        forward = strategy.forward_module()
-        gen = torch.Generator().manual_seed(1000 + ctx.rank)
-        log_every = max(1, min_steps // LOSS_POINTS)
-
-        counter = energy.counter_for(device)
-        meter = None if isinstance(counter, str) else energy.EnergyMeter(counter)
-        memory.reset_cuda_peak(device)
-        memory.reset_peak_rss()
-        dist.barrier()
-        steps, step_times, curve = min_steps, [], []
-        if meter:
-            meter.start()
-        t0 = time.perf_counter()
-        step = 0
-        while step < steps:
-            s = time.perf_counter()
-            x, y = task.sample(gen, device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                logits = forward(x)
-            loss = task.loss(logits, y)
-            loss.backward()
-            if strategy.before_step():
-                opt.step()
-            strategy.after_step(step)  # before zero_grad: the model averager skips parameters without grads
-            opt.zero_grad(set_to_none=True)
-            if cuda:
-                torch.cuda.synchronize()
-            now = time.perf_counter()
-            step_times.append(now - s)
-            if step % log_every == 0 or step == steps - 1:
-                curve.append([now - t0, step, float(loss.item())])
-            step += 1
-            if step == min_steps and base.sync_wall_s and case.variant not in ("sync", "nocomm"):
-                steps = self._extended_steps(min_steps, now - t0, step_times, base.sync_wall_s, ctx.meta_device)
-        wall = time.perf_counter() - t0
-        energy_used = meter.stop() if meter else counter
-        strategy.finish()
-        evaluation = task.evaluate(model, device, autocast=cuda)
-
-        times = torch.tensor(step_times, dtype=torch.float64, device=ctx.meta_device)
-        dist.all_reduce(times, op=dist.ReduceOp.MAX)  # each step as long as its slowest rank
-        peak_kind = "cuda_max_allocated" if cuda else "rss"
-        peak_local = memory.cuda_peak(device)["cuda_max_allocated_bytes"] if cuda else memory.peak_rss_bytes()
-        peak = torch.tensor([peak_local], dtype=torch.int64, device=ctx.meta_device)
+        pace = run.pace(min_steps)
+        m = Measurement(tuple(run.step_times(min_steps)))
+        peak = torch.tensor([run.memory.peak], dtype=torch.int64, device=ctx.meta_device)
         dist.all_reduce(peak, op=dist.ReduceOp.MAX)
-
-        m = Measurement(tuple(times.cpu().tolist()[WARMUP_STEPS:]))
-        smooth = smoothed(curve)
-        if case.variant == "nocomm":
-            base.nocomm_step_s = m.median
-        if case.variant == "sync":
-            base.sync_wall_s, base.target_loss = wall, smooth[-1][1]
-        samples_per_s = ctx.world_size * task.batch / m.median
-        at_sync_wall = loss_at(smooth, base.sync_wall_s) if base.sync_wall_s else None
+        samples_per_s = pace.rate(ctx.world_size * task.batch)
         metrics = {
             "step_time_median_s": m.median,
             "step_time_p90_s": m.p90,
+            "step_time_wall_s": pace.per_step_s,
+            "timed_steps": pace.steps,
+            "timed_wall_s": pace.wall_s,
+            "stretch_step_s": run.stretch_paces(min_steps),
             "samples_per_s": samples_per_s,
             "tokens_per_s": samples_per_s * task.tokens_per_sample if task.tokens_per_sample else None,
-            "exposed_comm_s": m.median - base.nocomm_step_s if base.nocomm_step_s is not None else None,
             "peak_memory_bytes": int(peak.item()),
-            "peak_memory_kind": peak_kind + " per rank, max over ranks",
+            "peak_memory_kind": run.memory.kind + " per rank, max over ranks (this run's share, as if alone)",
+            "train_wall_s": run.clock_s,
+            "steps": run.steps,
+            "world_size": ctx.world_size,
+            "backend": ctx.backend,
+            "global_batch": ctx.world_size * task.batch,
+            "model_params": sum(p.numel() for p in run.model.parameters()),
+            "stretches": STRETCHES,
+            "autocast": "bf16" if ctx.is_cuda else None,
+            "torch_threads": torch.get_num_threads(),
+            **_energy_over_ranks(run.energy(), ctx, {
+                "step": run.steps, "sample": run.steps * ctx.world_size * task.batch,
+                "token": run.steps * ctx.world_size * task.batch * (task.tokens_per_sample or 0)}),
+        }
+        if case.variant == REFERENCE:
+            metrics["strategy_note"] = REFERENCE_NOTE
+        else:
+            metrics.update(self._training_metrics(case, run, task, ctx, base, min_steps))
+            if case.variant == "nocomm" and reference is not None:
+                metrics["harness_overhead"] = pace.per_step_s / reference.pace(min_steps).per_step_s - 1
+        clock = "cuda_events" if ctx.is_cuda else "perf_counter"
+        timer = f"{clock} per {'stretch' if case.variant == REFERENCE else 'step'}"
+        return CaseResult(case, "ok", m, metrics, timer=timer,
+                          measure_config={"min_steps": min_steps, "warmup_steps": WARMUP_STEPS,
+                                          "stretches": STRETCHES},
+                          wall_s=run.clock_s)
+
+    @staticmethod
+    def _training_metrics(case: CaseSpec, run: StrategyRun, task: TrainTask, ctx: RankContext, base: _Baselines,
+                          min_steps: int) -> dict:
+        """The strategy's loss and comparison figures (the reference has none: it is a speed yardstick)."""
+        from bench_lib.distributed.strategies import STRATEGIES
+
+        run.strategy.finish()
+        evaluation = task.evaluate(run.model, ctx.device, autocast=ctx.is_cuda)
+        curve = run.loss_curve()
+        smooth = smoothed(curve)
+        at_sync_wall = loss_at(smooth, base.sync_wall_s) if base.sync_wall_s else None
+        pace, by_stretch = run.pace(min_steps), base.sync_stretch_paces or []
+        return {
+            "exposed_comm_s": pace.per_step_s - base.nocomm_step_s if base.nocomm_step_s is not None else None,
+            # Paired by stretch: stretch k of sync and of this strategy ran in the same round.
+            "speedup_over_sync": base.sync_step_s / pace.per_step_s if base.sync_step_s else None,
+            "speedup_over_sync_by_stretch": [s / own for s, own in zip(by_stretch, run.stretch_paces(min_steps),
+                                                                        strict=True)] if by_stretch else None,
             "loss_curve": curve,
             **evaluation,
             "eval_accuracy_metric": "next-byte top-1" if task.tokens_per_sample else "top-1 class",
@@ -233,33 +309,32 @@ class TrainingSuite(DistributedSuite):
             "loss_gap_at_equal_wall": at_sync_wall - base.target_loss if at_sync_wall is not None else None,
             "equal_wall_s": base.sync_wall_s,
             "final_train_loss": smooth[-1][1],
-            "train_wall_s": wall,
-            "steps": steps,
-            "world_size": ctx.world_size,
-            "backend": ctx.backend,
-            "global_batch": ctx.world_size * task.batch,
-            "model_params": n_params,
-            "sync_every": sync_every if STRATEGIES[case.variant].periodic else None,
+            "sync_every": run.strategy.sync_every if STRATEGIES[case.variant].periodic else None,
             "strategy_note": STRATEGIES[case.variant].note,
             "loss_smoothing": f"trailing mean of {LOSS_WINDOW} logged rank-0 training losses",
-            "autocast": "bf16" if cuda else None,
-            "torch_threads": torch.get_num_threads(),
-            **_energy_over_ranks(energy_used, ctx, {"step": steps, "sample": steps * ctx.world_size * task.batch,
-                                                    "token": steps * ctx.world_size * task.batch
-                                                    * (task.tokens_per_sample or 0)}),
         }
-        return CaseResult(case, "ok", m, metrics, timer="perf_counter" + ("+cuda_sync" if cuda else ""),
-                          measure_config={"min_steps": min_steps, "warmup_steps": WARMUP_STEPS},
-                          wall_s=time.perf_counter() - started)
 
-    @staticmethod
-    def _extended_steps(min_steps: int, wall: float, step_times: list[float], sync_wall: float, device: str) -> int:
-        """Steps to reach sync's wall time at this strategy's pace, agreed by all ranks (max)."""
-        import torch
-        import torch.distributed as dist
 
-        pace = sorted(step_times[WARMUP_STEPS:])[len(step_times[WARMUP_STEPS:]) // 2]
-        extra = max(0, math.ceil((sync_wall - wall) / pace * 1.05)) if wall < sync_wall else 0
-        agreed = torch.tensor([min(extra, MAX_EXTENSION * min_steps)], dtype=torch.int64, device=device)
-        dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
-        return min_steps + int(agreed.item())
+def _build_run(case: CaseSpec, task: TrainTask, min_steps: int, ctx: RankContext,
+               share: MemoryShare) -> StrategyRun | BareRun:
+    """The case's model, optimizer and strategy, built while `share` counts what they take."""
+    from bench_lib.distributed.train_runs import BareRun, StrategyRun
+
+    share.begin()
+    if case.variant == REFERENCE:
+        run = BareRun(task, ctx, share, min_steps)
+    else:
+        run = StrategyRun(task, ctx, share, min_steps, case.variant, int(case.param("sync_every", 1)),
+                          log_every=max(1, min_steps // LOSS_POINTS))
+    share.end()
+    return run
+
+
+def take_turns(runs: list[StrategyRun | BareRun], stretch: int, before: Callable[[int], None]) -> None:
+    """Round after round, the next stretch of every run that has steps left to its plan, in case order;
+    `before(i)` ahead of run i's stretch."""
+    while any(r.steps < r.planned for r in runs):
+        for i, r in enumerate(runs):
+            if r.steps < r.planned:
+                before(i)
+                r.stretch(min(stretch, r.planned - r.steps))

@@ -23,6 +23,8 @@ __all__ = [
     "process_medians",
     "process_ci",
     "median_interval",
+    "state_sd",
+    "STATE_WINDOWS",
 ]
 
 # Spread (IQR / median) above which a measurement is flagged, as torch.utils.benchmark does.
@@ -33,6 +35,7 @@ PROCESS_WARN_THRESHOLD = 0.10
 # A process's median counts towards the between-process interval once it rests on this many rounds.
 MIN_SAMPLES_PER_PROCESS = 2
 CONFIDENCE = 0.95
+NORMAL_95 = 1.959964  # two-sided 95% quantile of the normal law
 
 
 @lru_cache(maxsize=4096)
@@ -112,6 +115,31 @@ def median_interval(samples: np.ndarray, processes: np.ndarray | None = None) ->
     return lo, hi
 
 
+STATE_WINDOWS = 6
+
+
+def state_sd(series: list[tuple[float, float]], windows: int = STATE_WINDOWS) -> float:
+    """How far the machine's speed wandered over a run: the standard deviation, over `windows`
+    consecutive stretches of the run, of the median log deviation of every round in the stretch
+    from its own case's median (a speed index common to all cases). `series` holds (time,
+    log deviation) of every round of every case.
+
+    On the 2-core box this index moved by 9-13% (sd) between 20-second stretches of one run, and
+    by about 7% between runs' means: the largest term of a figure's variance there, common to
+    every case of a run, and invisible to intervals over its processes, which all lived through
+    the same states. Adjacent stretches share a state, so the spread of the stretches is not
+    divided by their count: it stands for how far the next run's mean state may lie.
+    """
+    if len(series) < 2 * windows:
+        return 0.0
+    t = np.array([a for a, _ in series], dtype=float)
+    y = np.array([b for _, b in series], dtype=float)
+    edges = np.quantile(t, np.linspace(0, 1, windows + 1))
+    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, windows - 1)
+    index = [float(np.median(y[which == w])) for w in range(windows) if np.any(which == w)]
+    return float(np.std(index, ddof=1)) if len(index) > 1 else 0.0
+
+
 @dataclass(frozen=True)
 class Measurement:
     """Raw samples of one quantity (seconds per call) and their statistics.
@@ -127,6 +155,7 @@ class Measurement:
     number_per_sample: int = 1
     unit: str = "s"
     processes: tuple[int, ...] | None = None
+    state_sd: float = 0.0  # log-scale sd of the run's machine state (`state_sd`), added to the interval
 
     def __post_init__(self) -> None:
         if not self.samples:
@@ -188,7 +217,12 @@ class Measurement:
 
     @cached_property
     def ci95(self) -> tuple[float, float]:
-        return median_interval(self._x, None if self.processes is None else np.asarray(self.processes))
+        lo, hi = median_interval(self._x, None if self.processes is None else np.asarray(self.processes))
+        if self.state_sd > 0 and lo > 0:
+            z = float(NORMAL_95)
+            lo = self.median * math.exp(-math.hypot(math.log(self.median / lo), z * self.state_sd))
+            hi = self.median * math.exp(math.hypot(math.log(hi / self.median), z * self.state_sd))
+        return lo, hi
 
     @property
     def relative_spread(self) -> float:
@@ -264,9 +298,11 @@ class Measurement:
             "relative_spread": self.relative_spread,
             "warnings": list(self.warnings),
             **({} if self.processes is None else {
+                "machine_state_sd": self.state_sd,
                 "processes": len(set(self.processes)),
                 "per_process_median": {str(k): v for k, v in self.per_process_median.items()},
                 "process_spread": self.process_spread,
-                "interval": "process as a random effect (t over per-process medians), "
-                            "never narrower than the distribution-free interval of the rounds"}),
+                "interval": "process as a random effect (t over per-process medians), never narrower than the "
+                            "distribution-free interval of the rounds, widened in quadrature by 1.96 x the run's "
+                            "machine-state sd"}),
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench_lib.distributed.training import REFERENCE
 from bench_lib.projection.alphabeta import Fit, fit_alpha_beta
 from bench_lib.projection.scaling import Links, StrategyRun, allreduce_time, exposure_ratio, project_step
 from bench_lib.results.case import CaseResult
@@ -63,6 +64,11 @@ def _comm_bytes(result: CaseResult) -> float | None:
     return float(m["param_count"]) * 4 if m.get("param_count") else None
 
 
+def _step_s(result: CaseResult) -> float:
+    """The wall-clock pace (periodic averaging included), or the median step of results stored before it."""
+    return float(result.metrics.get("step_time_wall_s") or result.measurement.median)
+
+
 def project_runs(runs: list[RunData], a: Assumptions) -> list[Projection]:
     """One projection per (training workload, backend, device) that has nocomm, sync and a link fit."""
     fits = fits_from_runs(runs)
@@ -70,7 +76,7 @@ def project_runs(runs: list[RunData], a: Assumptions) -> list[Projection]:
     for run in runs:
         for r in run.results:
             c = r.case
-            if c.suite == "training" and r.status == "ok":
+            if c.suite == "training" and r.status == "ok" and c.variant != REFERENCE:  # the bare loop: no strategy
                 key = (c.workload, str(c.param("backend")), c.device.split(":")[0], int(c.param("world_size", 2)))
                 groups.setdefault(key, {})[c.variant] = r
     out = []
@@ -80,8 +86,8 @@ def project_runs(runs: list[RunData], a: Assumptions) -> list[Projection]:
             continue
         intra_bw = a.intra_bw_GBps * 1e9 if a.intra_bw_GBps else fit.bandwidth_Bps
         links = Links(fit.alpha_s, intra_bw, a.inter_latency_us * 1e-6, a.inter_bw_GBps * 1e9, a.gpus_per_node)
-        compute = by_strategy["nocomm"].measurement.median
-        runs_ = {s: StrategyRun(s, r.measurement.median, compute, _comm_bytes(r) or 0.0,
+        compute = _step_s(by_strategy["nocomm"])
+        runs_ = {s: StrategyRun(s, _step_s(r), compute, _comm_bytes(r) or 0.0,
                                 int(r.case.param("sync_every", 1) or 1)) for s, r in by_strategy.items()}
         exposure = exposure_ratio(runs_["sync"], n, links)
         proj = Projection(workload, backend, device, n, fit, links, exposure)

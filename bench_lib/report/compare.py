@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as _st
 
-from bench_lib.measure.stats import MIN_SAMPLES_PER_PROCESS, Measurement
+from bench_lib.measure.stats import MIN_SAMPLES_PER_PROCESS, NORMAL_95, Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
 
 __all__ = [
@@ -47,6 +47,8 @@ __all__ = [
     "between_run_interval",
     "ratio_of_sides",
     "relative_ratio",
+    "stored_relative",
+    "with_machine_states",
     "classify",
     "compare_runs",
     "energy_changes",
@@ -238,6 +240,41 @@ def relative_ratio(base: Sequence[tuple[Sequence[float], Sequence[float]]],
     return _estimate(_relative_side(base, resamples, rng), _relative_side(new, resamples, rng))
 
 
+def stored_relative(base: dict, new: dict) -> RatioEstimate | None:
+    """How a technique's paired speedup moved, NEW over BASE as a time ratio, from the speedups and
+    intervals that interleaved runs store (paired rounds over several processes: tighter than
+    any ratio of two cases' figures, since the pairs cancel the run's machine state). The two
+    sides' log-scale half-widths add in quadrature. None unless both metrics hold them."""
+    keys = ("speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_processes")
+    if not all(is_number(m.get(k)) and m[k] > 0 for m in (base, new) for k in keys):
+        return None
+    ratio = base["speedup"] / new["speedup"]
+    # NEW/BASE time ratio rises when NEW's speedup falls: NEW's low end and BASE's high end widen it upward.
+    up = math.hypot(math.log(base["speedup_ci95_high"] / base["speedup"]),
+                    math.log(new["speedup"] / new["speedup_ci95_low"]))
+    down = math.hypot(math.log(base["speedup"] / base["speedup_ci95_low"]),
+                      math.log(new["speedup_ci95_high"] / new["speedup"]))
+    return RatioEstimate(ratio, ratio * math.exp(-down), ratio * math.exp(up), 1 / base["speedup"],
+                         1 / new["speedup"], int(base["speedup_processes"]), int(new["speedup_processes"]))
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def with_machine_states(est: RatioEstimate, base_sd: float, new_sd: float) -> RatioEstimate:
+    """The interval widened, in quadrature on the log scale, by 1.96 x the two runs' machine-state
+    spreads (`stats.state_sd`): one run a side, measured in several processes, still shares one
+    machine state per side, which its per-process units cannot show (on the 2-core box whole runs
+    moved by about 10% against each other)."""
+    extra = NORMAL_95 * math.hypot(base_sd, new_sd)
+    if extra == 0 or est.low <= 0:
+        return est
+    low = est.ratio * math.exp(-math.hypot(math.log(est.ratio / est.low), extra))
+    high = est.ratio * math.exp(math.hypot(math.log(est.high / est.ratio), extra))
+    return RatioEstimate(est.ratio, low, high, est.base, est.new, est.base_runs, est.new_runs)
+
+
 def classify(case: CaseSpec, est: RatioEstimate, threshold: float, floor: float = SINGLE_RUN_FLOOR,
              baseline: CaseSpec | None = None) -> Verdict:
     """faster / slower / within noise: a change beyond the bar AND an interval that excludes 1.
@@ -352,6 +389,8 @@ def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshol
         decided = _status_verdict(case, b, n)
         if decided is None:
             est = ratio_of_sides(_samples(base, case), _samples(new, case), seed=seed)
+            if len(base) == len(new) == 1:
+                est = with_machine_states(est, base[0][case].measurement.state_sd, new[0][case].measurement.state_sd)
             decided = classify(case, est, threshold)
             measured.add(case)
         verdicts.append(decided)
@@ -360,10 +399,12 @@ def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshol
         ref = baseline_of(case, measured)
         if ref is None:
             continue
+        stored = (stored_relative(base[0][case].metrics, new[0][case].metrics)
+                  if len(base) == len(new) == 1 else None)
         pairs = [_paired_units(side, case, ref) for side in (base, new)]
-        if not pairs[0] or not pairs[1]:
+        if stored is None and (not pairs[0] or not pairs[1]):
             continue
-        est = relative_ratio(pairs[0], pairs[1], seed=seed)
+        est = stored or relative_ratio(pairs[0], pairs[1], seed=seed)
         relative.append(classify(case, est, threshold, baseline=ref))
     return Comparison(tuple(verdicts), tuple(relative), threshold, tuple(base_envs), tuple(new_envs),
                       energy_changes(base, new, cases))

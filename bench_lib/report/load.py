@@ -6,7 +6,6 @@ Metrics become columns; structured ones (a loss curve) stay Python objects in th
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,9 +13,9 @@ import pandas as pd
 
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.environment import comparability_key
-from bench_lib.results.store import RunData, load_run
+from bench_lib.results.store import ResultFormatError, RunData, load_run
 
-__all__ = ["Run", "load_sides", "group_runs", "results_frame", "environment_frame", "CASE_COLUMNS"]
+__all__ = ["Run", "load_spec", "RUN_SPEC_HELP", "group_runs", "results_frame", "environment_frame", "CASE_COLUMNS"]
 
 CASE_COLUMNS = ["run", "suite", "workload", "variant", "device"]
 
@@ -46,10 +45,11 @@ class Run:
 
 
 def group_runs(files: list[RunData]) -> list[Run]:
-    by_dir: dict[Path, list[RunData]] = defaultdict(list)
+    """Files grouped by their run directory; a file named twice counts once."""
+    by_dir: dict[Path, dict[Path, RunData]] = defaultdict(dict)
     for f in files:
-        by_dir[f.run_dir].append(f)
-    return [Run(d, fs) for d, fs in by_dir.items()]
+        by_dir[f.run_dir].setdefault(f.path.resolve(), f)
+    return [Run(d, list(fs.values())) for d, fs in by_dir.items()]
 
 
 def _expand(path: Path) -> list[Path]:
@@ -61,13 +61,22 @@ def _expand(path: Path) -> list[Path]:
     return [path]
 
 
-def load_sides(spec: str) -> list[Run]:
-    """Runs named by a comma-separated list of run directories, result files or directories of runs.
+def load_spec(*specs: str) -> list[Run]:
+    """The runs that run specs name: the one way every command reads results.
 
-    Raises ResultFormatError (from the store) for anything missing, foreign or malformed.
+    A spec is a run directory, a result file, a directory of run directories, or a
+    comma-separated list of these; several specs (a command's positional arguments) add up.
+    Raises ResultFormatError (from the store) for anything missing, foreign or malformed,
+    and when the specs name no run at all.
     """
-    paths = [Path(p) for p in spec.split(",") if p]
+    paths = [Path(p) for spec in specs for p in str(spec).split(",") if p]
+    if not paths:
+        raise ResultFormatError(f"no run named by {', '.join(map(repr, specs)) or 'an empty list'}")
     return group_runs([f for p in paths for sub in _expand(p) for f in load_run(sub)])
+
+
+RUN_SPEC_HELP = ("a run directory, a result file, a directory of run directories, or a comma-separated list "
+                 "of these")
 
 
 def results_frame(runs: list[Run]) -> pd.DataFrame:
@@ -109,7 +118,3 @@ def environment_frame(runs: list[Run]) -> pd.DataFrame:
             "captured": env.get("captured_at", ""),
         })
     return pd.DataFrame(rows)
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

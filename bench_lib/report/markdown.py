@@ -157,9 +157,15 @@ def _training(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
         return []
     table, unit = training_table(df)
     parts = ["## Training\n",
-             f"Step time median [95% CI] in {unit}; throughput's interval is the step time's mapped onto it. "
-             "Exposed communication is the part of a step spent waiting on communication; time to target is the "
-             "wall-clock time until the training loss first reached the target.\n", markdown_table(table), ""]
+             f"Wall per step is the wall time of the timed steps over their count ({unit}); throughput, exposed "
+             "communication (wall per step minus nocomm's) and time to target come from the wall clock, so a "
+             "periodic strategy's averaging steps count. Beside it, the distribution of single steps: median "
+             "[95% CI] and p90, each step ending when its last rank ends it. Time to target is the wall-clock "
+             "time until the training loss first reached the target. The strategies take turns in stretches of their "
+             "steps; the speedup over sync is sync's wall per step over the strategy's, with its range over the "
+             "stretches (each pair ran in the same turn). Harness overhead (on nocomm's row) is "
+             "nocomm's wall per step over that of `reference`, the bare training loop on the same model, optimizer "
+             "and batches, run in the same launch.\n", markdown_table(table), ""]
     for fn, name, alt in ((plots.loss_vs_wall, "training_loss.png", "loss vs wall-clock time"),
                           (plots.training_throughput, "training_throughput.png", "throughput per strategy"),
                           (_training_energy_plot, "training_energy.png", "tokens per joule per strategy")):

@@ -255,21 +255,19 @@ def loss_vs_wall(tr: pd.DataFrame, path: Path) -> Path | None:
 
 
 def training_throughput(tr: pd.DataFrame, path: Path) -> Path | None:
-    """Samples per second per strategy, bars with the step time's 95% CI mapped onto them."""
+    """Samples per second per strategy, from the wall clock of the timed steps (no interval: one wall
+    time per run; the step-time distribution is in the table)."""
     if "samples_per_s" not in tr:
         return None
     tr = tr.dropna(subset=["samples_per_s"])
     if tr.empty:
         return None
     panels = _panels(tr, ["workload", "device"])
-    fig, axes = _grid(len(panels), "Training throughput per strategy (95% CI)")
+    fig, axes = _grid(len(panels), "Training throughput per strategy (wall clock)")
     for ax, (name, sub) in zip(axes, panels, strict=True):
         sub = sub.sort_values(["param.backend", "variant"] if "param.backend" in sub else ["variant"])
         labels = [f"{r['variant']}\n{r.get('param.backend', '')}" for _, r in sub.iterrows()]
-        sps = sub["samples_per_s"]
-        lo, hi = sps * sub["median_s"] / sub["ci_high_s"], sps * sub["median_s"] / sub["ci_low_s"]
-        ax.bar(range(len(sub)), sps, yerr=[sps - lo, hi - sps], capsize=4,
-               color=[f"C{i % 10}" for i in range(len(sub))])
+        ax.bar(range(len(sub)), sub["samples_per_s"], color=[f"C{i % 10}" for i in range(len(sub))])
         ax.set_xticks(range(len(sub)), labels, fontsize=8)
         ax.set_title(name)
         ax.set_xlabel("strategy / backend")

@@ -278,30 +278,33 @@ def collectives_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Per model, backend and strategy: step time and throughput with CIs, exposed comm, memory, loss."""
+    """Per model, backend and strategy: wall-clock pace and throughput beside the step-time distribution,
+    exposed comm, memory, loss."""
     tr = ok_rows(df, "training")
     scale, unit = select_time_unit(tr["median_s"])
     extra = [c for c in param_columns(tr) if c not in ("param.backend", "param.world_size")]
     rows = []
     for _, r in tr.sort_values(["workload", "param.backend", "variant"]).iterrows():
-        sps = r.get("samples_per_s")
-        # Throughput scales as 1/step time, so the step time's interval maps onto it.
-        sps_ci = (f"{sps:,.0f} [{sps * r['median_s'] / r['ci_high_s']:,.0f}, "
-                  f"{sps * r['median_s'] / r['ci_low_s']:,.0f}]") if _num(sps) != "-" and r["ci_low_s"] > 0 else "-"
+        # Results stored before the wall-clock pace have only the median step.
+        pace = r.get("step_time_wall_s") if _num(r.get("step_time_wall_s")) != "-" else r["median_s"]
         exposed = r.get("exposed_comm_s")
-        share = exposed / r["median_s"] if _num(exposed) != "-" and r["median_s"] > 0 else math.nan
+        share = exposed / pace if _num(exposed) != "-" and pace > 0 else math.nan
         ttt = r.get("time_to_target_s")
         rows.append({
             **({"run": r["run"]} if tr["run"].nunique() > 1 else {}),
             "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": _int(r.get("param.world_size")),
             "strategy": _technique_label(r, extra),
+            f"wall per step ({unit})": fmt_num(pace / scale),
             f"step time ({unit}) [95% CI]": f"{fmt_num(r['median_s'] / scale)} [{fmt_num(r['ci_low_s'] / scale)}, "
                                             f"{fmt_num(r['ci_high_s'] / scale)}]",
-            "samples/s [95% CI]": sps_ci,
+            f"p90 step ({unit})": _num(r.get("step_time_p90_s", math.nan) / scale),
+            "samples/s": _num(r.get("samples_per_s"), "{:,.0f}"),
             "tokens/s": _num(r.get("tokens_per_s"), "{:,.0f}"),
             f"exposed comm ({unit})": _num(exposed / scale if _num(exposed) != "-" else math.nan),
             # A negative exposed time means the no-communication run was the slower one: noise.
             "comm share of step": _num(share, "{:.0%}") + (" (below 0: noise)" if share < 0 else ""),
+            "speedup over sync [stretches]": _speedup_by_stretch(r),
+            "harness overhead": _num(r.get("harness_overhead"), "{:+.1%}"),
             "peak memory": fmt_bytes(r.get("peak_memory_bytes")),
             "energy/step (J)": _energy(r, "energy_j_per_step"),
             "tokens/J": _energy(r, "energy_j_per_token", invert=True),
@@ -315,6 +318,15 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         })
     table = pd.DataFrame(rows)
     return (table.loc[:, (table != "-").any(axis=0)] if not table.empty else table), unit
+
+
+def _speedup_by_stretch(r: pd.Series) -> str:
+    """Sync's wall per step over this strategy's, with the range over the stretches they ran in turn."""
+    speedup, by_stretch = r.get("speedup_over_sync"), r.get("speedup_over_sync_by_stretch")
+    if _num(speedup) == "-" or r["variant"] == "sync":
+        return "-"
+    spread = f" [{min(by_stretch):.2f}-{max(by_stretch):.2f}]" if isinstance(by_stretch, list) and by_stretch else ""
+    return f"{speedup:.2f}{spread}"
 
 
 def _status_rows(df: pd.DataFrame, status: str) -> pd.DataFrame:

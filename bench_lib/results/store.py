@@ -30,7 +30,6 @@ __all__ = [
     "RunWriter",
     "new_run_dir",
     "load_run",
-    "load_runs",
     "record_of",
     "result_of",
     "safe_label",
@@ -93,7 +92,8 @@ def result_to_entry(result: CaseResult) -> dict:
             "summary": m.summary(),
             "metrics": result.metrics,
             "wall_s": result.wall_s,
-            **({} if m.processes is None else {"process_of_sample": list(m.processes)}),
+            **({} if m.processes is None else {"process_of_sample": list(m.processes),
+                                               "machine_state_sd": m.state_sd}),
         },
         "options": {"timer": result.timer, **result.measure_config},
         "stats": m.as_pytest_benchmark_stats(),
@@ -198,7 +198,8 @@ def _entry_to_result(entry: dict, path: Path) -> CaseResult:
     try:
         case = CaseSpec.from_params(entry.get("params") or {})
         m = Measurement(tuple(float(x) for x in stats["data"]), int(stats.get("iterations", 1)),
-                        extra.get("unit", "s"), None if processes is None else tuple(int(p) for p in processes))
+                        extra.get("unit", "s"), None if processes is None else tuple(int(p) for p in processes),
+                        float(extra.get("machine_state_sd") or 0.0))
     except (TypeError, ValueError) as e:
         raise ResultFormatError(f"{path}: benchmark {entry.get('name')!r}: {e}") from None
     options = dict(entry.get("options") or {})
@@ -249,10 +250,6 @@ def load_run(path: Path) -> list[RunData]:
     if not files:
         raise ResultFormatError(f"{path}: no result files (*.json) in this directory")
     return [load_run_file(p) for p in files]
-
-
-def load_runs(paths: list[Path]) -> list[RunData]:
-    return [run for p in paths for run in load_run(p)]
 
 
 def record_of(result: CaseResult) -> dict:

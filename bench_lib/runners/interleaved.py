@@ -18,8 +18,9 @@ over the whole run in random order:
    states.
 
 A case's figure is the median of its rounds, its interval treats the process as a random
-effect (`Measurement.ci95`); a speedup is the median of its paired ratios, its interval
-likewise. Results are rewritten after every block, so an interruption keeps what was measured.
+effect and adds the run's machine-state spread, which every case shares (`Measurement.ci95`,
+`stats.state_sd`); a speedup is the median of its paired ratios, its interval over processes
+(pairs cancel the common state). Results are rewritten after every block, so an interruption keeps what was measured.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from bench_lib.ab.sides import REPO, Side, SideError, SideServer
-from bench_lib.measure.stats import Measurement, median_interval
+from bench_lib.measure.stats import Measurement, median_interval, state_sd
 from bench_lib.profiles import VISIT, Interleave
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import get_suite
@@ -202,9 +203,16 @@ class InterleavedRun:
         return self._ready[(case, process)]
 
     def results(self) -> list[CaseResult]:
-        return [self._result(case, rounds) for case, rounds in self.rounds.items()]
+        state = self.state_sd()
+        return [self._result(case, rounds, state) for case, rounds in self.rounds.items()]
 
-    def _result(self, case: CaseSpec, rounds: CaseRounds) -> CaseResult:
+    def state_sd(self) -> float:
+        """The run's machine-state spread (`stats.state_sd`) over every case's rounds in visit order."""
+        series = [(v, math.log(s / med)) for r in self.rounds.values() if r.samples
+                  for med in [float(np.median(r.samples))] for s, v in zip(r.samples, r.visits, strict=True)]
+        return state_sd(series)
+
+    def _result(self, case: CaseSpec, rounds: CaseRounds, state: float) -> CaseResult:
         first = rounds.characterized
         if first.status != "ok":
             return first
@@ -213,7 +221,7 @@ class InterleavedRun:
         if not rounds.samples:  # interrupted before its rounds: the characterization's round stands
             return first
         m = Measurement(tuple(rounds.samples), 1, first.measurement.unit if first.measurement else "s",
-                        tuple(rounds.processes))
+                        tuple(rounds.processes), state)
         tails = Measurement(tuple(rounds.per_call))
         metrics = {**first.metrics, **self.suite.rescale_metrics(case, first.metrics, m.median, tails.p90, tails.p99),
                    "interleaved": {"processes": self.plan.processes, "rounds": len(rounds.samples),

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_lib.report.compare import compare_runs
-from bench_lib.report.load import load_sides
+from bench_lib.report.load import load_spec
 from bench_lib.results.case import CaseResult, CaseSpec
 
 RunResults = dict[CaseSpec, CaseResult]
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.10)
     ap.add_argument("--ks", default="1,2,3")
     args = ap.parse_args()
-    runs = [r.results for r in load_sides(str(args.runs_dir))]
+    runs = [r.results for r in load_spec(str(args.runs_dir))]
     print(f"{len(runs)} runs from {args.runs_dir}, threshold {args.threshold:.0%}\n")
     for k in (int(x) for x in args.ks.split(",")):
         if 2 * k <= len(runs):

@@ -1,0 +1,1 @@
+"""History of stored runs: trends per case and the commits where they changed."""

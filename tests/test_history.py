@@ -1,0 +1,191 @@
+"""History and change points: synthetic histories with a known step, pure noise, a slow drift;
+the ordering of stored runs; `effbench history` end to end and the one run spec."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import effbench
+
+from bench_lib.atomic import new_file_mode
+from bench_lib.history.detect import detect_changes
+from bench_lib.history.series import histories
+from bench_lib.measure.stats import Measurement
+from bench_lib.report.load import load_spec
+from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.store import RunWriter
+
+OWN_SD = 0.01  # a run's own interval: 1% (log scale s.d.)
+
+
+def history(n: int, noise_sd: float, seed: int, step_at: int | None = None, step: float = 1.0,
+            drift_per_commit: float = 0.0) -> list[float]:
+    rng = np.random.default_rng(seed)
+    y = math.log(1e-3) + rng.normal(0, noise_sd, n) + np.arange(n) * math.log1p(drift_per_commit)
+    if step_at is not None:
+        y[step_at:] += math.log(step)
+    return list(y)
+
+
+def changes(y: list[float], own_sd: float = OWN_SD, threshold: float = 0.10):
+    return detect_changes(y, [own_sd**2] * len(y), threshold)
+
+
+def test_a_known_step_is_found_at_its_commit_with_its_size():
+    exact = covered = 0
+    for seed in range(20):
+        [c] = changes(history(20, 0.03, seed, step_at=12, step=1.15))
+        assert c.kind == "step" and c.slower and c.last_good <= 11 < 12 <= c.first_bad  # the range holds it
+        exact += (c.last_good, c.first_bad) == (11, 12)
+        covered += c.low < 1.15 < c.high
+    assert exact >= 17 and covered >= 17  # a 95% interval
+
+
+def test_a_speedup_is_a_step_too():
+    [c] = changes(history(20, 0.03, 0, step_at=5, step=0.7))
+    assert (c.kind, c.last_good, c.first_bad) == ("step", 4, 5) and not c.slower and c.high < 1
+
+
+def test_pure_noise_has_no_change():
+    flagged = sum(bool(changes(history(20, 0.05, seed))) for seed in range(100))
+    assert flagged <= 1
+
+
+def test_one_outlying_run_is_not_a_step():
+    y = history(20, 0.02, 3)
+    y[9] += math.log(2.5)  # one run in the machine's slow state
+    assert changes(y) == []
+
+
+def test_a_slow_drift_is_a_drift_not_a_step_blamed_on_one_commit():
+    covered = 0
+    for seed in range(10):
+        cs = changes(history(30, 0.02, seed, drift_per_commit=0.012))
+        assert [(c.kind, c.last_good, c.first_bad) for c in cs] == [("drift", 0, 29)], cs
+        covered += cs[0].low < 1.012**29 < cs[0].high
+    assert covered >= 8
+
+
+def test_a_step_within_the_between_run_spread_is_not_reported():
+    # The same 15% step, but runs of this history scatter by 12%: the spread measured over the
+    # history itself must keep it quiet even though each run's own interval is narrow.
+    quiet = [changes(history(20, 0.12, seed, step_at=10, step=1.15)) for seed in range(10)]
+    assert sum(bool(c) for c in quiet) <= 1
+
+
+def test_a_step_within_the_runs_own_intervals_is_not_reported():
+    y = history(20, 0.01, 0, step_at=10, step=1.15)
+    assert changes(y, own_sd=0.01) and changes(y, own_sd=0.15) == []
+
+
+def test_a_step_smaller_than_the_threshold_is_not_reported():
+    y = history(20, 0.005, 0, step_at=10, step=1.06)
+    assert changes(y, threshold=0.10) == [] and changes(y, threshold=0.05)
+
+
+def test_a_step_at_the_newest_commits_waits_for_a_third_commit():
+    for newest in (19, 18):
+        assert changes(history(20, 0.02, 1, step_at=newest, step=1.3)) == []
+    [c] = changes(history(20, 0.02, 1, step_at=17, step=1.3))
+    assert (c.last_good, c.first_bad) == (16, 17)
+
+
+def test_two_slow_runs_in_a_row_are_not_a_step():
+    y = history(20, 0.02, 4)
+    y[8] += math.log(2.0)
+    y[9] += math.log(1.6)  # an episode of the machine's slow state
+    assert changes(y) == []
+
+
+def test_two_steps_are_both_found():
+    y = history(30, 0.02, 2, step_at=10, step=1.3)
+    y[20:] = [v - math.log(1.3) for v in y[20:]]
+    assert [(c.last_good, c.first_bad, c.slower) for c in changes(y)] == [(9, 10, True), (19, 20, False)]
+
+
+# ---- stored runs ----
+
+CASES = [CaseSpec.make("inference", "mlp", "fp32", "cpu", batch=64),
+         CaseSpec.make("inference", "mlp", "int8_dynamic", "cpu", batch=64)]
+ENV = {"cpu_model": "AMD EPYC", "cpu_count": 2, "torch": "2.13.0+cpu"}
+
+
+def write_run(path, commit: str, hour: int, factor=1.0, jitter=1.0, env=ENV, dirty=False):
+    """A run of commit `commit` at 2026-11-20 `hour`:00; the int8 case `factor` slower."""
+    time = f"2026-11-20T{hour:02d}:00:00+00:00"
+    w = RunWriter(path, "inference", {"profile": "quick"}, {"node": "x"},
+                  {"id": commit, "time": time, "dirty": dirty}, {**env, "captured_at": time})
+    for i, case in enumerate(CASES):
+        base = 10e-3 * (0.5 if i else 1.0) * jitter * (factor if i else 1.0)
+        samples = tuple(base * (1 + 0.005 * (k % 7 - 3)) for k in range(30))
+        w.add(CaseResult(case, "ok", Measurement(samples)))
+    return path
+
+
+def stored_history(root, n=12, step_at=7, factor=1.25):
+    """n commits, one run each, written in shuffled name order; int8 slower from commit step_at on."""
+    rng = np.random.default_rng(0)
+    for i in rng.permutation(n):
+        write_run(root / f"run-{rng.integers(1e6):06d}", f"c{i:02d}" + "0" * 38, i,
+                  factor if i >= step_at else 1.0, float(np.exp(rng.normal(0, 0.02))))
+    return root
+
+
+def test_runs_are_ordered_by_commit_time_and_grouped_by_commit_and_machine(tmp_path):
+    write_run(tmp_path / "b", "bbb", 2)
+    write_run(tmp_path / "a", "aaa", 1)
+    write_run(tmp_path / "a2", "aaa", 1)                # same commit: one point of two runs
+    write_run(tmp_path / "d", "bbb", 3, dirty=True)     # a dirty tree is code of its own
+    write_run(tmp_path / "g", "aaa", 1, env={**ENV, "cpu_model": "Intel Xeon", "torch": "2.11"})
+    [amd, intel] = histories(load_spec(str(tmp_path)), 0.1)
+    assert [c.label for c in amd.commits] == ["aaa", "bbb", "bbb+dirty (d)"]
+    assert [len(p.runs) for p in amd.series[0].points] == [2, 1, 1]
+    assert intel.machine == "Intel Xeon (2 cores)" and len(intel.commits) == 1
+
+
+def test_history_command_names_the_commit_of_the_step(tmp_path):
+    runs = stored_history(tmp_path / "runs")
+    out = tmp_path / "page"
+    proc = effbench("history", str(runs), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| + |")]
+    assert len(rows) == 1 and "mlp-int8_dynamic-batch64-cpu" in rows[0], proc.stdout
+    assert "| step | c0600000 2026-11-20 | c0700000 2026-11-20 | 1.2" in rows[0]
+    page = (out / "index.html").read_text()
+    assert (out / "index.html").stat().st_mode & 0o777 == new_file_mode()  # a web server may read it
+    assert "<script" not in page and "c0700000" in page
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 1 and pngs[0].read_bytes()[:4] == b"\x89PNG" and f'src="{pngs[0].name}"' in page
+    assert f"]({pngs[0].name})" in (out / "README.md").read_text()
+
+
+def _one_line_error(proc) -> str:
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def test_history_bad_input_is_one_line_and_exit_2(tmp_path):
+    runs = stored_history(tmp_path / "runs", n=4)
+    assert "no such results file" in _one_line_error(effbench("history", str(tmp_path / "nope")))
+    assert "no run named" in _one_line_error(effbench("history", ","))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert "cannot write" in _one_line_error(effbench("history", str(runs), "--out", str(blocker)))
+    assert "--threshold" in _one_line_error(effbench("history", str(runs), "--threshold", "0"))
+
+
+@pytest.mark.parametrize("command", ["report", "project"])
+def test_every_reader_takes_the_same_run_spec(tmp_path, command):
+    runs = stored_history(tmp_path / "runs", n=3)
+    first, *rest = sorted(runs.iterdir())
+    for spec in ([str(runs)], [f"{first},{rest[0]}"], [str(first), str(rest[1] / "inference.json")]):
+        proc = effbench(command, *spec, "--out", str(tmp_path / "out"))
+        assert proc.returncode == 0, (spec, proc.stderr)
+
+
+@pytest.mark.parametrize("command", ["history", "compare", "report", "project"])
+def test_help_of_every_reader(command):
+    proc = effbench(command, "--help")
+    assert proc.returncode == 0 and "comma-separated" in proc.stdout, proc.stderr
