@@ -206,6 +206,6 @@ def test_iteration_counts_follow_the_pilot_within_bounds():
 
     full = TIMING["full"]
     assert full.iterations(1e-6) == full.max_iters  # tiny messages: capped
-    assert full.iterations(0.01) == 100  # target_s / pilot
-    assert full.iterations(0.5) == 12  # min_iters would take 10 s: held to max_s
+    assert full.iterations(0.01) == 50  # target_s / pilot (per launch: a run launches each group twice)
+    assert full.iterations(0.5) == 6  # min_iters would take 10 s: held to max_s
     assert full.iterations(10.0) == 5  # never fewer than the floor
