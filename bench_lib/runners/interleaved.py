@@ -139,11 +139,6 @@ class InterleavedRun:
         self._ready: dict[tuple[CaseSpec, int], bool] = {}  # (case, process): built and warmed there
         self.phase_s: dict[str, float] = {}  # wall time of each phase, for the run's record
 
-    @property
-    def total_steps(self) -> int:
-        """Progress steps: one characterization per case, then one per visit of the schedule."""
-        return len(self.cases) + len(self.cases) * self.plan.processes * self.plan.rounds_per_process
-
     def _ask(self, process: int, case: CaseSpec, op: str = "round") -> CaseResult:
         try:
             return self.servers[process].measure(case, self.profile, self.suite.timeout_s(case, self.profile), op)
