@@ -35,7 +35,7 @@ def measure_config(profile: str) -> MeasureConfig:
 @dataclass(frozen=True)
 class Interleave:
     """How `effbench run` spreads an interleaved suite's cases: over `processes` long-lived
-    processes, each visiting every case `rounds_per_process` times (one ROUND a visit)."""
+    processes, each visiting every case `rounds_per_process` times (a VISIT share each time)."""
 
     processes: int
     rounds_per_process: int

@@ -65,14 +65,14 @@ def test_the_interval_widens_to_the_processes_disagreement_and_never_narrows():
     rng = np.random.default_rng(0)
     tight = rng.normal(1.0, 0.01, 30)
     agree = Measurement(tuple(tight), processes=tuple(i % 3 for i in range(30)))
-    assert agree.ci95 == pytest.approx(median_ci(tight), rel=0.02) or (
-        agree.ci95[0] <= median_ci(tight)[0] and agree.ci95[1] >= median_ci(tight)[1])
+    assert agree.ci95[0] <= median_ci(tight)[0] and agree.ci95[1] >= median_ci(tight)[1]  # never narrower
     biased = tight * np.array([1.0, 1.2, 0.85] * 10)
     m = Measurement(tuple(biased), processes=tuple(i % 3 for i in range(30)))
     lo, hi = m.ci95
     w_lo, w_hi = median_ci(biased)
     assert lo < w_lo and hi > w_hi
     assert lo < min(m.per_process_median.values()) and hi > max(m.per_process_median.values())
+    assert hi - lo > 5 * (agree.ci95[1] - agree.ci95[0])  # processes that disagree widen it far more
     assert any("processes disagree" in w for w in m.warnings)
     assert not any("processes disagree" in w for w in agree.warnings)
     assert process_ci(biased, np.zeros(30)) == (0.0, float("inf"))  # one process: no between-process interval

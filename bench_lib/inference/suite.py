@@ -230,8 +230,8 @@ class InferenceSuite(Suite):
 
     def measure_visit(self, cases: list[CaseSpec], profile: str) -> list[CaseResult]:
         """A round of each case with their blocks (~10 ms) in turns of random order, so that a
-        technique and its baseline meet the same machine states; paired rounds one after the other
-        still differed by 15-25% from state changes between them (benchmarks/notes/rerun-validation.md)."""
+        technique and its baseline meet the same machine states, which moved a case's rounds by about
+        26% (RMS) from one visit to the next on the 2-core box (benchmarks/notes/rerun-validation.md)."""
         served = [self._kept(case) for case in cases]
         timer = timer_for(cases[0].device)
         with torch.no_grad():

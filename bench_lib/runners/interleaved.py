@@ -1,7 +1,7 @@
 """Interleaved, multi-process measurement: figures that a rerun reproduces.
 
 A case measured once, in one process, in one stretch of time, carries that process's bias
-(10-40% on the 2-core box) and that minute's machine state, and an interval built from its
+(10-40% in the ab validation) and that minute's machine state, and an interval built from its
 samples covers neither: two back-to-back runs of identical code agreed within their printed
 95% intervals in 0 of 28 cases (../shared/anchors, cpu-aa-2026-12-01). So, as `effbench ab`
 does for A/B jobs, a run measures every case in several long-lived processes (the ab
