@@ -24,6 +24,7 @@ SUITES: dict[str, str] = {
     "inference": "bench_lib.inference.suite:InferenceSuite",
     "collectives": "bench_lib.distributed.collectives:CollectivesSuite",
     "training": "bench_lib.distributed.training:TrainingSuite",
+    "decode": "bench_lib.decode.suite:DecodeSuite",
 }
 BACKENDS = ("gloo", "nccl", "all")
 

@@ -8,23 +8,23 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["model_size", "layer_kinds"]
+__all__ = ["model_size", "layer_kinds", "tensor_bytes"]
 
 
-def _tensor_bytes(obj: Any) -> int:
+def tensor_bytes(obj: Any) -> int:
     """Bytes of the data a tensor holds: packed, sparse and subclass (torchao) tensors included."""
     if isinstance(obj, (tuple, list)):
-        return sum(_tensor_bytes(o) for o in obj)
+        return sum(tensor_bytes(o) for o in obj)
     if not isinstance(obj, torch.Tensor):
         return 0
     if type(obj) is not torch.Tensor and hasattr(obj, "__tensor_flatten__"):
         names, _ = obj.__tensor_flatten__()
-        return sum(_tensor_bytes(getattr(obj, n)) for n in names)
+        return sum(tensor_bytes(getattr(obj, n)) for n in names)
     if obj.layout == torch.sparse_csr:
-        return _tensor_bytes([obj.crow_indices(), obj.col_indices(), obj.values()])
+        return tensor_bytes([obj.crow_indices(), obj.col_indices(), obj.values()])
     if obj.layout == torch.sparse_coo:
         obj = obj.coalesce()
-        return _tensor_bytes([obj.indices(), obj.values()])
+        return tensor_bytes([obj.indices(), obj.values()])
     return obj.element_size() * obj.numel()
 
 
@@ -47,7 +47,7 @@ def model_size(model: nn.Module) -> dict[str, Any]:
         serialized = {"serialized_bytes": None, "serialize_error": f"{type(e).__name__}: {e}"[:300]}
     return {
         **serialized,
-        "in_memory_bytes": sum(_tensor_bytes(v) for v in state.values()),
+        "in_memory_bytes": sum(tensor_bytes(v) for v in state.values()),
         "nonzero_weight_fraction": _nonzero_fraction(model),
     }
 

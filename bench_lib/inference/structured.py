@@ -35,11 +35,13 @@ def remove_units(pairs: list[Prunable], fraction: float) -> int:
         raise ValueError(f"fraction must be in [0, 1), got {fraction}")
     removed = 0
     for pair in pairs:
-        norms = pair.producer.weight.detach().flatten(1).norm(dim=1)
+        producers = (pair.producer, *pair.partners)
+        norms = torch.stack([p.weight.detach().flatten(1).norm(dim=1) for p in producers]).norm(dim=0)
         kept = max(1, round(len(norms) * (1 - fraction)))
         keep = norms.topk(kept).indices.sort().values
         cols = (keep[:, None] * pair.group + torch.arange(pair.group, device=keep.device)).flatten()
-        _cut(pair.producer, keep, 0)
+        for producer in producers:
+            _cut(producer, keep, 0)
         _cut(pair.consumer, cols, 1)
         removed += len(norms) - kept
     return removed

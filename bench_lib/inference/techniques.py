@@ -161,6 +161,12 @@ def _fp8_config(packing: str = "plain") -> Callable[[], object]:
     return make
 
 
+def _fp8_wo_config() -> object:
+    from torchao.quantization import Float8WeightOnlyConfig
+
+    return Float8WeightOnlyConfig(set_inductor_config=False)
+
+
 def _int4_config() -> object:
     from torchao.quantization import Int4WeightOnlyConfig
 
@@ -299,6 +305,10 @@ TECHNIQUES: dict[str, Technique] = {
         Technique("fp8_dynamic", "torchao Float8DynamicActivationFloat8WeightConfig, e4m3, per-row dynamic "
                   "scales, compiled; Linears with in/out divisible by 16", devices=("cuda",),
                   convert=_torchao(_fp8_config(), 16, 16), compiled_on=("cuda",), min_capability=(8, 9)),
+        Technique("fp8_weight_only", "torchao Float8WeightOnlyConfig, e4m3 weights with per-row scales, bf16 "
+                  "activations (the matmul runs in bf16), compiled; Linears with in/out divisible by 16",
+                  devices=("cuda",), convert=_torchao(_fp8_wo_config, 16, 16), compiled_on=("cuda",),
+                  min_capability=(8, 9)),
         Technique("int4_weight_only", "torchao Int4WeightOnlyConfig, group 128, tinygemm packing "
                   "(tile_packed_to_4d), compiled; Linears with in % 128 == 0 and out % 8 == 0",
                   devices=("cuda",), convert=_torchao(_int4_config, 128, 8), compiled_on=("cuda",),
@@ -322,6 +332,9 @@ TECHNIQUES: dict[str, Technique] = {
         Technique("semi_structured_24_fp8", "2:4 magnitude pruning + torchao fp8 with the 2:4 sparse CUTLASS "
                   "packing (sparse_2d_data_2d_metadata), eager", devices=("cuda",), prepare=_prune_24,
                   convert=_semi_structured_fp8, min_capability=(9, 0)),
+        Technique("int4_weight_only_24", "2:4 sparsity + int4 weight-only", devices=("cuda",),
+                  unsupported="torchao 0.18 has no int4 with 2:4 sparsity: the Marlin sparse layout went with "
+                  "version 1 of Int4WeightOnlyConfig, and no packing format of version 2 is sparse"),
         Technique("semi_structured_24_int8", "2:4 sparsity + int8", devices=("cuda",),
                   unsupported="torchao 0.18 removed int8 with 2:4 sparsity (SemiSparseLayout went with "
                   "version 1 of Int8DynamicActivationInt8WeightConfig); its 2:4 + quantization path is fp8: "

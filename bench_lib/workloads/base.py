@@ -22,12 +22,15 @@ class Prunable:
     """A pair of layers whose hidden units can be removed together.
 
     `producer` (Linear or Conv2d) loses output units; `consumer` loses the matching inputs,
-    `group` consecutive inputs per unit (the spatial positions of a channel after a flatten).
+    `group` consecutive inputs per unit (the spatial positions of a channel after a flatten);
+    `partners` lose the same output units as the producer (a gated MLP's up projection), and
+    units are ranked by the L2 norm of their rows in all producers together.
     """
 
     producer: nn.Module
     consumer: nn.Module
     group: int = 1
+    partners: tuple[nn.Module, ...] = ()
 
 
 def feed(x: torch.Tensor, device: str, dtype: torch.dtype) -> torch.Tensor:

@@ -1,0 +1,312 @@
+"""The decode suite: LLM inference as it is served, prefill and decode apart.
+
+Weight-only quantization exists to speed up decode, where each token reads every weight once
+and the GPU waits on memory; a forward pass over a whole sequence (the inference suite) is the
+wrong regime to judge it. Here a case is one phase of one served model:
+
+- `prefill`: the prompts through the model into the KV cache and the first token chosen: time
+  to first token (TTFT, MLPerf's name);
+- `decode`: one step of greedy generation, a token for every row: time per output token (TPOT),
+  decode tokens/s, and the bytes the step reads over its time, against the device's peak
+  memory bandwidth (the roofline).
+
+Techniques come from the inference suite's registry (same prepare and convert steps); `mode`
+says how the model runs (eager, compiled blocks, or compiled and captured as CUDA graphs, as
+gpt-fast serves), and each technique's speedup is over the baseline dtype in the same mode.
+Quality is judged against the uncompressed reference served eagerly: greedy tokens agreeing
+with its tokens, and held-out perplexity where the model is trained.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.nn import functional as F
+
+from bench_lib.decode.engine import Engine
+from bench_lib.decode.roofline import peak_bandwidth, step_bytes
+from bench_lib.inference.evidence import op_evidence
+from bench_lib.inference.size import layer_kinds, tensor_bytes
+from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, skip_reason
+from bench_lib.measure import energy, memory
+from bench_lib.measure.stats import Measurement
+from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
+from bench_lib.platform import Platform
+from bench_lib.profiles import ROUND, VISIT
+from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.suites import Suite
+from bench_lib.workloads.llama import DECODE_WORKLOADS, Llama, LlamaLM
+
+__all__ = ["DecodeSuite", "DecodeGrid", "MATRIX", "BASELINES", "PHASES"]
+
+BASELINES = {"cpu": "fp32", "cuda": "bf16"}
+PHASES = ("prefill", "decode")
+GEN_TOKENS = 128
+
+
+@dataclass(frozen=True)
+class DecodeGrid:
+    """Workloads x techniques x modes x batches x prompt lengths; both phases of each."""
+
+    workloads: tuple[str, ...]
+    techniques: tuple[str, ...]
+    modes: tuple[str, ...]
+    batches: tuple[int, ...] = (1,)
+    prompts: tuple[int, ...] = (128,)
+
+
+_GPU_TECHNIQUES = ("bf16", "int8_weight_only", "int4_weight_only", "fp8_weight_only", "fp8_dynamic",
+                   "semi_structured_24", "int4_weight_only_24", "structured")
+_CPU_TECHNIQUES = ("fp32", "int8_dynamic", "int8_dynamic_torchao", "int8_weight_only", "structured",
+                   "structured_int8")
+
+# quick, CPU: the trained byte-level model at batch 1 (what `nox -s bench` can afford on 2 cores);
+# full adds batch 8, the ~100M shape and compiled blocks. GPU: the 8B shape at batch 1 (the
+# published figures' regime) on every technique's graph path, bf16 eager beside it; full adds
+# batches, a long prompt, the 1B shape and the trained model's quality.
+MATRIX: dict[tuple[str, str], tuple[DecodeGrid, ...]] = {
+    ("quick", "cpu"): (DecodeGrid(("llama_byte",), ("fp32", "int8_dynamic", "int8_weight_only", "structured",
+                                                    "structured_int8"), ("eager",)),),
+    ("full", "cpu"): (
+        DecodeGrid(("llama_byte", "llama_100m_random"), _CPU_TECHNIQUES, ("eager",), (1, 8)),
+        DecodeGrid(("llama_byte", "llama_100m_random"), ("fp32", "int8_weight_only"), ("compile",), (1, 8)),
+    ),
+    ("quick", "cuda"): (
+        DecodeGrid(("llama_8b_random",), _GPU_TECHNIQUES, ("graphs",)),
+        DecodeGrid(("llama_8b_random",), ("bf16",), ("eager",)),
+    ),
+    ("full", "cuda"): (
+        DecodeGrid(("llama_8b_random",), _GPU_TECHNIQUES, ("graphs",), (1, 8, 32), (128, 1024)),
+        DecodeGrid(("llama_8b_random",), ("bf16",), ("eager",), (1, 8, 32), (128,)),
+        DecodeGrid(("llama_1b_random", "llama_byte"), _GPU_TECHNIQUES, ("graphs",), (1, 8, 32)),
+    ),
+}
+
+
+def _device_kind(device: str) -> str:
+    return "cuda" if device.startswith("cuda") else "cpu"
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _perplexity(model: Llama, workload: LlamaLM, device: str) -> float:
+    """Held-out next-byte perplexity over 32 windows of the training length, no cache."""
+    windows = workload.eval_windows(32, workload.train_seq).to(device)
+    model.setup_cache(None, workload.train_seq)
+    pos = torch.arange(workload.train_seq, device=device)
+    with torch.no_grad():
+        losses = [F.cross_entropy(model(w[:, :-1], pos).float().flatten(0, 1), w[:, 1:].flatten(), reduction="sum")
+                  for w in windows.split(8)]
+    return math.exp(float(sum(losses)) / windows[:, 1:].numel())
+
+
+def _agreement(tokens: torch.Tensor, reference: torch.Tensor) -> dict:
+    """Greedy tokens against the reference's: the share of equal positions, and how many tokens
+    each row generates before it first differs (greedy decoding diverges for good after that)."""
+    same = tokens == reference
+    prefix = torch.where(same.all(1), same.shape[1], (~same).int().argmax(1)).float()
+    return {"greedy_token_agreement": float(same.float().mean()), "greedy_prefix_tokens": float(prefix.mean()),
+            "generated_tokens": int(reference.shape[1])}
+
+
+@dataclass
+class _Served:
+    engine: Engine
+    threads: int
+    started: float
+    facts: dict  # build times, sizes, quality: measured once when the model was built
+
+
+class DecodeSuite(Suite):
+    NAME = "decode"
+    DEFAULT_TIMEOUT_S = 900.0
+    INTERLEAVED = True
+
+    def __init__(self) -> None:
+        self._served: dict[CaseSpec, _Served] = {}
+        self._references: dict[tuple, dict] = {}
+
+    def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
+        out = []
+        for grid in MATRIX[(profile, _device_kind(device))]:
+            for workload in grid.workloads:
+                for name in grid.techniques:
+                    extra = {key: values[0] for key, values in TECHNIQUES[name].params.items()}
+                    for mode in grid.modes:
+                        for batch in grid.batches:
+                            for prompt in grid.prompts:
+                                for phase in PHASES:
+                                    out.append(CaseSpec.make(self.NAME, workload, name, device, batch=batch,
+                                                             prompt=prompt, gen=GEN_TOKENS, mode=mode, phase=phase,
+                                                             **extra))
+        return out
+
+    def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
+        if case.param("mode") == "graphs" and not case.device.startswith("cuda"):
+            return "CUDA graphs need a CUDA device"
+        return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform)
+
+    def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
+        """The baseline dtype (fp32 on CPU, bf16 on GPU) in the same mode, phase, batch and prompt."""
+        variant = BASELINES[_device_kind(case.device)]
+        if case.variant == variant:
+            return None
+        params = {k: v for k, v in case.params if k not in TECHNIQUES[case.variant].params}
+        return CaseSpec.make(self.NAME, case.workload, variant, case.device, **params)
+
+    def rescale_metrics(self, case: CaseSpec, metrics: dict, median: float, p90: float, p99: float) -> dict:
+        batch, prompt = int(case.param("batch")), int(case.param("prompt"))
+        out = {"latency_median_s": median, "latency_p90_s": p90, "latency_p99_s": p99}
+        if "gpu_kernel_s_per_call" in metrics:
+            out["gpu_busy_fraction"] = metrics["gpu_kernel_s_per_call"] / median
+        if case.param("phase") == "prefill":
+            return {**out, "ttft_median_s": median, "throughput_tokens_per_s": batch * prompt / median}
+        out.update(tpot_median_s=median, throughput_tokens_per_s=batch / median)
+        if metrics.get("bytes_per_step"):
+            achieved = metrics["bytes_per_step"] / median
+            out["achieved_bandwidth_bytes_per_s"] = achieved
+            if metrics.get("peak_bandwidth_bytes_per_s"):
+                out["bandwidth_fraction"] = achieved / metrics["peak_bandwidth_bytes_per_s"]
+        return out
+
+    # --- building --------------------------------------------------------------------------------
+
+    def _key(self, case: CaseSpec) -> CaseSpec:
+        """Both phases of a served model share it."""
+        return CaseSpec(case.suite, case.workload, case.variant, case.device,
+                        tuple(p for p in case.params if p[0] != "phase"))
+
+    def _reference(self, case: CaseSpec) -> dict:
+        """The uncompressed reference, served eagerly in the baseline dtype: its greedy tokens and
+        perplexity, computed once per workload, device, batch and prompt in this process."""
+        device, batch, prompt = case.device, int(case.param("batch")), int(case.param("prompt"))
+        key = (case.workload, device, batch, prompt, int(case.param("gen")))
+        if key not in self._references:
+            workload = DECODE_WORKLOADS[case.workload]
+            dtype = serving_dtype(TECHNIQUES[BASELINES[_device_kind(device)]], device)
+            model = workload.build(device, dtype)
+            ppl = _perplexity(model, workload, device) if workload.trained_weights else None
+            tokens = Engine(model, workload.prompts(batch, prompt), key[-1], "eager").generate()
+            self._references[key] = {"tokens": tokens, "perplexity": ppl}
+            del model
+            gc.collect()
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+        return self._references[key]
+
+    def _serve(self, case: CaseSpec, judge: bool) -> _Served:
+        """The technique applied, the engine set up (compiled, captured); with `judge`, its quality
+        against the reference (built first, then freed: an 8B model is served one copy at a time)."""
+        threads = len(os.sched_getaffinity(0))
+        torch.set_num_threads(threads)
+        device, batch = case.device, int(case.param("batch"))
+        workload, technique = DECODE_WORKLOADS[case.workload], TECHNIQUES[case.variant]
+        reference = self._reference(case) if judge else None
+        dtype = serving_dtype(technique, device)
+        rss_before = memory.current_rss_bytes()
+        started = time.perf_counter()
+        model = workload.build(device, torch.float32 if workload.trained_weights else dtype)
+        ctx = Context(case, workload, device, dtype, batch)  # type: ignore[arg-type] - LlamaLM offers what steps use
+        if technique.prepare:
+            model = technique.prepare(model, ctx)
+        model = model.to(dtype).eval()
+        if technique.convert:
+            model = technique.convert(model, ctx)
+        _sync(device)
+        converted = time.perf_counter()
+        facts: dict = {"convert_s": converted - started, "rss_before_build_bytes": rss_before,
+                       "in_memory_bytes": sum(tensor_bytes(v) for v in model.state_dict().values()),
+                       "layers": layer_kinds(model), "serving_dtype": str(dtype).removeprefix("torch."),
+                       **workload.describe()}
+        if judge and reference and reference["perplexity"] is not None:
+            facts.update(perplexity=_perplexity(model, workload, device), reference_perplexity=reference["perplexity"])
+        engine = Engine(model, workload.prompts(batch, int(case.param("prompt"))), int(case.param("gen")),
+                        str(case.param("mode")))
+        facts.update(setup_s=engine.setup_s, compiled_graphs=engine.compiled_graphs, **step_bytes(model))
+        if judge and reference:
+            facts.update(_agreement(engine.generate(), reference["tokens"]))
+        return _Served(engine, threads, started, facts)
+
+    def _kept(self, case: CaseSpec, judge: bool = False) -> _Served:
+        key = self._key(case)
+        if key not in self._served:
+            self._served[key] = self._serve(case, judge)
+        return self._served[key]
+
+    @staticmethod
+    def _call(served: _Served, case: CaseSpec):
+        return served.engine.prefill if case.param("phase") == "prefill" else served.engine.step
+
+    # --- measuring -------------------------------------------------------------------------------
+
+    def measure_round(self, case: CaseSpec, profile: str) -> CaseResult:
+        served = self._kept(case)
+        timer = timer_for(case.device)
+        with torch.no_grad():
+            m = blocked_autorange(self._call(served, case), timer, ROUND)
+        return CaseResult(case, "ok", m, {"latency_median_s": m.median}, timer=timer.name,
+                          measure_config=asdict(ROUND))
+
+    def measure_visit(self, cases: list[CaseSpec], profile: str) -> list[CaseResult]:
+        """A round of each case, their ~10 ms blocks in turns of random order (as the inference suite)."""
+        served = [self._kept(case) for case in cases]
+        timer = timer_for(cases[0].device)
+        with torch.no_grad():
+            ms = interleaved_autorange([self._call(s, c) for s, c in zip(served, cases, strict=True)], timer, VISIT)
+        return [CaseResult(case, "ok", m, {"latency_median_s": m.median}, timer=timer.name,
+                           measure_config=asdict(VISIT)) for case, m in zip(cases, ms, strict=True)]
+
+    def characterize(self, case: CaseSpec, profile: str) -> CaseResult:
+        return self._measure(self._kept(case, judge=True), case, ROUND)
+
+    def execute(self, case: CaseSpec, profile: str) -> CaseResult:
+        from bench_lib.profiles import measure_config
+
+        return self._measure(self._kept(case, judge=True), case, measure_config(profile))
+
+    def _measure(self, served: _Served, case: CaseSpec, cfg) -> CaseResult:
+        device, batch, prompt = case.device, int(case.param("batch")), int(case.param("prompt"))
+        decode = case.param("phase") == "decode"
+        fn, timer = self._call(served, case), timer_for(device)
+        with torch.no_grad():
+            memory.reset_cuda_peak(device)
+            m = blocked_autorange(fn, timer, cfg)
+            cuda_peak = memory.cuda_peak(device)
+            peak_rss = memory.peak_rss_bytes()
+            evidence = op_evidence(fn, device)
+            tokens_per_call = batch if decode else batch * prompt
+            used = energy.counter_for(device)
+            if not isinstance(used, str):
+                calls, used = energy.run_for(fn, used, sync=lambda: _sync(device))
+                used = energy.energy_metrics(used, {"call": calls, "token": calls * tokens_per_call})
+            else:
+                used = energy.energy_metrics(used, {})
+            steps = Measurement(tuple(served.engine.step_times())) if decode else None
+        peak, source = peak_bandwidth(torch.cuda.get_device_name() if device.startswith("cuda") else None)
+        metrics = {
+            **served.facts,
+            "phase": case.param("phase"),
+            "peak_bandwidth_bytes_per_s": peak, "peak_bandwidth_source": source,
+            **({"tpot_step_p50_s": steps.median, "tpot_step_p90_s": steps.p90, "tpot_step_p99_s": steps.p99}
+               if steps else {}),
+            "rss_added_bytes": peak_rss - served.facts["rss_before_build_bytes"],
+            **cuda_peak,
+            "top_ops": evidence.top_ops,
+            "top_ops_clock": "device self time" if device.startswith("cuda") else "CPU self time",
+            **({} if evidence.kernel_s_per_call is None else {"gpu_kernel_s_per_call": evidence.kernel_s_per_call}),
+            **used,
+            "baseline_variant": BASELINES[_device_kind(device)],
+            "torch_threads": served.threads,
+            "technique_note": TECHNIQUES[case.variant].note,
+        }
+        metrics.update(self.rescale_metrics(case, metrics, m.median, m.p90, m.p99))
+        return CaseResult(case, "ok", m, metrics, timer=timer.name, measure_config=asdict(cfg),
+                          wall_s=time.perf_counter() - served.started)
