@@ -38,6 +38,7 @@ class Engine:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.model, self.gen, self.mode = model, gen, mode
+        model.requires_grad_(False)  # a serving model: no autograd state, nor guards on it
         device = model.tok_embeddings.weight.device
         self.cuda = device.type == "cuda"
         if mode == "graphs" and not self.cuda:
@@ -65,6 +66,7 @@ class Engine:
                 for _ in range(2):  # compiles here, apart from the timed calls
                     self._prefill_once()
                     self._step_once()
+            self.prefill()  # the warm-up moved the position on: start from the first generated token
         self._sync()
         self.setup_s = time.perf_counter() - started
         self.compiled_graphs = _compiled_graphs() - graphs_before
@@ -99,11 +101,13 @@ class Engine:
         self.tok.copy_(nxt)
         self.pos.add_(1)
 
+    @torch.no_grad()
     def prefill(self) -> None:
         """Time to first token: the prompt through the model into the cache, the first token chosen."""
         self._prefill()
         self.steps = 0
 
+    @torch.no_grad()
     def step(self) -> None:
         """One output token for every row; back to the first generated position after `gen` steps."""
         if self.steps == self.gen:
