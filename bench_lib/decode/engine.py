@@ -23,8 +23,16 @@ from bench_lib.workloads.llama import Llama
 __all__ = ["MODES", "Engine"]
 
 #: eager: the modules as they are; compile: blocks compiled (inductor, static shapes);
-#: graphs: compiled blocks, and prefill and step each captured as one CUDA graph.
-MODES = ("eager", "compile", "graphs")
+#: graphs: compiled blocks, and prefill and step each captured as one CUDA graph;
+#: graphs_tuned: the same with gpt-fast's inductor setting, coordinate-descent tuning, under which
+#: inductor also turns a one-row matmul into a reduction that can fuse a weight's dequantization
+#: (torch/_inductor/decomposition.py, `mm`): the path weight-only quantization was built for.
+MODES = ("eager", "compile", "graphs", "graphs_tuned")
+
+# Every served model of a process compiles the same `Block.forward`: Dynamo's default of 8
+# compiled versions per code object ran out after four models (two shapes each) in one process,
+# and the rest silently ran eager (H200 run of 2026-12-01, `compiled_graphs` 0).
+_RECOMPILE_LIMIT = 512
 
 
 def _compiled_graphs() -> int:
@@ -41,8 +49,8 @@ class Engine:
         model.requires_grad_(False)  # a serving model: no autograd state, nor guards on it
         device = model.tok_embeddings.weight.device
         self.cuda = device.type == "cuda"
-        if mode == "graphs" and not self.cuda:
-            raise ValueError("graphs mode needs a CUDA device")
+        if mode.startswith("graphs") and not self.cuda:
+            raise ValueError(f"{mode} mode needs a CUDA device")
         batch, self.prompt_len = prompts.shape
         model.setup_cache(batch, self.prompt_len + gen)
         self.prompts = prompts.to(device)
@@ -55,12 +63,16 @@ class Engine:
         graphs_before = _compiled_graphs()
         started = time.perf_counter()
         if mode != "eager":
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
+            torch._dynamo.config.accumulated_recompile_limit = max(
+                torch._dynamo.config.accumulated_recompile_limit, 8 * _RECOMPILE_LIMIT)
             for block in model.layers:
                 block.compile(dynamic=False)
         self._prefill: Callable[[], None] = self._prefill_once
         self._step: Callable[[], None] = self._step_once
-        with torch.no_grad():
-            if mode == "graphs":
+        tuning = torch._inductor.config.patch(coordinate_descent_tuning=mode == "graphs_tuned")
+        with torch.no_grad(), tuning:
+            if mode.startswith("graphs"):
                 self._prefill, self._step = self._capture(self._prefill_once), self._capture(self._step_once)
             else:
                 for _ in range(2):  # compiles here, apart from the timed calls

@@ -202,6 +202,34 @@ def _pt2e_static(model: nn.Module, ctx: Context) -> nn.Module:
     return compiled
 
 
+class Int8WeightOnlyLinear(nn.Module):
+    """gpt-fast's int8 weight-only Linear: int8 weights and a per-output-channel scale, converted to
+    the activation dtype inside the product. Compiled, inductor fuses that conversion into the
+    matmul's reads (at one row, a reduction), so a decode step reads one byte per weight."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        w = linear.weight.detach().float()
+        scale = w.abs().amax(dim=1).clamp_min(1e-12) / 127
+        self.register_buffer("weight", (w / scale[:, None]).round().clamp(-128, 127).to(torch.int8))
+        self.register_buffer("scales", scale.to(linear.weight.dtype))
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.nn.functional.linear(x, self.weight.to(x.dtype)) * self.scales
+        return y if self.bias is None else y + self.bias
+
+
+def _swap_linears(kind: type[nn.Module]) -> Step:
+    def step(model: nn.Module, ctx: Context) -> nn.Module:
+        for name, linear in _linears(model):
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name), child, kind(linear))
+        return model
+
+    return step
+
+
 class CsrLinear(nn.Module):
     """A Linear whose weight is stored as sparse CSR and multiplied by `torch.sparse.mm`."""
 
@@ -216,13 +244,6 @@ class CsrLinear(nn.Module):
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], y.shape[-1])
-
-
-def _to_csr(model: nn.Module, ctx: Context) -> nn.Module:
-    for name, linear in _linears(model):
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name), child, CsrLinear(linear))
-    return model
 
 
 def _to_semi_structured(model: nn.Module, ctx: Context) -> nn.Module:
@@ -298,6 +319,11 @@ TECHNIQUES: dict[str, Technique] = {
         Technique("int8_weight_only", "torchao quantize_(Int8WeightOnlyConfig), eager: compiled it ran "
                   "1789 ms a call at 8x512 tokens on an H100 (probe run, 570x bf16; anchors: 788 ms at 2048 "
                   "rows) and is slower than fp32 on AVX2 CPUs", convert=_torchao(_int8_wo_config)),
+        Technique("int8_weight_only_inductor", "int8 weights, per-channel scales, dequantized inside the "
+                  "matmul (gpt-fast's WeightOnlyInt8Linear), compiled: inductor fuses the conversion where "
+                  "torchao 0.18's Int8WeightOnlyConfig calls aten._weight_int8pack_mm (50 ms a token for an 8B "
+                  "model on an H200, 10x slower than bf16)", convert=_swap_linears(Int8WeightOnlyLinear),
+                  compiled_on=("cpu", "cuda")),
         Technique("int8_static_pt2e", "static int8: torch.export + PT2E (torchao.quantization.pt2e) with "
                   "X86InductorQuantizer, calibrated on max(64, 4 x batch) training rows, torch.compile with "
                   "freezing (global, while it compiles)",
@@ -317,7 +343,7 @@ TECHNIQUES: dict[str, Technique] = {
                   "Linear, no fine-tune, dense kernels: no speedup expected", prepare=_prune_l1,
                   params=_SPARSITIES),
         Technique("l1_unstructured_csr", "l1_unstructured, weights stored as sparse CSR and multiplied by "
-                  "torch.sparse.mm (MKL on CPU, cuSPARSE on GPU)", prepare=_prune_l1, convert=_to_csr,
+                  "torch.sparse.mm (MKL on CPU, cuSPARSE on GPU)", prepare=_prune_l1, convert=_swap_linears(CsrLinear),
                   params=_SPARSITIES),
         Technique("structured", "hidden units with the smallest L2 norm removed (smaller dense layers), "
                   "then a short fine-tune on the training data (digits: 5 epochs; LM: 30 steps; "
