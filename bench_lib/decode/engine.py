@@ -66,14 +66,15 @@ class Engine:
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
             torch._dynamo.config.accumulated_recompile_limit = max(
                 torch._dynamo.config.accumulated_recompile_limit, 8 * _RECOMPILE_LIMIT)
-            # The blocks, and the final norm and output head apart: left eager, a quantized head's
-            # weight was dequantized into a 1 GB bf16 copy at every step (H200, fp8 and int8 weights).
-            for module in (*model.layers, model.norm, model.output):
-                module.compile(dynamic=False)
+            for block in model.layers:
+                block.compile(dynamic=False)
         self._prefill: Callable[[], None] = self._prefill_once
         self._step: Callable[[], None] = self._step_once
         tuning = torch._inductor.config.patch(coordinate_descent_tuning=mode == "graphs_tuned")
+        self.head = "eager"
         with torch.no_grad(), tuning:
+            if mode != "eager":
+                self.head = self._compile_head(batch)
             if mode.startswith("graphs"):
                 self._prefill, self._step = self._capture(self._prefill_once), self._capture(self._step_once)
             else:
@@ -84,6 +85,22 @@ class Engine:
         self._sync()
         self.setup_s = time.perf_counter() - started
         self.compiled_graphs = _compiled_graphs() - graphs_before
+
+    def _compile_head(self, batch: int) -> str:
+        """Compile the final norm and output head, or say why they stay eager. Eager, a quantized
+        head's weight was dequantized into a 1 GB bf16 copy at every step (H200, fp8 and int8 weights);
+        compiled on torch 2.11, torchao's int4 and fp8 heads failed in Dynamo ("Polyfill handler
+        <method-wrapper '__eq__'...> does not have a traceable function")."""
+        model = self.model
+        compiled = torch.compile(model.logits, dynamic=False)
+        hidden = torch.zeros(batch, 1, model.shape.d, dtype=model.tok_embeddings.weight.dtype,
+                             device=model.tok_embeddings.weight.device)
+        try:
+            compiled(hidden)
+        except Exception as e:  # noqa: BLE001 - a head that does not compile is served eagerly, and said so
+            return f"eager: torch.compile failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        model.logits = compiled
+        return "compiled"
 
     def _sync(self) -> None:
         if self.cuda:

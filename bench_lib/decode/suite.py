@@ -236,7 +236,8 @@ class DecodeSuite(Suite):
             facts.update(perplexity=_perplexity(model, workload, device), reference_perplexity=reference["perplexity"])
         engine = Engine(model, workload.prompts(batch, int(case.param("prompt"))), int(case.param("gen")),
                         str(case.param("mode")))
-        facts.update(setup_s=engine.setup_s, compiled_graphs=engine.compiled_graphs, **step_bytes(model))
+        facts.update(setup_s=engine.setup_s, compiled_graphs=engine.compiled_graphs, output_head=engine.head,
+                     **step_bytes(model))
         if judge and reference:
             facts.update(_agreement(engine.generate(), reference["tokens"]))
         return _Served(engine, threads, started, facts)

@@ -165,6 +165,10 @@ class Llama(nn.Module):
             x = block(x, cos, sin, mask, pos)
         if last_only:
             x = x[:, -1:]
+        return self.logits(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The final norm and the output head: a function of its own, so a serving engine can compile it."""
         return self.output(self.norm(x))
 
 
