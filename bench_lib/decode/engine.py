@@ -7,8 +7,9 @@ between tokens. The blocks are compiled regionally (`nn.Module.compile` on each 
 32 identical blocks of an 8B model compile once), in `compile` and `graphs` modes.
 
 A timed decode call is one step (one token for each row of the batch); the engine goes back to
-the first generated position after `gen` steps, so that rounds cover the generation's positions
-alike (the static cache is read whole at every position, so a step's cost does not grow with it).
+the second generated position (the first comes from the prefill) after `gen - 1` steps, so that
+rounds cover the generation's positions alike (the static cache is read whole at every position,
+so a step's cost does not grow with it).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def _compiled_graphs() -> int:
 
 class Engine:
     def __init__(self, model: Llama, prompts: torch.Tensor, gen: int, mode: str) -> None:
+        if gen < 2:
+            raise ValueError(f"gen must be >= 2 (the prefill makes the first token), got {gen}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.model, self.gen, self.mode = model, gen, mode
@@ -122,13 +125,14 @@ class Engine:
     def _prefill_once(self) -> None:
         logits = self.model(self.prompts, self.prompt_pos, last_only=True)
         self.first.copy_(logits[:, -1].argmax(-1, keepdim=True))
+        self.out[:, :1].copy_(self.first)
         self.tok.copy_(self.first)
         self.pos.fill_(self.prompt_len)
 
     def _step_once(self) -> None:
         logits = self.model(self.tok, self.pos)
         nxt = logits[:, -1].argmax(-1, keepdim=True)
-        self.out.index_copy_(1, self.pos - self.prompt_len, nxt)
+        self.out.index_copy_(1, self.pos - self.prompt_len + 1, nxt)
         self.tok.copy_(nxt)
         self.pos.add_(1)
 
@@ -140,8 +144,9 @@ class Engine:
 
     @torch.no_grad()
     def step(self) -> None:
-        """One output token for every row; back to the first generated position after `gen` steps."""
-        if self.steps == self.gen:
+        """The next output token of every row; back to the second output token (the first comes
+        from the prefill) after the generation's `gen - 1` steps."""
+        if self.steps == self.gen - 1:
             self.tok.copy_(self.first)
             self.pos.fill_(self.prompt_len)
             self.steps = 0
@@ -149,10 +154,10 @@ class Engine:
         self.steps += 1
 
     def generate(self) -> torch.Tensor:
-        """Greedy tokens (batch, gen) from the prompts, on the host."""
+        """Greedy tokens (batch, gen) from the prompts, on the host: the prefill's, then each step's."""
         with torch.no_grad():
             self.prefill()
-            for _ in range(self.gen):
+            for _ in range(self.gen - 1):
                 self.step()
         return self.out.cpu().clone()
 
@@ -162,7 +167,7 @@ class Engine:
             self.prefill()
             self._sync()
             if self.cuda:
-                events = [torch.cuda.Event(enable_timing=True) for _ in range(self.gen + 1)]
+                events = [torch.cuda.Event(enable_timing=True) for _ in range(self.gen)]
                 events[0].record()
                 for e in events[1:]:
                     self.step()
@@ -170,7 +175,7 @@ class Engine:
                 events[-1].synchronize()
                 return [a.elapsed_time(b) / 1e3 for a, b in zip(events, events[1:], strict=False)]
             times = []
-            for _ in range(self.gen):
+            for _ in range(self.gen - 1):
                 started = time.perf_counter()
                 self.step()
                 times.append(time.perf_counter() - started)

@@ -1,0 +1,173 @@
+"""The decode suite: the Llama decoder and its cache, the serving engine, the roofline, and one case end to end."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench_lib.decode import suite as decode_suite
+from bench_lib.decode.engine import Engine
+from bench_lib.decode.roofline import peak_bandwidth, step_bytes
+from bench_lib.decode.suite import DecodeSuite, _agreement
+from bench_lib.inference.structured import remove_units
+from bench_lib.results.case import CaseSpec
+from bench_lib.workloads.llama import Llama, LlamaLM, LlamaShape
+
+TINY = LlamaShape(vocab=256, d=32, layers=2, heads=4, kv_heads=2, ffn=64, rope_theta=10_000.0)
+
+
+def tiny_model(seed: int = 0) -> Llama:
+    return LlamaLM(TINY, seed=seed).build("cpu", torch.float32)
+
+
+def test_cached_prefill_and_steps_equal_the_full_forward():
+    model, idx = tiny_model(), torch.randint(0, 256, (2, 12))
+    model.setup_cache(None, 16)
+    with torch.no_grad():
+        full = model(idx, torch.arange(12))
+        model.setup_cache(2, 16)
+        head = model(idx[:, :8], torch.arange(8))
+        steps = [model(idx[:, i:i + 1], torch.tensor([i])) for i in range(8, 12)]
+    torch.testing.assert_close(head, full[:, :8], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat(steps, 1), full[:, 8:], atol=1e-5, rtol=1e-5)
+
+
+def test_attention_is_causal_and_grouped():
+    """A later token cannot change an earlier position's logits; the kv heads are fewer than the heads."""
+    model = tiny_model()
+    model.setup_cache(None, 10)
+    idx = torch.randint(0, 256, (1, 10))
+    changed = idx.clone()
+    changed[0, 7] = (idx[0, 7] + 1) % 256
+    with torch.no_grad():
+        a, b = model(idx, torch.arange(10)), model(changed, torch.arange(10))
+    torch.testing.assert_close(a[:, :7], b[:, :7])
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+    assert model.layers[0].attention.wqkv.out_features == (4 + 2 * 2) * 8
+
+
+def test_engine_generates_greedy_tokens_and_starts_over_after_gen_steps():
+    model, prompts, gen = tiny_model(), torch.randint(0, 256, (2, 6)), 5
+    engine = Engine(model, prompts, gen, "eager")
+    tokens = engine.generate()
+    seq = prompts.clone()  # the same greedy decode, recomputed over the whole sequence each time
+    model.setup_cache(None, 6 + gen)
+    with torch.no_grad():
+        for _ in range(gen):
+            seq = torch.cat([seq, model(seq, torch.arange(seq.shape[1]))[:, -1:].argmax(-1)], 1)
+    assert torch.equal(tokens, seq[:, 6:])
+    engine = Engine(tiny_model(), prompts, gen, "eager")
+    for _ in range(3 * (gen - 1) + 1):  # the position never runs past the cache
+        engine.step()
+    assert int(engine.pos) == 6 + 1
+    assert torch.equal(engine.generate(), tokens)
+
+
+def test_graphs_mode_needs_cuda():
+    with pytest.raises(ValueError, match="CUDA"):
+        Engine(tiny_model(), torch.zeros(1, 4, dtype=torch.long), 2, "graphs")
+
+
+def test_many_compiled_models_in_one_process_all_compile():
+    """Served models share Block.forward: past Dynamo's default of 8 versions they silently ran eager."""
+    graphs = [Engine(tiny_model(), torch.randint(0, 256, (batch, 4)), 2, "compile").compiled_graphs
+              for batch in (1, 2, 3, 4, 5)]
+    assert all(g >= 2 for g in graphs), graphs
+
+
+def test_greedy_agreement_counts_positions_and_prefixes():
+    ref = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    out = torch.tensor([[1, 2, 9, 4], [5, 6, 7, 8]])
+    got = _agreement(out, ref)
+    assert got["greedy_token_agreement"] == pytest.approx(7 / 8)
+    assert got["greedy_prefix_tokens"] == pytest.approx((2 + 4) / 2)
+
+
+def test_structured_pruning_cuts_gate_and_up_projections_together():
+    model = tiny_model()
+    ffn = model.layers[0].feed_forward
+    norms = (ffn.w1.weight.norm(dim=1) ** 2 + ffn.w3.weight.norm(dim=1) ** 2).sqrt()
+    keep = norms.topk(32).indices.sort().values
+    w1, w3, w2 = ffn.w1.weight[keep].clone(), ffn.w3.weight[keep].clone(), ffn.w2.weight[:, keep].clone()
+    removed = remove_units(LlamaLM(TINY).prunable(model), 0.5)
+    assert removed == 2 * 32
+    assert (ffn.w1.out_features, ffn.w3.out_features, ffn.w2.in_features) == (32, 32, 32)
+    assert torch.equal(ffn.w1.weight, w1) and torch.equal(ffn.w3.weight, w3) and torch.equal(ffn.w2.weight, w2)
+
+
+def test_step_bytes_count_weights_but_the_embedding_and_the_whole_cache():
+    model = tiny_model()
+    model.setup_cache(3, 20)
+    got = step_bytes(model)
+    params = sum(p.numel() for p in model.parameters()) - 256 * 32
+    assert got["weight_bytes_per_step"] == 4 * params  # fp32; caches and rotary tables are not in the state dict
+    assert got["kv_cache_bytes_per_step"] == 2 * 2 * 3 * 2 * 20 * 8 * 4  # layers, k+v, batch, kv heads, seq, hd
+    assert got["bytes_per_step"] == got["weight_bytes_per_step"] + got["kv_cache_bytes_per_step"]
+
+
+@pytest.mark.parametrize(("name", "expected"), [("NVIDIA H200", 4.8e12), ("NVIDIA H100 80GB HBM3", 3.35e12),
+                                                ("NVIDIA H100 PCIe", 2.0e12), (None, None), ("Tesla T4", None)])
+def test_peak_bandwidth_from_the_device_name(name, expected):
+    value, source = peak_bandwidth(name)
+    assert value == expected
+    assert source
+
+
+def test_baseline_is_the_same_phase_and_mode_in_the_baseline_dtype():
+    suite = DecodeSuite()
+    case = CaseSpec.make("decode", "llama_byte", "structured", "cuda", batch=1, prompt=128, gen=128,
+                         mode="graphs_tuned", phase="decode", sparsity=0.5)
+    assert suite.baseline_of(case) == CaseSpec.make("decode", "llama_byte", "bf16", "cuda", batch=1, prompt=128,
+                                                    gen=128, mode="graphs_tuned", phase="decode")
+    assert suite.baseline_of(suite.baseline_of(case)) is None
+
+
+def test_decode_figures_follow_the_per_token_time():
+    suite = DecodeSuite()
+    case = CaseSpec.make("decode", "llama_byte", "bf16", "cuda", batch=4, prompt=128, gen=128, mode="graphs",
+                         phase="decode")
+    got = suite.rescale_metrics(case, {"bytes_per_step": 2e9, "peak_bandwidth_bytes_per_s": 4e12}, 1e-3, 2e-3, 3e-3)
+    assert got["tpot_median_s"] == 1e-3 and got["throughput_tokens_per_s"] == pytest.approx(4000)
+    assert got["achieved_bandwidth_bytes_per_s"] == pytest.approx(2e12)
+    assert got["bandwidth_fraction"] == pytest.approx(0.5)
+    prefill = CaseSpec.make("decode", "llama_byte", "bf16", "cuda", batch=4, prompt=128, gen=128, mode="graphs",
+                            phase="prefill")
+    got = suite.rescale_metrics(prefill, {"bytes_per_step": 2e9}, 1e-2, 2e-2, 3e-2)
+    assert got["ttft_median_s"] == 1e-2 and got["throughput_tokens_per_s"] == pytest.approx(4 * 128 / 1e-2)
+    assert "bandwidth_fraction" not in got
+
+
+def test_quick_cpu_cases_have_both_phases_and_their_baselines():
+    suite = DecodeSuite()
+    cases = suite.cases("quick", "cpu", "all")
+    assert {c.param("phase") for c in cases} == {"prefill", "decode"}
+    assert {"fp32", "int8_dynamic", "structured"} <= {c.variant for c in cases}
+    assert all(suite.baseline_of(c) in cases for c in cases if c.variant != "fp32")
+    assert all(c.workload == "llama_byte" for c in cases)
+
+
+def test_one_case_end_to_end_judged_against_the_eager_reference(monkeypatch):
+    monkeypatch.setitem(decode_suite.DECODE_WORKLOADS, "tiny", LlamaLM(TINY))
+    suite = DecodeSuite()
+    base = CaseSpec.make("decode", "tiny", "fp32", "cpu", batch=2, prompt=8, gen=6, mode="eager", phase="decode")
+    int8 = CaseSpec.make("decode", "tiny", "int8_dynamic", "cpu", batch=2, prompt=8, gen=6, mode="eager",
+                         phase="decode")
+    got, q = suite.execute(base, "quick"), suite.execute(int8, "quick")
+    assert got.status == q.status == "ok"
+    m = got.metrics
+    assert m["greedy_token_agreement"] == 1.0 and m["greedy_prefix_tokens"] == 6
+    assert m["tpot_median_s"] == got.measurement.median
+    assert m["tpot_step_p50_s"] <= m["tpot_step_p99_s"]
+    assert m["weights"].startswith("random")
+    assert q.metrics["bytes_per_step"] < m["bytes_per_step"]
+    assert 0 <= q.metrics["greedy_token_agreement"] <= 1
+    assert "perplexity" not in m  # random weights: no perplexity to speak of
+
+
+def test_trained_byte_model_perplexity_is_better_than_uniform(monkeypatch, tmp_path):
+    monkeypatch.setenv("EFFBENCH_CACHE", str(tmp_path))
+    workload = LlamaLM(TINY, steps=20, train_seq=32, train_batch=8)
+    trained = decode_suite._perplexity(workload.build("cpu", torch.float32), workload, "cpu")
+    untrained = decode_suite._perplexity(LlamaLM(TINY).build("cpu", torch.float32), workload, "cpu")
+    assert 1 < trained < untrained
+    assert untrained == pytest.approx(256, rel=0.2)  # random weights: about uniform over bytes
