@@ -95,12 +95,15 @@ def test_shortfall_sentence_names_the_top_kernel(tmp_path):
 
 def test_newest_run_wins_per_case(tmp_path):
     old = make_run(tmp_path, "20261201T100000Z-decode", H200_ENV, decode=decode_results((1,), tpot_scale=2.0))
-    new = make_run(tmp_path, "20261201T110000Z-decode", H200_ENV, decode=decode_results((1,)))
+    failed = CaseResult.failed(CaseSpec.make("decode", "llama_tiny", "int4_weight_only", "cuda", batch=1, prompt=128,
+                                             gen=128, mode="graphs", phase="decode"), "RuntimeError: no kernel")
+    new = make_run(tmp_path, "20261201T110000Z-decode", H200_ENV, decode=[*decode_results((1,)), failed])
     trade, dropped = latest_per_case(decode_tradeoffs(results_frame([new, old])))
     assert dropped == 6 and set(trade["run"]) == {"20261201T110000Z-decode"}
     text = build_report([old, new], tmp_path / "out").readme.read_text()
     assert "6 older result(s) are left out" in text
     assert "| llama_tiny | cuda | bf16 | graphs | 1 | 128 | 20.0 | 4.17 |" in text      # not the older 8.33
+    assert "| 20261201T110000Z-decode | decode/llama_tiny-int4_weight_only-" in text        # which run failed it
 
 
 def test_report_has_the_decode_section_plot_and_failures(tmp_path):

@@ -339,8 +339,13 @@ def _status_rows(df: pd.DataFrame, status: str) -> pd.DataFrame:
     if df.empty:
         return df
     sel = df[df["status"] == status]
-    return pd.DataFrame({"case": sel["suite"] + "/" + sel["case_id"],
+    return pd.DataFrame({**_run_column(df, sel), "case": sel["suite"] + "/" + sel["case_id"],
                          "reason": sel["reason"].map(_first_and_last_line)})
+
+
+def _run_column(df: pd.DataFrame, sel: pd.DataFrame) -> dict:
+    """The run of each row, where the report holds several (the same case can fail in one, pass in another)."""
+    return {"run": sel["run"]} if "run" in df and df["run"].nunique() > 1 else {}
 
 
 def _first_and_last_line(text: object) -> str:
@@ -362,7 +367,8 @@ def noisy_table(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty or "warnings" not in df:
         return pd.DataFrame()
     sel = df[(df["status"] == "ok") & df["warnings"].fillna("").astype(bool)]
-    return pd.DataFrame({"case": sel["suite"] + "/" + sel["case_id"], "samples": sel["n"].astype(int),
+    return pd.DataFrame({**_run_column(df, sel), "case": sel["suite"] + "/" + sel["case_id"],
+                         "samples": sel["n"].astype(int),
                          "IQR / median": sel["spread"].map(lambda v: f"{v:.0%}"), "warning": sel["warnings"]})
 
 
