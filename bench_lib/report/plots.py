@@ -321,8 +321,13 @@ def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
         ax.minorticks_off()
         ax.set_xlim(batches[0] / 2 ** 0.6, batches[-1] * 2 ** 0.6)
         ax.set_xlabel("batch size (sequences decoded together, log2)")
-        ax.set_ylabel("decode tokens/s (log)")
-        _plain_log_y(ax)
+        shown = pd.concat([sub["throughput_tokens_per_s"], sub.get("roofline_tokens_per_s", pd.Series(dtype=float))])
+        if _spans_decades(shown.dropna()):
+            ax.set_ylabel("decode tokens/s (log)")
+            _plain_log_y(ax)
+        else:
+            ax.set_ylabel("decode tokens/s")
+            ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, title="technique / mode", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
@@ -333,8 +338,8 @@ def _draw_roofline(ax: Axes, sub: pd.DataFrame, batches: list) -> None:
     base = sub[sub["is_baseline"]] if "is_baseline" in sub else sub.iloc[0:0]
     base = base.dropna(subset=[c for c in ("bytes_per_step", "peak_bandwidth_bytes_per_s") if c in base])
     if base.empty or "bytes_per_step" not in base or "peak_bandwidth_bytes_per_s" not in base:
-        ax.text(0.02, 0.98, "no roofline: no data-sheet peak bandwidth for this device", transform=ax.transAxes,
-                fontsize=8, va="top")
+        ax.text(0.02, 0.02, "no roofline: no data-sheet peak bandwidth for this device", transform=ax.transAxes,
+                fontsize=8, va="bottom")
         return
     per_batch = base.groupby("param.batch").first()
     xs = [b for b in batches if b in per_batch.index]
