@@ -72,7 +72,8 @@ CONFIDENCE = 0.95
 SINGLE_RUN_FLOOR = 0.20
 # The variant each technique or strategy is measured against, within the same run, per
 # suite and device kind (the inference suite's own choice: fp32 eager on CPU, bf16 on GPU).
-BASELINES = {"inference": {"cpu": "fp32", "cuda": "bf16"}, "training": {"cpu": "sync", "cuda": "sync"}}
+BASELINES = {"inference": {"cpu": "fp32", "cuda": "bf16"}, "decode": {"cpu": "fp32", "cuda": "bf16"},
+             "training": {"cpu": "sync", "cuda": "sync"}}
 _CHUNK_ELEMENTS = 4_000_000
 
 

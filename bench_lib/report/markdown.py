@@ -20,7 +20,11 @@ from bench_lib.report.load import Run, environment_frame, results_frame
 from bench_lib.report.references import machine_tag, references_for
 from bench_lib.report.tables import (
     HOST_BOUND_BELOW,
+    UNPAIRED_MARK,
     collectives_table,
+    decode_shortfalls,
+    decode_table,
+    decode_tradeoffs,
     energy_notes,
     failed_table,
     fmt_bytes,
@@ -29,6 +33,7 @@ from bench_lib.report.tables import (
     inference_cost_table,
     inference_latency_table,
     inference_tradeoffs,
+    latest_per_case,
     markdown_table,
     noisy_table,
     ok_rows,
@@ -93,6 +98,50 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
                   "kernel time, or serve them with CUDA graphs (`bf16_cudagraphs`).\n", markdown_table(host_bound), ""]
     if "int8_dynamic" in set(trade["variant"]):
         parts += [f"> **Note:** {DEPRECATION_NOTE}\n"]
+    return parts + _variant_notes(trade, "technique_note", "Techniques")
+
+
+def _decode(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
+    trade = decode_tradeoffs(df)
+    if trade.empty:
+        return []
+    trade, superseded = latest_per_case(trade)
+    table, unit = decode_table(trade)
+    devices = set(trade["device"].map(lambda d: "cuda" if d.startswith("cuda") else "cpu"))
+    baseline = " and ".join(f"{b} on {'GPU' if d == 'cuda' else 'CPU'}" for d, b in
+                            (("cuda", "bf16"), ("cpu", "fp32")) if d in devices)
+    parts = ["## Decode (LLM serving)\n",
+             "One row per workload, technique, serving mode, batch and prompt length: the two phases of one "
+             f"served model. TTFT is the median time of prefill (the whole prompt through the first token), "
+             "TPOT the median time per output token of decode; each is the median of rounds interleaved over "
+             f"the run. Step p90 / p99 are the tails of single decode steps. All times in {unit}. Decode "
+             "tokens/s is batch / TPOT. Bandwidth is the bytes a decode step must read (every weight but the "
+             "embedding table, and the whole static KV cache) over TPOT, with its share of the device's "
+             "data-sheet peak; roofline tokens/s is batch x peak / those bytes, the most that any kernel reading "
+             f"them could reach. Decode speedup is the baseline's TPOT ({baseline}, same run, mode, batch and "
+             "prompt) over the technique's, from paired rounds with the 95% interval of the median paired ratio"
+             f"; {UNPAIRED_MARK} marks a ratio of medians with a within-run bootstrap interval, where the run "
+             "stored no paired rounds. Greedy agreement is the share of generated tokens equal to those of the "
+             "uncompressed reference served eagerly, with the tokens generated before the first difference; "
+             "with random weights (`weights: random`) logits are near ties, so agreement measures how much the "
+             "numerics move, not quality. Perplexity (held-out, against the reference's) needs the trained "
+             "model.\n"]
+    if superseded:
+        parts.append(f"Several runs measured the same cases: each row shows the newest run's successful result "
+                     f"(run directories are named by their UTC start time), and {superseded} older result(s) "
+                     "are left out; a case that failed in a newer run keeps its older successful result here, "
+                     "and the failure is listed under Notes. Each speedup is against the baseline of its own "
+                     "run.\n")
+    parts += [markdown_table(table), ""]
+    path = plots.decode_tokens_vs_batch(trade, out / "decode_throughput.png")
+    if path:
+        drawn.append(path)
+        parts.append(_img(path, out, "decode tokens/s vs batch size, with the bandwidth roofline"))
+    short = decode_shortfalls(trade)
+    if short:
+        parts += [f"**Slower than the baseline at decode ({len(short)})**, with the profiler's top kernel as "
+                  "the evidence:\n", *[f"- {s}" for s in short], ""]
+    parts += _energy_section(trade, "an energy window of its own (at least 2 s of back-to-back calls)")
     return parts + _variant_notes(trade, "technique_note", "Techniques")
 
 
@@ -244,6 +293,7 @@ def build_report(runs: list[Run], out: Path) -> Report:
     drawn: list[Path] = []
     parts = _summary(df, runs)
     parts += _inference(df, out, drawn)
+    parts += _decode(df, out, drawn)
     parts += _collectives(df, runs, out, drawn)
     parts += _training(df, out, drawn)
     parts += _projection(runs, out, drawn)

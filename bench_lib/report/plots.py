@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter
 
 from bench_lib.atomic import atomic_write_bytes
 from bench_lib.report.references import Reference
-from bench_lib.report.tables import fmt_bytes, pareto_front, select_time_unit
+from bench_lib.report.tables import fmt_bytes, fmt_num, pareto_front, roofline_tokens_per_s, select_time_unit
 
 __all__ = [
     "latency_vs_batch",
@@ -30,6 +30,7 @@ __all__ = [
     "collective_vs_size",
     "loss_vs_wall",
     "training_throughput",
+    "decode_tokens_vs_batch",
 ]
 
 _DPI = 110
@@ -274,3 +275,84 @@ def training_throughput(tr: pd.DataFrame, path: Path) -> Path | None:
         ax.set_ylabel("throughput (samples/s)")
         ax.grid(True, axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
+    """Decode tokens/s against batch size, one line per technique and mode, one panel per workload and
+    device (and prompt, where there are several), under the bandwidth roofline: batch x peak bandwidth /
+    the baseline's bytes per step (black), with each technique's own ceiling as a bar in its colour.
+
+    A series with one batch size is drawn as points, not lines, and the series are spread a little
+    sideways around their batch size so that points at the same batch do not hide each other."""
+    dec = trade[trade["param.phase"] == "decode"] if "param.phase" in trade else trade.iloc[0:0]
+    if "throughput_tokens_per_s" not in dec:
+        return None
+    dec = dec.dropna(subset=["throughput_tokens_per_s"])
+    if dec.empty:
+        return None
+    by = ["workload", "device", *(["param.prompt"] if dec["param.prompt"].nunique() > 1 else [])]
+    panels = _panels(dec, by)
+    fig, axes = _grid(len(panels), "Decode tokens/s vs batch size, under the bandwidth roofline", 9.5, 5.0)
+    series = sorted(dec[["technique", "param.mode"]].drop_duplicates().itertuples(index=False, name=None))
+    palette = colormaps["tab10" if len(series) <= 10 else "tab20"]
+    colors = {s: palette(i % palette.N) for i, s in enumerate(series)}
+    spread = 0.6 / max(len(series), 1)  # log2 units: the series of one batch fill +-0.3 of a doubling
+    dodge = {s: 2 ** ((i - (len(series) - 1) / 2) * spread) for i, s in enumerate(series)}
+    for ax, (name, sub) in zip(axes, panels, strict=True):
+        batches = sorted(sub["param.batch"].unique())
+        ceilings_drawn = False
+        for (technique, mode), line in sub.groupby(["technique", "param.mode"], sort=True):
+            line = line.sort_values("param.batch")
+            x = line["param.batch"] * dodge[(technique, mode)]
+            style = "-" if line["param.batch"].nunique() > 1 else "none"
+            ax.plot(x, line["throughput_tokens_per_s"], marker="o", linestyle=style,
+                    color=colors[(technique, mode)], label=f"{technique} / {mode}")
+            if "roofline_tokens_per_s" in line and line["roofline_tokens_per_s"].notna().any():
+                ax.plot(x, line["roofline_tokens_per_s"], marker="_", markersize=12, markeredgewidth=2,
+                        linestyle="none", color=colors[(technique, mode)], alpha=0.8)
+                ceilings_drawn = True
+        _draw_roofline(ax, sub, batches)
+        if ceilings_drawn:
+            ax.plot([], [], marker="_", markersize=12, markeredgewidth=2, linestyle="none", color="grey",
+                    label="its ceiling: batch x peak / its own bytes per step")
+        ax.set_title(name)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(batches, [f"{b:g}" for b in batches])
+        ax.minorticks_off()
+        ax.set_xlim(batches[0] / 2 ** 0.6, batches[-1] * 2 ** 0.6)
+        ax.set_xlabel("batch size (sequences decoded together, log2)")
+        shown = pd.concat([sub["throughput_tokens_per_s"], sub.get("roofline_tokens_per_s", pd.Series(dtype=float))])
+        if _spans_decades(shown.dropna()):
+            ax.set_ylabel("decode tokens/s (log)")
+            _plain_log_y(ax)
+        else:
+            ax.set_ylabel("decode tokens/s")
+            ax.set_ylim(bottom=0)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, title="technique / mode", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, path)
+
+
+def _draw_roofline(ax: Axes, sub: pd.DataFrame, batches: list) -> None:
+    """The baseline's roofline, batch x peak / its bytes per step, labelled with the peak's source."""
+    base = sub[sub["is_baseline"]] if "is_baseline" in sub else sub.iloc[0:0]
+    base = base.dropna(subset=[c for c in ("bytes_per_step", "peak_bandwidth_bytes_per_s") if c in base])
+    if base.empty or "bytes_per_step" not in base or "peak_bandwidth_bytes_per_s" not in base:
+        ax.text(0.02, 0.02, "no roofline: no data-sheet peak bandwidth for this device", transform=ax.transAxes,
+                fontsize=8, va="bottom")
+        return
+    per_batch = base.groupby("param.batch").first()
+    xs = [b for b in batches if b in per_batch.index]
+    ys = [roofline_tokens_per_s(b, per_batch.loc[b, "peak_bandwidth_bytes_per_s"], per_batch.loc[b, "bytes_per_step"])
+          for b in xs]
+    peak = per_batch["peak_bandwidth_bytes_per_s"].iloc[0]
+    label = (f"roofline: batch x {fmt_num(peak / 1e12)} TB/s peak / {per_batch['variant'].iloc[0]} bytes per step "
+             f"({fmt_bytes(per_batch['bytes_per_step'].iloc[0])} at batch {xs[0]:g})")
+    if len(xs) > 1:
+        ax.plot(xs, ys, linestyle="--", color="black", linewidth=1.2, label=label)
+    else:  # one batch size: a bar across the spread of its points, not a line
+        ax.hlines(ys, [x / 2 ** 0.4 for x in xs], [x * 2 ** 0.4 for x in xs], color="black", linewidth=2,
+                  linestyle="--", label=label)
+    for x, y in zip(xs, ys, strict=True):
+        ax.annotate(f"roofline {y:,.0f} tokens/s", (x / 2 ** 0.4, y), textcoords="offset points", xytext=(0, 4),
+                    fontsize=8)
