@@ -320,9 +320,11 @@ TECHNIQUES: dict[str, Technique] = {
                   "1789 ms a call at 8x512 tokens on an H100 (probe run, 570x bf16; anchors: 788 ms at 2048 "
                   "rows) and is slower than fp32 on AVX2 CPUs", convert=_torchao(_int8_wo_config)),
         Technique("int8_weight_only_inductor", "int8 weights, per-channel scales, dequantized inside the "
-                  "matmul (gpt-fast's WeightOnlyInt8Linear), compiled: inductor fuses the conversion where "
-                  "torchao 0.18's Int8WeightOnlyConfig calls aten._weight_int8pack_mm (50 ms a token for an 8B "
-                  "model on an H200, 10x slower than bf16)", convert=_swap_linears(Int8WeightOnlyLinear),
+                  "matmul (gpt-fast's WeightOnlyInt8Linear), compiled. With coordinate-descent tuning (decode's "
+                  "graphs_tuned) inductor turns a one-row matmul into a reduction that reads the int8 weights "
+                  "(1.28x bf16 for an 8B model on an H200); under inductor's defaults, and at prefill, its "
+                  "weight-only pattern calls aten._weight_int8pack_mm, as torchao 0.18's Int8WeightOnlyConfig "
+                  "does (0.10x)", convert=_swap_linears(Int8WeightOnlyLinear),
                   compiled_on=("cpu", "cuda")),
         Technique("int8_static_pt2e", "static int8: torch.export + PT2E (torchao.quantization.pt2e) with "
                   "X86InductorQuantizer, calibrated on max(64, 4 x batch) training rows, torch.compile with "
