@@ -76,14 +76,16 @@ def median_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[floa
     return (float(x[lo]), float(x[hi]))
 
 
-def process_medians(samples: np.ndarray, processes: np.ndarray) -> dict[int, float]:
-    """Each process's median, for processes with at least MIN_SAMPLES_PER_PROCESS samples."""
+def process_medians(samples: np.ndarray, processes: np.ndarray,
+                    min_samples: int = MIN_SAMPLES_PER_PROCESS) -> dict[int, float]:
+    """Each process's median, for processes with at least `min_samples` samples (1 where each sample is a
+    unit of its own, as a training speedup's paired stretches are)."""
     x, p = np.asarray(samples, dtype=float), np.asarray(processes)
-    return {int(k): float(np.median(x[p == k])) for k in np.unique(p)
-            if np.count_nonzero(p == k) >= MIN_SAMPLES_PER_PROCESS}
+    return {int(k): float(np.median(x[p == k])) for k in np.unique(p) if np.count_nonzero(p == k) >= min_samples}
 
 
-def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = CONFIDENCE,
+               min_samples: int = MIN_SAMPLES_PER_PROCESS) -> tuple[float, float]:
     """Interval of the median with the measuring process as a random effect.
 
     A process carries a bias of its own for its whole life (memory layout, what it built
@@ -96,7 +98,7 @@ def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = C
     """
     from scipy.stats import t as student_t
 
-    medians = list(process_medians(samples, processes).values())
+    medians = list(process_medians(samples, processes, min_samples).values())
     if len(medians) < 2:
         return 0.0, math.inf
     y = np.log(medians)
@@ -105,12 +107,13 @@ def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = C
     return math.exp(center - half), math.exp(center + half)
 
 
-def median_interval(samples: np.ndarray, processes: np.ndarray | None = None) -> tuple[float, float]:
+def median_interval(samples: np.ndarray, processes: np.ndarray | None = None,
+                    min_samples: int = MIN_SAMPLES_PER_PROCESS) -> tuple[float, float]:
     """The distribution-free interval of the median, widened to `process_ci` where two or more
     processes took the samples: never narrower than either."""
     lo, hi = median_ci(samples)
-    if processes is not None and len(process_medians(samples, processes)) > 1:
-        p_lo, p_hi = process_ci(samples, processes)
+    if processes is not None and len(process_medians(samples, processes, min_samples)) > 1:
+        p_lo, p_hi = process_ci(samples, processes, min_samples=min_samples)
         lo, hi = min(lo, p_lo), max(hi, p_hi)
     return lo, hi
 
