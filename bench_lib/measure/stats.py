@@ -18,6 +18,7 @@ __all__ = [
     "IQR_GROSS_WARN_THRESHOLD",
     "PROCESS_WARN_THRESHOLD",
     "MIN_SAMPLES_PER_PROCESS",
+    "student_t_ppf",
     "Measurement",
     "median_ci",
     "process_medians",
@@ -53,6 +54,43 @@ def binom_half_ppf(q: float, n: int) -> int:
             return k
         term = term * (n - k) // (k + 1)
     return n
+
+
+@lru_cache(maxsize=1024)
+def student_t_ppf(q: float, df: int) -> float:
+    """The q quantile (q >= 1/2) of Student's t law with an integer number of degrees of freedom.
+
+    The same as scipy.stats.t.ppf(q, df), without importing scipy.stats (see `binom_half_ppf`):
+    bisection on the closed form of P(|T| <= t) (Abramowitz & Stegun 26.7.3 and 26.7.4).
+    """
+    if df < 1 or not 0.5 <= q < 1:
+        raise ValueError(f"need df >= 1 and 1/2 <= q < 1, got df={df}, q={q}")
+    two_sided = 2 * q - 1
+
+    def inside(t: float) -> float:  # P(|T| <= t)
+        theta = math.atan(t / math.sqrt(df))
+        c2 = math.cos(theta) ** 2
+        if df % 2:
+            term, total = 1.0, 1.0 if df > 1 else 0.0
+            for k in range(1, (df - 1) // 2):  # 1 + 2/3 c^2 + (2*4)/(3*5) c^4 + ...
+                term *= c2 * (2 * k) / (2 * k + 1)
+                total += term
+            return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+        term, total = 1.0, 1.0
+        for k in range(1, df // 2):  # 1 + 1/2 c^2 + (1*3)/(2*4) c^4 + ...
+            term *= c2 * (2 * k - 1) / (2 * k)
+            total += term
+        return math.sin(theta) * total
+
+    lo, hi = 0.0, 1.0
+    while inside(hi) < two_sided:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if inside(mid) < two_sided else (lo, mid)
+        if hi - lo < 1e-12 * hi:
+            break
+    return (lo + hi) / 2
 
 
 def median_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -96,14 +134,12 @@ def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = C
     +- t(P-1) standard errors of their mean. With three processes t is 4.3: honest about
     how little three processes tell. (0, inf) with fewer than two processes.
     """
-    from scipy.stats import t as student_t
-
     medians = list(process_medians(samples, processes, min_samples).values())
     if len(medians) < 2:
         return 0.0, math.inf
     y = np.log(medians)
     center = math.log(float(np.median(np.asarray(samples, dtype=float))))
-    half = float(student_t.ppf(0.5 + confidence / 2, len(y) - 1)) * float(np.std(y, ddof=1)) / math.sqrt(len(y))
+    half = student_t_ppf(0.5 + confidence / 2, len(y) - 1) * float(np.std(y, ddof=1)) / math.sqrt(len(y))
     return math.exp(center - half), math.exp(center + half)
 
 
