@@ -180,10 +180,11 @@ def test_training_run_stores_every_figure(tmp_path):
             assert sum(r.measurement.samples) == pytest.approx(m["timed_wall_s"])
     assert stale["target_loss"] == sync["target_loss"] == sync["final_train_loss"]
     assert stale["equal_wall_s"] == sync["train_wall_s"]
-    # Taking turns in STRETCHES stretches a launch, each stretch (of every launch) a unit of the interval.
-    assert len(stale["stretch_step_s"]) == len(stale["speedup_over_sync_by_stretch"]) == STRETCHES * LAUNCHES
-    assert len(set(by["async_stale"].measurement.processes)) == STRETCHES * LAUNCHES
-    assert stale["speedup_pairs"] == STRETCHES * LAUNCHES and stale["speedup_baseline"] == by["sync"].case.id
+    # Taking turns in STRETCHES stretches over the launches, each stretch a unit of the interval.
+    assert len(stale["stretch_step_s"]) == len(stale["speedup_over_sync_by_stretch"]) == STRETCHES
+    assert stale["stretch_launch"] == sorted(stale["stretch_launch"]) and len(set(stale["stretch_launch"])) == LAUNCHES
+    assert len(set(by["async_stale"].measurement.processes)) == STRETCHES
+    assert stale["speedup_pairs"] == STRETCHES and stale["speedup_baseline"] == by["sync"].case.id
     assert stale["speedup_ci95_low"] <= stale["speedup"] <= stale["speedup_ci95_high"]
     assert stale["speedup_over_sync"] == pytest.approx(sync["step_time_wall_s"] / stale["step_time_wall_s"])
     walls = [w for w, _, _ in stale["loss_curve"]]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bench_lib.distributed.stretches import Stretches, paired_stretch_speedup, stretch_state_sd
-from bench_lib.distributed.training import LAUNCHES, STRETCHES, TrainingSuite, launch_plan, take_turns
+from bench_lib.distributed.training import STRETCHES, TrainingSuite, launch_plan, take_turns
 from bench_lib.measure.stats import Measurement
 from bench_lib.report.compare import by_process, compare_runs
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -111,9 +111,10 @@ def test_speedups_come_from_stretches_paired_in_the_same_round():
 
 
 def test_a_launch_s_steps_are_its_share_of_the_profile_in_equal_stretches():
-    assert launch_plan(40, 2, 3) == (3 + 5 * STRETCHES, 5)  # 37 timed steps: 2 launches x 4 stretches of 5
-    assert launch_plan(120, 2, 3) == (3 + 15 * STRETCHES, 15)
-    assert launch_plan(40, 1, 3) == (3 + 10 * STRETCHES, 10)
+    assert STRETCHES == 8
+    assert launch_plan(40, 2, 3) == (3 + 4 * 5, 5)  # 37 timed steps: 2 launches x 4 stretches of 5
+    assert launch_plan(120, 2, 3) == (3 + 4 * 15, 15)
+    assert launch_plan(40, 1, 3) == (3 + 8 * 5, 5)  # one launch (torchrun): the same stretches in a row
     assert launch_plan(5, 2, 3)[1] == 2  # never a stretch of one step
 
 
@@ -145,8 +146,8 @@ def test_a_launch_keeps_each_workload_s_cases_together_in_a_new_order():
 
 def _launch(cases: dict[str, CaseSpec], levels: dict[str, float], rng: np.random.Generator, start: float,
             slow: float = 1.0) -> dict[CaseSpec, CaseResult]:
-    """One launch's results as the ranks send them: STRETCHES stretches a case, a shared drift."""
-    drift = list(np.exp(0.05 * rng.standard_normal(STRETCHES)))
+    """One launch's results as the ranks send them: its share of STRETCHES a case, a shared drift."""
+    drift = list(np.exp(0.05 * rng.standard_normal(STRETCHES // 2)))
     out = {}
     for variant, case in cases.items():
         s = _stretches([levels[variant] * slow * d for d in drift], rng, start, noise=0.03)
@@ -175,12 +176,12 @@ def test_launches_merge_into_one_figure_per_case_with_their_stretches_as_units()
     merged, launches = _run(cases, levels, 5, slow=1.2)
     local, sync = merged[cases["local_sgd"]], merged[cases["sync"]]
     m = local.measurement
-    assert len(set(m.processes)) == LAUNCHES * STRETCHES and m.n == LAUNCHES * STRETCHES * STEPS
+    assert len(set(m.processes)) == STRETCHES and m.n == STRETCHES * STEPS
     assert m.state_sd > 0.05  # the second launch ran 20% slower for every case
-    assert local.metrics["stretch_launch"] == [0] * STRETCHES + [1] * STRETCHES
+    assert local.metrics["stretch_launch"] == [0] * (STRETCHES // 2) + [1] * (STRETCHES // 2)
     # The speedup from the pairs of both launches, not the first launch's stale figure.
     assert local.metrics["speedup"] == pytest.approx(1.6, rel=0.05)
-    assert local.metrics["speedup_baseline"] == sync.case.id and local.metrics["speedup_pairs"] == 8
+    assert local.metrics["speedup_baseline"] == sync.case.id and local.metrics["speedup_pairs"] == STRETCHES
     assert "speedup" not in sync.metrics
     # Wall-clock figures over both launches' timed steps.
     walls = [launch[cases["local_sgd"]].metrics["timed_wall_s"] for launch in launches]
@@ -192,7 +193,7 @@ def test_launches_merge_into_one_figure_per_case_with_their_stretches_as_units()
     assert nocomm["harness_overhead"] == pytest.approx(nocomm["step_time_wall_s"] / ref["step_time_wall_s"] - 1)
     assert local.metrics["loss_curve"] == launches[0][cases["local_sgd"]].metrics["loss_curve"]  # the first launch's
     # compare judges the case by its stretches, and the speedup by the stored pairs.
-    assert len(by_process(m)) == LAUNCHES * STRETCHES
+    assert len(by_process(m)) == STRETCHES
 
 
 def test_a_failed_launch_fails_the_case_and_leaves_the_others_pooled():
@@ -204,7 +205,7 @@ def test_a_failed_launch_fails_the_case_and_leaves_the_others_pooled():
     merged = TrainingSuite().merge_launches(launches)
     assert merged[cases["sync"]].status == "failed" and "launch 2 of 2" in merged[cases["sync"]].reason
     local = merged[cases["local_sgd"]]
-    assert len(set(local.measurement.processes)) == 8 and "speedup" not in local.metrics
+    assert len(set(local.measurement.processes)) == STRETCHES and "speedup" not in local.metrics
 
 
 def test_compare_of_two_runs_of_identical_code_finds_no_regression():
@@ -217,7 +218,7 @@ def test_compare_of_two_runs_of_identical_code_finds_no_regression():
     cmp = compare_runs([a], [b])
     assert not cmp.regressions, [(v.case.id, v.kind, v.estimate) for v in (*cmp.verdicts, *cmp.relative)]
     rel = {v.case.variant: v for v in cmp.relative}
-    assert rel["local_sgd"].estimate.base_runs == 8  # the stored speedup's pairs
+    assert rel["local_sgd"].estimate.base_runs == STRETCHES  # the stored speedup's pairs
     # A real 40% slowdown of one strategy is caught, in its figure and in its speedup.
     slower = dict(levels, local_sgd=1.4 * levels["local_sgd"])
     c, _ = _run(cases, slower, 9)

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "extended_steps", "take_turns", "launch_plan"]
 
 SYNC_EVERY = {"quick": 8, "full": 16}
-STRETCHES = 4  # per launch, each strategy's timed steps run in this many stretches, taking turns with the others
+STRETCHES = 8  # a run's stretches of each strategy's timed steps, shared by its launches, taking turns with the others
 LAUNCHES = 2  # a run's launches (`Suite.LAUNCHES`): each a launch bias and a moment of the machine of its own
 SPEEDUP_KEYS = ("speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_pairs", "speedup_processes",
                 "speedup_units", "speedup_by_launch", "speedup_baseline")
@@ -120,10 +120,10 @@ def extended_steps(min_steps: int, pace: Pace, wall_s: float, sync_wall_s: float
 
 def launch_plan(min_steps: int, launches: int, warmup: int) -> tuple[int, int]:
     """(steps of one launch, steps of a stretch): the profile's timed steps (`min_steps` less the
-    warm-up) shared by the launches, in STRETCHES equal stretches each, rounded up; a launch's first
+    warm-up) in STRETCHES equal stretches, rounded up, shared by the launches; a launch's first
     stretch runs the warm-up steps as well."""
-    stretch = max(math.ceil((min_steps - warmup) / (launches * STRETCHES)), 2)
-    return warmup + stretch * STRETCHES, stretch
+    stretch = max(math.ceil((min_steps - warmup) / STRETCHES), 2)
+    return warmup + stretch * max(STRETCHES // launches, 1), stretch
 
 
 def _launches() -> int:
