@@ -1,17 +1,20 @@
 """The training suite: what each data-parallel strategy costs per step and buys in loss per second.
 
 A run launches the suite's cases LAUNCHES times (new ranks each time, the workloads and the strategies'
-turns in a new random order), each launch training every strategy for its share of the profile's steps.
-In a launch every strategy of a workload runs on the same ranks, taking turns: each strategy's steps
-run in STRETCHES stretches of equal length (the first also runs the warm-up steps), and stretch 1 of
-every strategy runs before stretch 2 of any (ABCABC), so that a state of the machine that lasts a minute
-hits every strategy alike. Each strategy keeps its model, optimizer and data stream across its
-stretches, and its clock counts only its own stretches. A figure's interval has the stretch (of every
-launch) as its unit and a strategy's speedup over sync comes from paired stretches (stretches.py).
-`nocomm`'s pace is the compute-only baseline that exposed communication is measured against; `sync`'s
-loss is the target, and its wall time the budget for the equal-wall comparison. Every strategy starts
-from the same weights and sees the same per-rank batches. Once every
-strategy has run its profile's steps, a strategy faster than sync trains on (at most 4x the steps, in
+turns in a new random order), each launch training every strategy for its share of the profile's steps:
+the profile's timed steps are cut into STRETCHES stretches of equal length, STRETCHES / LAUNCHES in each
+launch (the first of a launch also runs the warm-up steps). In a launch every strategy of a workload
+runs on the same ranks, taking turns: stretch 1 of every strategy runs before stretch 2 of any (ABCABC),
+so that a state of the machine that lasts a minute hits every strategy alike. Each strategy keeps its
+model, optimizer and data stream across its stretches, and its clock counts only its own stretches. A
+figure's interval has the stretch (of every launch) as its unit and a strategy's speedup over sync comes
+from paired stretches (stretches.py). Two launches rather than one: on the 2-core box, with the same 8
+stretches in one launch a rerun's median fell inside the interval in 29 of 42 cases and compare of
+identical code flagged 2 of 3 pairs; in two launches 37 of 42 and 0 of 3 (rerun-validation.md), for
+about 5 s more a quick run. `nocomm`'s pace is the compute-only baseline that exposed communication is
+measured against; `sync`'s loss is the target, and its wall time the budget for the equal-wall
+comparison. Every strategy starts from the same weights and sees the same per-rank batches. Once every
+strategy has run its launch's steps, a strategy faster than sync trains on (at most 4x the steps, in
 stretches taking turns again) until it has used sync's wall time, so `loss_at_equal_wall` compares
 what each buys in the same time; the timed figures come from the profile's steps only, which every
 strategy ran in the same turns.
