@@ -10,8 +10,8 @@ model, optimizer and data stream across its stretches, and its clock counts only
 figure's interval has the stretch (of every launch) as its unit and a strategy's speedup over sync comes
 from paired stretches (stretches.py). Two launches rather than one: on the 2-core box, with the same 8
 stretches in one launch a rerun's median fell inside the interval in 29 of 42 cases and compare of
-identical code flagged 2 of 3 pairs; in two launches 37 of 42 and 0 of 3 (rerun-validation.md), for
-about 5 s more a quick run. `nocomm`'s pace is the compute-only baseline that exposed communication is
+identical code flagged 2 of 3 pairs; in two launches 100 of 112 and 2 of 8 (rerun-validation.md), for
+about 4 s more a quick run. `nocomm`'s pace is the compute-only baseline that exposed communication is
 measured against; `sync`'s loss is the target, and its wall time the budget for the equal-wall
 comparison. Every strategy starts from the same weights and sees the same per-rank batches. Once every
 strategy has run its launch's steps, a strategy faster than sync trains on (at most 4x the steps, in
