@@ -175,7 +175,7 @@ class RunSession:
                                                                  {"EFFBENCH_LAUNCHES": str(suite.LAUNCHES)})})
                 measured = suite.merge_launches(launches)
                 if len(launches) < suite.LAUNCHES:
-                    self.writer(runnable[0].suite).put(list(measured.values()))
+                    self.writer(runnable[0].suite).put([measured[c] for c in runnable])  # in the plan's order
         results = [measured[p.case] if not p.skip_reason else CaseResult.skipped(p.case, p.skip_reason)
                    for p in group]
         self.writer(group[0].case.suite).put(results)
