@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from bench_lib.distributed.training import STRETCHES, TrainingSuite, launch_plan
 from bench_lib.measure.stats import Measurement
 from bench_lib.report.compare import by_process, compare_runs
 from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.store import _entry_to_result, result_to_entry
 
 STEPS = 15  # timed steps a stretch
 
@@ -35,6 +37,7 @@ def test_the_interval_from_stretches_is_wider_than_the_steps_when_stretches_disa
     lo, hi = disagree.measurement(0.0).ci95
     assert lo <= steps_lo and hi >= steps_hi
     assert math.log(hi / lo) > 1.5 * math.log(steps_hi / steps_lo)  # far wider: eight units, not 120 samples
+    assert any(w.startswith("stretches disagree") for w in disagree.measurement(0.0).warnings)
     # Stretches that agree leave the interval about as narrow as the steps' own.
     agree = _stretches([1.0] * 8, rng)
     a_lo, a_hi = agree.measurement(0.0).ci95
@@ -192,8 +195,11 @@ def test_launches_merge_into_one_figure_per_case_with_their_stretches_as_units()
     nocomm, ref = merged[cases["nocomm"]].metrics, merged[cases["reference"]].metrics
     assert nocomm["harness_overhead"] == pytest.approx(nocomm["step_time_wall_s"] / ref["step_time_wall_s"] - 1)
     assert local.metrics["loss_curve"] == launches[0][cases["local_sgd"]].metrics["loss_curve"]  # the first launch's
-    # compare judges the case by its stretches, and the speedup by the stored pairs.
+    # compare judges the case by its stretches, and the speedup by the stored pairs; they survive the file.
     assert len(by_process(m)) == STRETCHES
+    stored = _entry_to_result(result_to_entry(local), Path("x.json")).measurement
+    assert stored.processes == m.processes and stored.state_sd == m.state_sd and stored.process_kind == "stretch"
+    assert stored.ci95 == m.ci95
 
 
 def test_a_failed_launch_fails_the_case_and_leaves_the_others_pooled():

@@ -195,6 +195,7 @@ class Measurement:
     unit: str = "s"
     processes: tuple[int, ...] | None = None
     state_sd: float = 0.0  # log-scale sd of the run's machine state (`state_sd`), added to the interval
+    process_kind: str = "process"  # what a `processes` label names: a process, or a training stretch
 
     def __post_init__(self) -> None:
         if not self.samples:
@@ -281,7 +282,7 @@ class Measurement:
         elif not self.meets_confidence(IQR_WARN_THRESHOLD):
             out.append(f"noisy: IQR is {self.relative_spread:.0%} of the median")
         if self.process_spread > 1 + PROCESS_WARN_THRESHOLD:
-            out.append(f"processes disagree: their medians differ by up to {self.process_spread - 1:.0%}")
+            out.append(f"{self.process_kind}es disagree: their medians differ by up to {self.process_spread - 1:.0%}")
         return tuple(out)
 
     @property
@@ -341,7 +342,7 @@ class Measurement:
                 "processes": len(set(self.processes)),
                 "per_process_median": {str(k): v for k, v in self.per_process_median.items()},
                 "process_spread": self.process_spread,
-                "interval": "process as a random effect (t over per-process medians), never narrower than the "
-                            "distribution-free interval of the rounds, widened in quadrature by 1.96 x the run's "
-                            "machine-state sd"}),
+                "interval": f"{self.process_kind} as a random effect (t over per-{self.process_kind} medians), never "
+                            "narrower than the distribution-free interval of the samples, widened in quadrature by "
+                            "1.96 x the run's machine-state sd"}),
         }

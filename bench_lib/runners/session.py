@@ -94,7 +94,8 @@ def merge_launches(suite: Suite, results: list[CaseResult]) -> CaseResult:
         return bad or first
     ms = [r.measurement for r in results]
     m = Measurement(tuple(x for mi in ms for x in mi.samples), first.measurement.number_per_sample,
-                    first.measurement.unit, tuple(i for i, mi in enumerate(ms) for _ in mi.samples))
+                    first.measurement.unit, tuple(i for i, mi in enumerate(ms) for _ in mi.samples),
+                    process_kind="launch")
     metrics = {**first.metrics, **suite.rescale_metrics(first.case, first.metrics, m.median, m.p90, m.p99),
                "launches": {"count": len(results), "median_s": [mi.median for mi in ms],
                             "wall_s": [r.wall_s for r in results]}}
