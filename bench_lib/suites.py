@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import random
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -36,7 +37,8 @@ class Suite(ABC):
     #: long-lived processes (`runners/interleaved.py`); else one isolated worker per launch group.
     INTERLEAVED: ClassVar[bool] = False
     #: Otherwise, how many times a run launches each group (new processes, the cases in a new random
-    #: order) and pools the samples, each launch a process of the figure's interval.
+    #: order, `launch_order`) and pools the samples (`merge_launches`). Each launch's environment
+    #: has EFFBENCH_LAUNCHES set to this, so that a suite may share its work out over the launches.
     LAUNCHES: ClassVar[int] = 1
 
     @abstractmethod
@@ -78,6 +80,17 @@ class Suite(ABC):
         """The metrics derived from the per-call time, recomputed from the interleaved rounds'
         median (and the p90/p99 of every call they timed)."""
         return {}
+
+    def launch_order(self, cases: list[CaseSpec], rng: random.Random) -> list[CaseSpec]:
+        """The order of one launch's cases where there are several launches: a new random one each."""
+        return rng.sample(cases, len(cases))
+
+    def merge_launches(self, launches: list[dict[CaseSpec, CaseResult]]) -> dict[CaseSpec, CaseResult]:
+        """Each case's result from the launches so far (each maps case to result): by default samples
+        pooled, each launch a process of the interval (`runners.session.merge_launches`)."""
+        from bench_lib.runners.session import merge_launches
+
+        return {case: merge_launches(self, [launch[case] for launch in launches]) for case in launches[0]}
 
     def launch_key(self, case: CaseSpec) -> Hashable:
         """Consecutive cases with equal keys share one worker process (e.g. a message-size sweep

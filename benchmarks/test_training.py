@@ -1,7 +1,8 @@
 """Data-parallel training: strategy x workload x backend (cases in bench_lib/distributed/training.py).
-Under pytest each case is its own launch, so exposed communication, the equal-wall comparison and the
-harness's overhead, which need `nocomm`, `sync` and `reference` from the same launch, and the turns the
-strategies take in stretches, are `effbench run`'s only.
+Under pytest each case is launched on its own (twice, as `effbench run` launches a group), so exposed
+communication, the equal-wall comparison, the speedup over sync from paired stretches and the harness's
+overhead, which need `nocomm`, `sync` and `reference` in the same launches, and the turns the strategies
+take in stretches, are `effbench run`'s only.
 
     pytest benchmarks/test_training.py -k "digits_mlp" --effbench-backend gloo
 """

@@ -19,6 +19,7 @@ from bench_lib.distributed.collectives import _buffers, _wrong_elements, bus_fac
 from bench_lib.distributed.pace import Pace, group_ends, step_times
 from bench_lib.distributed.train_runs import WARMUP_STEPS, MemoryShare, StrategyRun
 from bench_lib.distributed.training import (
+    LAUNCHES,
     MAX_EXTENSION,
     STRETCHES,
     extended_steps,
@@ -179,7 +180,12 @@ def test_training_run_stores_every_figure(tmp_path):
             assert sum(r.measurement.samples) == pytest.approx(m["timed_wall_s"])
     assert stale["target_loss"] == sync["target_loss"] == sync["final_train_loss"]
     assert stale["equal_wall_s"] == sync["train_wall_s"]
-    assert len(stale["stretch_step_s"]) == len(stale["speedup_over_sync_by_stretch"]) == STRETCHES  # taking turns
+    # Taking turns in STRETCHES stretches over the launches, each stretch a unit of the interval.
+    assert len(stale["stretch_step_s"]) == len(stale["speedup_over_sync_by_stretch"]) == STRETCHES
+    assert stale["stretch_launch"] == sorted(stale["stretch_launch"]) and len(set(stale["stretch_launch"])) == LAUNCHES
+    assert len(set(by["async_stale"].measurement.processes)) == STRETCHES
+    assert stale["speedup_pairs"] == STRETCHES and stale["speedup_baseline"] == by["sync"].case.id
+    assert stale["speedup_ci95_low"] <= stale["speedup"] <= stale["speedup_ci95_high"]
     assert stale["speedup_over_sync"] == pytest.approx(sync["step_time_wall_s"] / stale["step_time_wall_s"])
     walls = [w for w, _, _ in stale["loss_curve"]]
     assert walls == sorted(walls) and len(walls) > 10

@@ -1,5 +1,6 @@
 """The report from synthetic runs held in memory: every suite's section, plots, notes, absent metrics."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,12 @@ def test_full_report_has_every_section_and_readable_plots(tmp_path):
     assert "not reached" in text                     # time_to_target null
     assert "| 50.0 | 39.8 [" in text                  # local SGD: wall per step beside the median step (ms)
     assert "+2.1%" in text                           # nocomm's harness overhead over the bare loop
-    assert "1.20 [1.10-1.30]" in text                # speedup over sync, its range over the stretches
+    assert "1.20 [range 1.10-1.30]" in text          # speedup over sync of an older run: its range over the stretches
+    paired = [replace(r, metrics={**r.metrics, "speedup": 1.31, "speedup_ci95_low": 1.22, "speedup_ci95_high": 1.4,
+                                  "speedup_pairs": 8}) if r.case.variant == "local_sgd" else r
+              for r in training_results()]
+    paired_report = build_report([make_run(tmp_path, "paired", CPU_ENV, training=paired)], tmp_path / "paired-report")
+    assert "1.31 [1.22, 1.40]" in paired_report.readme.read_text()  # from paired stretches, with its 95% interval
     assert "nccl-tests 2.19.6" in text               # reference figures for the H200 machine
     assert "Different machines or versions" in text
     names = {p.name for p in report.plots}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from bench_lib.measure.stats import Measurement, binom_half_ppf, median_ci
+from bench_lib.measure.stats import Measurement, binom_half_ppf, median_ci, student_t_ppf
 
 
 def test_statistics_of_literal_samples():
@@ -66,3 +66,11 @@ def test_binomial_order_statistics_match_scipy():
         for q in (0.025, 0.005, 0.05):
             assert binom_half_ppf(q, n) == int(st.binom.ppf(q, n, 0.5)), (n, q)
             assert binom_half_ppf(1 - q, n) == int(st.binom.isf(q, n, 0.5)), (n, q)
+
+
+def test_student_t_quantiles_match_scipy():
+    for df in range(1, 120):
+        for q in (0.5, 0.8, 0.95, 0.975, 0.995):
+            assert student_t_ppf(q, df) == pytest.approx(st.t.ppf(q, df), rel=1e-9, abs=1e-12), (df, q)
+    with pytest.raises(ValueError):
+        student_t_ppf(0.975, 0)

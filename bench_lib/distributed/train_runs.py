@@ -17,6 +17,7 @@ timed from the start of a stretch to its end.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class _Run:
     steps: int = 0
     ends: list[float] = field(default_factory=list)
     bounds: list[int] = field(default_factory=list)  # steps done at the end of each stretch
+    starts: list[float] = field(default_factory=list)  # when each stretch's clock started (unix seconds)
 
     def __post_init__(self) -> None:
         self.counter = energy.counter_for(self.ctx.device)
@@ -146,6 +148,7 @@ class _Run:
         _start_together(self.ctx)
         clock = CudaClock() if self.ctx.is_cuda else HostClock()
         meter = None if isinstance(self.counter, str) else energy.EnergyMeter(self.counter).start()
+        self.starts.append(time.time())
         clock.start(len(batches))
         self._timed(batches, clock)
         local = clock.read()
@@ -207,6 +210,14 @@ class StrategyRun(_Run):
         cuts = [b for b in self.bounds if b <= timed_steps]
         return [Pace.after_warmup(self.ends[:b], a).per_step_s for a, b in itertools.pairwise([WARMUP_STEPS, *cuts])]
 
+    def step_stretches(self, timed_steps: int) -> list[int]:
+        """The stretch (0, 1, ...) each of `step_times` fell in: the unit of the figure's interval."""
+        return [bisect.bisect_right(self.bounds, i) for i in range(WARMUP_STEPS, timed_steps)]
+
+    def stretch_starts(self, timed_steps: int) -> list[float]:
+        """When each stretch of `stretch_paces` started."""
+        return self.starts[:sum(b <= timed_steps for b in self.bounds)]
+
     def loss_curve(self) -> list[list[float]]:
         """[wall_s on this run's clock, step, rank-0 training loss] per logged step."""
         return [[self.ends[step], step, float(loss)] for step, loss in self.logged]
@@ -249,6 +260,12 @@ class BareRun(_Run):
     def step_times(self, timed_steps: int) -> list[float]:
         """Without a per-step clock, each stretch's seconds per step stand for its steps."""
         return self.stretch_paces(timed_steps)
+
+    def step_stretches(self, timed_steps: int) -> list[int]:
+        return list(range(len(self.sizes)))
+
+    def stretch_starts(self, timed_steps: int) -> list[float]:
+        return list(self.starts)
 
 
 def _start_together(ctx: RankContext) -> None:

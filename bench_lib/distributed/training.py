@@ -1,13 +1,20 @@
 """The training suite: what each data-parallel strategy costs per step and buys in loss per second.
 
-One launch runs every strategy of a workload on the same ranks, taking turns: each strategy's steps
-run in STRETCHES stretches, and stretch 1 of every strategy runs before stretch 2 of any (ABCABC), so
-that a state of the machine that lasts a minute hits every strategy alike. Each strategy keeps its
-model, optimizer and data stream across its stretches, and its clock counts only its own stretches.
-`nocomm` (its pace is the compute-only baseline that exposed communication is measured against) and
-`sync` (the loss it reaches is the target, and its wall time the budget for the equal-wall comparison)
-come first. Every strategy starts from the same weights and sees the same per-rank batches. Once every
-strategy has run its profile's steps, a strategy faster than sync trains on (at most 4x the steps, in
+A run launches the suite's cases LAUNCHES times (new ranks each time, the workloads and the strategies'
+turns in a new random order), each launch training every strategy for its share of the profile's steps:
+the profile's timed steps are cut into STRETCHES stretches of equal length, STRETCHES / LAUNCHES in each
+launch (the first of a launch also runs the warm-up steps). In a launch every strategy of a workload
+runs on the same ranks, taking turns: stretch 1 of every strategy runs before stretch 2 of any (ABCABC),
+so that a state of the machine that lasts a minute hits every strategy alike. Each strategy keeps its
+model, optimizer and data stream across its stretches, and its clock counts only its own stretches. A
+figure's interval has the stretch (of every launch) as its unit and a strategy's speedup over sync comes
+from paired stretches (stretches.py). Two launches rather than one: on the 2-core box, with the same 8
+stretches in one launch a rerun's median fell inside the interval in 29 of 42 cases and compare of
+identical code flagged 2 of 3 pairs; in two launches 100 of 112 and 2 of 8 (rerun-validation.md), for
+about 4 s more a quick run. `nocomm`'s pace is the compute-only baseline that exposed communication is
+measured against; `sync`'s loss is the target, and its wall time the budget for the equal-wall
+comparison. Every strategy starts from the same weights and sees the same per-rank batches. Once every
+strategy has run its launch's steps, a strategy faster than sync trains on (at most 4x the steps, in
 stretches taking turns again) until it has used sync's wall time, so `loss_at_equal_wall` compares
 what each buys in the same time; the timed figures come from the profile's steps only, which every
 strategy ran in the same turns.
@@ -16,23 +23,28 @@ strategy ran in the same turns.
 one replica per rank, taking its turns with the others: nocomm's pace over it is the harness's overhead.
 
 Throughput, exposed communication and the equal-wall budget come from the wall clock of the timed
-steps (pace.py says why not from the median step); the per-step distribution is stored beside it.
-Losses are rank 0's training losses, smoothed by a trailing mean over LOSS_WINDOW logged points
-before they are compared with the target; the held-out loss is measured once at the end.
+steps (pace.py says why not from the median step), over every launch; the per-step distribution is
+stored beside it. Losses are rank 0's training losses in the first launch, smoothed by a trailing mean
+over LOSS_WINDOW logged points before they are compared with the target; the held-out loss is measured
+once at the end of it.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import gc
 import itertools
 import math
+import os
+import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bench_lib.distributed.base import DistributedSuite, RankContext, backends_for, default_world_size
 from bench_lib.distributed.pace import Pace
+from bench_lib.distributed.stretches import INTERVAL_NOTE, Stretches, paired_stretch_speedup, stretch_state_sd
 from bench_lib.measure import energy
 from bench_lib.platform import Platform, detect
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -41,10 +53,15 @@ if TYPE_CHECKING:
     from bench_lib.distributed.tasks import TrainTask
     from bench_lib.distributed.train_runs import BareRun, MemoryShare, StrategyRun
 
-__all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "extended_steps", "take_turns"]
+__all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "extended_steps", "take_turns", "launch_plan"]
 
 SYNC_EVERY = {"quick": 8, "full": 16}
-STRETCHES = 4  # each strategy's timed steps run in this many stretches, taking turns with the others
+STRETCHES = 8  # a run's stretches of each strategy's timed steps, shared by its launches, taking turns with the others
+LAUNCHES = 2  # a run's launches (`Suite.LAUNCHES`): each a launch bias and a moment of the machine of its own
+SPEEDUP_KEYS = ("speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_pairs", "speedup_processes",
+                "speedup_units", "speedup_by_launch", "speedup_baseline")
+# Set by `effbench run` in each launch's environment: how many launches share the profile's steps.
+LAUNCHES_ENV = "EFFBENCH_LAUNCHES"
 REFERENCE = "reference"
 REFERENCE_NOTE = "bare loop: same model, optimizer and batches, one replica per rank, none of the harness"
 LOSS_POINTS = 40  # about this many loss-curve points per run
@@ -104,6 +121,19 @@ def extended_steps(min_steps: int, pace: Pace, wall_s: float, sync_wall_s: float
     return min_steps + min(extra, MAX_EXTENSION * min_steps)
 
 
+def launch_plan(min_steps: int, launches: int, warmup: int) -> tuple[int, int]:
+    """(steps of one launch, steps of a stretch): the profile's timed steps (`min_steps` less the
+    warm-up) in STRETCHES equal stretches, rounded up, shared by the launches; a launch's first
+    stretch runs the warm-up steps as well."""
+    stretch = max(math.ceil((min_steps - warmup) / STRETCHES), 2)
+    return warmup + stretch * max(STRETCHES // launches, 1), stretch
+
+
+def _launches() -> int:
+    """How many launches of this run share the profile's steps (1 under torchrun or pytest)."""
+    return max(1, int(os.environ.get(LAUNCHES_ENV) or 1))
+
+
 def _warm_up(profile: str, ctx: RankContext, workload: str, steps: int = 2) -> None:
     """A few local steps of a throw-away model, so that one-time costs (CUDA context, library
     handles, kernel selection for these shapes) stay out of the first strategy's clock and curve."""
@@ -158,6 +188,65 @@ def _energy_over_ranks(mine: energy.EnergyWindow | str, ctx: RankContext, work: 
 
 class TrainingSuite(DistributedSuite):
     NAME = "training"
+    LAUNCHES = LAUNCHES
+
+    def launch_order(self, cases: list[CaseSpec], rng: random.Random) -> list[CaseSpec]:
+        """The workloads in a random order, each workload's cases together (they take turns in one group),
+        in a random order of turns."""
+        groups = {c.workload: [] for c in cases}
+        for case in cases:
+            groups[case.workload].append(case)
+        order = rng.sample(list(groups.values()), len(groups))
+        return [c for group in order for c in rng.sample(group, len(group))]
+
+    def merge_launches(self, launches: list[dict[CaseSpec, CaseResult]]) -> dict[CaseSpec, CaseResult]:
+        """Each case over the launches: its stretches pooled (the units of its interval), the run's machine
+        state over every case's stretches, speedups from the stretches paired in every launch, and the
+        wall-clock figures over every launch's timed steps; losses, memory and energy from the first launch."""
+        merged = super().merge_launches(launches)
+        pooled = {}
+        for case in merged:
+            parts = [_stretches_of_result(launch[case]) for launch in launches]
+            if all(p is not None for p in parts):
+                pooled[case] = functools.reduce(Stretches.then, parts)
+        state = stretch_state_sd(list(pooled.values()))
+        paces = {c: _wall_pace([launch[c] for launch in launches]) for c in pooled}
+
+        def same_group(case: CaseSpec, variant: str) -> CaseSpec | None:
+            return next((c for c in pooled if c.variant == variant and c.workload == case.workload
+                         and self.launch_key(c) == self.launch_key(case)), None)
+
+        for case, stretches in pooled.items():
+            results = [launch[case] for launch in launches]
+            m = stretches.measurement(state)
+            pace = paces[case]
+            metrics = {**results[0].metrics, **stretches.metrics(),
+                       "step_time_median_s": m.median, "step_time_p90_s": m.p90, "step_time_wall_s": pace.per_step_s,
+                       "timed_steps": pace.steps, "timed_wall_s": pace.wall_s,
+                       "launches": {"count": len(results), "median_s": [r.measurement.median for r in results],
+                                    "step_time_wall_s": [r.metrics.get("step_time_wall_s") for r in results],
+                                    "wall_s": [r.wall_s for r in results]}}
+            if metrics.get("global_batch"):
+                tokens_per_sample = (metrics["tokens_per_s"] or 0) / metrics["samples_per_s"]
+                metrics["samples_per_s"] = pace.rate(metrics["global_batch"])
+                metrics["tokens_per_s"] = metrics["samples_per_s"] * tokens_per_sample or None
+            sync, nocomm, ref = (same_group(case, v) for v in ("sync", "nocomm", REFERENCE))
+            for key in SPEEDUP_KEYS:  # the first launch's, from its stretches alone
+                metrics.pop(key, None)
+            if sync is not None and sync != case:
+                metrics.update(paired_stretch_speedup(stretches, pooled[sync]), speedup_baseline=sync.id)
+                if case.variant != REFERENCE:
+                    metrics["speedup_over_sync"] = paces[sync].per_step_s / pace.per_step_s
+                    metrics["speedup_over_sync_by_stretch"] = [
+                        s / own for s, own in zip(pooled[sync].paces, stretches.paces, strict=True)]
+            if nocomm is not None and case.variant != REFERENCE:
+                metrics["exposed_comm_s"] = pace.per_step_s - paces[nocomm].per_step_s
+            if case.variant == "nocomm" and ref is not None:
+                metrics["harness_overhead"] = pace.per_step_s / paces[ref].per_step_s - 1
+            merged[case] = replace(results[0], measurement=m, metrics=metrics,
+                                   measure_config={**results[0].measure_config, "launches": len(results)},
+                                   wall_s=sum(r.wall_s for r in results))
+        return merged
 
     def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
         from bench_lib.distributed.strategies import STRATEGIES
@@ -206,8 +295,8 @@ class TrainingSuite(DistributedSuite):
         from bench_lib.distributed.train_runs import WARMUP_STEPS, MemoryShare
         from bench_lib.measure import memory
 
-        task, min_steps = task_for(profile, ctx.device, cases[0].workload)
-        stretch = max(math.ceil(min_steps / STRETCHES), 2 * WARMUP_STEPS)
+        task, profile_steps = task_for(profile, ctx.device, cases[0].workload)
+        min_steps, stretch = launch_plan(profile_steps, _launches(), WARMUP_STEPS)
         gc.collect()  # the last workload's runs, where reference cycles hold them, out of this one's memory
         if ctx.is_cuda:
             torch.cuda.synchronize()
@@ -222,26 +311,31 @@ class TrainingSuite(DistributedSuite):
             turn(i)
             runs[case.variant] = _build_run(case, task, min_steps, ctx, MemoryShare(ctx.is_cuda, before_runs))
 
-        take_turns(list(runs.values()), stretch, turn)
+        take_turns(list(runs.values()), stretch, turn, first_extra=WARMUP_STEPS)
         base = _Baselines.of(runs, min_steps)
         if base.sync_wall_s is not None:
             for variant, run in runs.items():
                 if variant not in ("sync", "nocomm", REFERENCE):
                     run.planned = extended_steps(min_steps, run.pace(min_steps), run.clock_s, base.sync_wall_s)
             take_turns(list(runs.values()), stretch, turn)
+        stretches = {variant: _stretches_of_run(run, min_steps) for variant, run in runs.items()}
+        state = stretch_state_sd(list(stretches.values()))
+        sync_id = next((c.id for c in cases if c.variant == "sync"), None)
         for case in cases:
-            yield self._result(case, runs[case.variant], task, min_steps, ctx, base, runs.get(REFERENCE))
+            yield self._result(case, runs[case.variant], task, min_steps, ctx, base, runs.get(REFERENCE),
+                               stretches, state, sync_id)
 
     def _result(self, case: CaseSpec, run: StrategyRun | BareRun, task: TrainTask, min_steps: int,
-                ctx: RankContext, base: _Baselines, reference: BareRun | None) -> CaseResult:
+                ctx: RankContext, base: _Baselines, reference: BareRun | None, stretches: dict[str, Stretches],
+                state: float, sync_id: str | None) -> CaseResult:
         import torch
         import torch.distributed as dist
 
         from bench_lib.distributed.train_runs import WARMUP_STEPS
-        from bench_lib.measure.stats import Measurement
 
         pace = run.pace(min_steps)
-        m = Measurement(tuple(run.step_times(min_steps)))
+        mine = stretches[case.variant]
+        m = mine.measurement(state)
         peak = torch.tensor([run.memory.peak], dtype=torch.int64, device=ctx.meta_device)
         dist.all_reduce(peak, op=dist.ReduceOp.MAX)
         samples_per_s = pace.rate(ctx.world_size * task.batch)
@@ -251,7 +345,8 @@ class TrainingSuite(DistributedSuite):
             "step_time_wall_s": pace.per_step_s,
             "timed_steps": pace.steps,
             "timed_wall_s": pace.wall_s,
-            "stretch_step_s": run.stretch_paces(min_steps),
+            **mine.metrics(),
+            "interval": INTERVAL_NOTE,
             "samples_per_s": samples_per_s,
             "tokens_per_s": samples_per_s * task.tokens_per_sample if task.tokens_per_sample else None,
             "peak_memory_bytes": int(peak.item()),
@@ -269,6 +364,8 @@ class TrainingSuite(DistributedSuite):
                 "step": run.steps, "sample": run.steps * ctx.world_size * task.batch,
                 "token": run.steps * ctx.world_size * task.batch * (task.tokens_per_sample or 0)}),
         }
+        if "sync" in stretches and case.variant != "sync":
+            metrics.update(paired_stretch_speedup(mine, stretches["sync"]), speedup_baseline=sync_id)
         if case.variant == REFERENCE:
             metrics["strategy_note"] = REFERENCE_NOTE
         else:
@@ -279,7 +376,7 @@ class TrainingSuite(DistributedSuite):
         timer = f"{clock} per {'stretch' if case.variant == REFERENCE else 'step'}"
         return CaseResult(case, "ok", m, metrics, timer=timer,
                           measure_config={"min_steps": min_steps, "warmup_steps": WARMUP_STEPS,
-                                          "stretches": STRETCHES},
+                                          "stretches": STRETCHES, "launches": _launches()},
                           wall_s=run.clock_s)
 
     @staticmethod
@@ -330,11 +427,31 @@ def _build_run(case: CaseSpec, task: TrainTask, min_steps: int, ctx: RankContext
     return run
 
 
-def take_turns(runs: list[StrategyRun | BareRun], stretch: int, before: Callable[[int], None]) -> None:
+def take_turns(runs: list[StrategyRun | BareRun], stretch: int, before: Callable[[int], None],
+               first_extra: int = 0) -> None:
     """Round after round, the next stretch of every run that has steps left to its plan, in case order;
-    `before(i)` ahead of run i's stretch."""
+    `before(i)` ahead of run i's stretch. A run's first stretch is `first_extra` steps longer (its warm-up)."""
     while any(r.steps < r.planned for r in runs):
         for i, r in enumerate(runs):
             if r.steps < r.planned:
                 before(i)
-                r.stretch(min(stretch, r.planned - r.steps))
+                r.stretch(min(stretch + (first_extra if r.steps == 0 else 0), r.planned - r.steps))
+
+
+def _stretches_of_run(run: StrategyRun | BareRun, timed_steps: int) -> Stretches:
+    return Stretches.one_launch(run.step_times(timed_steps), run.step_stretches(timed_steps),
+                                run.stretch_paces(timed_steps), run.stretch_starts(timed_steps))
+
+
+def _wall_pace(results: list[CaseResult]) -> Pace:
+    """The timed steps of every launch over their wall time."""
+    return Pace(sum(int(r.metrics["timed_steps"]) for r in results), sum(r.metrics["timed_wall_s"] for r in results))
+
+
+def _stretches_of_result(result: CaseResult) -> Stretches | None:
+    """A stored result's stretches (None: stored before its stretches were, or not measured)."""
+    m, metrics = result.measurement, result.metrics
+    if result.status != "ok" or m is None or m.processes is None or "stretch_started_s" not in metrics:
+        return None
+    return Stretches(m.samples, m.processes, tuple(metrics["stretch_step_s"]), tuple(metrics["stretch_started_s"]),
+                     tuple(metrics.get("stretch_launch") or [0] * len(metrics["stretch_step_s"])))

@@ -18,6 +18,7 @@ __all__ = [
     "IQR_GROSS_WARN_THRESHOLD",
     "PROCESS_WARN_THRESHOLD",
     "MIN_SAMPLES_PER_PROCESS",
+    "student_t_ppf",
     "Measurement",
     "median_ci",
     "process_medians",
@@ -55,6 +56,43 @@ def binom_half_ppf(q: float, n: int) -> int:
     return n
 
 
+@lru_cache(maxsize=1024)
+def student_t_ppf(q: float, df: int) -> float:
+    """The q quantile (q >= 1/2) of Student's t law with an integer number of degrees of freedom.
+
+    The same as scipy.stats.t.ppf(q, df), without importing scipy.stats (see `binom_half_ppf`):
+    bisection on the closed form of P(|T| <= t) (Abramowitz & Stegun 26.7.3 and 26.7.4).
+    """
+    if df < 1 or not 0.5 <= q < 1:
+        raise ValueError(f"need df >= 1 and 1/2 <= q < 1, got df={df}, q={q}")
+    two_sided = 2 * q - 1
+
+    def inside(t: float) -> float:  # P(|T| <= t)
+        theta = math.atan(t / math.sqrt(df))
+        c2 = math.cos(theta) ** 2
+        if df % 2:
+            term, total = 1.0, 1.0 if df > 1 else 0.0
+            for k in range(1, (df - 1) // 2):  # 1 + 2/3 c^2 + (2*4)/(3*5) c^4 + ...
+                term *= c2 * (2 * k) / (2 * k + 1)
+                total += term
+            return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+        term, total = 1.0, 1.0
+        for k in range(1, df // 2):  # 1 + 1/2 c^2 + (1*3)/(2*4) c^4 + ...
+            term *= c2 * (2 * k - 1) / (2 * k)
+            total += term
+        return math.sin(theta) * total
+
+    lo, hi = 0.0, 1.0
+    while inside(hi) < two_sided:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if inside(mid) < two_sided else (lo, mid)
+        if hi - lo < 1e-12 * hi:
+            break
+    return (lo + hi) / 2
+
+
 def median_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Distribution-free interval for the median from binomial order statistics.
 
@@ -76,14 +114,16 @@ def median_ci(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[floa
     return (float(x[lo]), float(x[hi]))
 
 
-def process_medians(samples: np.ndarray, processes: np.ndarray) -> dict[int, float]:
-    """Each process's median, for processes with at least MIN_SAMPLES_PER_PROCESS samples."""
+def process_medians(samples: np.ndarray, processes: np.ndarray,
+                    min_samples: int = MIN_SAMPLES_PER_PROCESS) -> dict[int, float]:
+    """Each process's median, for processes with at least `min_samples` samples (1 where each sample is a
+    unit of its own, as a training speedup's paired stretches are)."""
     x, p = np.asarray(samples, dtype=float), np.asarray(processes)
-    return {int(k): float(np.median(x[p == k])) for k in np.unique(p)
-            if np.count_nonzero(p == k) >= MIN_SAMPLES_PER_PROCESS}
+    return {int(k): float(np.median(x[p == k])) for k in np.unique(p) if np.count_nonzero(p == k) >= min_samples}
 
 
-def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = CONFIDENCE,
+               min_samples: int = MIN_SAMPLES_PER_PROCESS) -> tuple[float, float]:
     """Interval of the median with the measuring process as a random effect.
 
     A process carries a bias of its own for its whole life (memory layout, what it built
@@ -94,23 +134,22 @@ def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = C
     +- t(P-1) standard errors of their mean. With three processes t is 4.3: honest about
     how little three processes tell. (0, inf) with fewer than two processes.
     """
-    from scipy.stats import t as student_t
-
-    medians = list(process_medians(samples, processes).values())
+    medians = list(process_medians(samples, processes, min_samples).values())
     if len(medians) < 2:
         return 0.0, math.inf
     y = np.log(medians)
     center = math.log(float(np.median(np.asarray(samples, dtype=float))))
-    half = float(student_t.ppf(0.5 + confidence / 2, len(y) - 1)) * float(np.std(y, ddof=1)) / math.sqrt(len(y))
+    half = student_t_ppf(0.5 + confidence / 2, len(y) - 1) * float(np.std(y, ddof=1)) / math.sqrt(len(y))
     return math.exp(center - half), math.exp(center + half)
 
 
-def median_interval(samples: np.ndarray, processes: np.ndarray | None = None) -> tuple[float, float]:
+def median_interval(samples: np.ndarray, processes: np.ndarray | None = None,
+                    min_samples: int = MIN_SAMPLES_PER_PROCESS) -> tuple[float, float]:
     """The distribution-free interval of the median, widened to `process_ci` where two or more
     processes took the samples: never narrower than either."""
     lo, hi = median_ci(samples)
-    if processes is not None and len(process_medians(samples, processes)) > 1:
-        p_lo, p_hi = process_ci(samples, processes)
+    if processes is not None and len(process_medians(samples, processes, min_samples)) > 1:
+        p_lo, p_hi = process_ci(samples, processes, min_samples=min_samples)
         lo, hi = min(lo, p_lo), max(hi, p_hi)
     return lo, hi
 
@@ -156,6 +195,7 @@ class Measurement:
     unit: str = "s"
     processes: tuple[int, ...] | None = None
     state_sd: float = 0.0  # log-scale sd of the run's machine state (`state_sd`), added to the interval
+    process_kind: str = "process"  # what a `processes` label names: a process, or a training stretch
 
     def __post_init__(self) -> None:
         if not self.samples:
@@ -242,7 +282,7 @@ class Measurement:
         elif not self.meets_confidence(IQR_WARN_THRESHOLD):
             out.append(f"noisy: IQR is {self.relative_spread:.0%} of the median")
         if self.process_spread > 1 + PROCESS_WARN_THRESHOLD:
-            out.append(f"processes disagree: their medians differ by up to {self.process_spread - 1:.0%}")
+            out.append(f"{self.process_kind}es disagree: their medians differ by up to {self.process_spread - 1:.0%}")
         return tuple(out)
 
     @property
@@ -302,7 +342,7 @@ class Measurement:
                 "processes": len(set(self.processes)),
                 "per_process_median": {str(k): v for k, v in self.per_process_median.items()},
                 "process_spread": self.process_spread,
-                "interval": "process as a random effect (t over per-process medians), never narrower than the "
-                            "distribution-free interval of the rounds, widened in quadrature by 1.96 x the run's "
-                            "machine-state sd"}),
+                "interval": f"{self.process_kind} as a random effect (t over per-{self.process_kind} medians), never "
+                            "narrower than the distribution-free interval of the samples, widened in quadrature by "
+                            "1.96 x the run's machine-state sd"}),
         }

@@ -211,8 +211,10 @@ def _training(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
              "periodic strategy's averaging steps count. Beside it, the distribution of single steps: median "
              "[95% CI] and p90, each step ending when its last rank ends it. Time to target is the wall-clock "
              "time until the training loss first reached the target. The strategies take turns in stretches of their "
-             "steps; the speedup over sync is sync's wall per step over the strategy's, with its range over the "
-             "stretches (each pair ran in the same turn). Harness overhead (on nocomm's row) is "
+             "steps, in two launches; the step time's 95% interval has the stretch as its unit and the run's "
+             "machine-state spread added; the speedup over sync is the median of sync's wall per step over the "
+             "strategy's in stretches of the same turn, with its 95% interval over those pairs (older runs: the "
+             "ratio of wall per step, with its range over the stretches). Harness overhead (on nocomm's row) is "
              "nocomm's wall per step over that of `reference`, the bare training loop on the same model, optimizer "
              "and batches, run in the same launch.\n", markdown_table(table), ""]
     for fn, name, alt in ((plots.loss_vs_wall, "training_loss.png", "loss vs wall-clock time"),

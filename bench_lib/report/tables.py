@@ -309,7 +309,7 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             f"exposed comm ({unit})": _num(exposed / scale if _num(exposed) != "-" else math.nan),
             # A negative exposed time means the no-communication run was the slower one: noise.
             "comm share of step": _num(share, "{:.0%}") + (" (below 0: noise)" if share < 0 else ""),
-            "speedup over sync [stretches]": _speedup_by_stretch(r),
+            "speedup over sync [95% CI]": _speedup_over_sync(r),
             "harness overhead": _num(r.get("harness_overhead"), "{:+.1%}"),
             "peak memory": fmt_bytes(r.get("peak_memory_bytes")),
             "energy/step (J)": _energy(r, "energy_j_per_step"),
@@ -326,12 +326,19 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return (table.loc[:, (table != "-").any(axis=0)] if not table.empty else table), unit
 
 
-def _speedup_by_stretch(r: pd.Series) -> str:
-    """Sync's wall per step over this strategy's, with the range over the stretches they ran in turn."""
-    speedup, by_stretch = r.get("speedup_over_sync"), r.get("speedup_over_sync_by_stretch")
-    if _num(speedup) == "-" or r["variant"] == "sync":
+def _speedup_over_sync(r: pd.Series) -> str:
+    """The speedup over sync from paired stretches with its 95% interval, as `effbench run` stores it;
+    for older results, sync's wall per step over this strategy's with the range over the stretches
+    (marked "range")."""
+    if r["variant"] == "sync":
         return "-"
-    spread = f" [{min(by_stretch):.2f}-{max(by_stretch):.2f}]" if isinstance(by_stretch, list) and by_stretch else ""
+    if _num(r.get("speedup")) != "-" and _num(r.get("speedup_pairs")) != "-":
+        return f"{r['speedup']:.2f} [{r['speedup_ci95_low']:.2f}, {r['speedup_ci95_high']:.2f}]"
+    speedup, by_stretch = r.get("speedup_over_sync"), r.get("speedup_over_sync_by_stretch")
+    if _num(speedup) == "-":
+        return "-"
+    spread = (f" [range {min(by_stretch):.2f}-{max(by_stretch):.2f}]" if isinstance(by_stretch, list) and by_stretch
+              else "")
     return f"{speedup:.2f}{spread}"
 
 

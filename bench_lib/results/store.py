@@ -93,7 +93,7 @@ def result_to_entry(result: CaseResult) -> dict:
             "metrics": result.metrics,
             "wall_s": result.wall_s,
             **({} if m.processes is None else {"process_of_sample": list(m.processes),
-                                               "machine_state_sd": m.state_sd}),
+                                               "machine_state_sd": m.state_sd, "process_kind": m.process_kind}),
         },
         "options": {"timer": result.timer, **result.measure_config},
         "stats": m.as_pytest_benchmark_stats(),
@@ -199,7 +199,7 @@ def _entry_to_result(entry: dict, path: Path) -> CaseResult:
         case = CaseSpec.from_params(entry.get("params") or {})
         m = Measurement(tuple(float(x) for x in stats["data"]), int(stats.get("iterations", 1)),
                         extra.get("unit", "s"), None if processes is None else tuple(int(p) for p in processes),
-                        float(extra.get("machine_state_sd") or 0.0))
+                        float(extra.get("machine_state_sd") or 0.0), str(extra.get("process_kind") or "process"))
     except (TypeError, ValueError) as e:
         raise ResultFormatError(f"{path}: benchmark {entry.get('name')!r}: {e}") from None
     options = dict(entry.get("options") or {})

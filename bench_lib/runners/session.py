@@ -94,7 +94,8 @@ def merge_launches(suite: Suite, results: list[CaseResult]) -> CaseResult:
         return bad or first
     ms = [r.measurement for r in results]
     m = Measurement(tuple(x for mi in ms for x in mi.samples), first.measurement.number_per_sample,
-                    first.measurement.unit, tuple(i for i, mi in enumerate(ms) for _ in mi.samples))
+                    first.measurement.unit, tuple(i for i, mi in enumerate(ms) for _ in mi.samples),
+                    process_kind="launch")
     metrics = {**first.metrics, **suite.rescale_metrics(first.case, first.metrics, m.median, m.p90, m.p99),
                "launches": {"count": len(results), "median_s": [mi.median for mi in ms],
                             "wall_s": [r.wall_s for r in results]}}
@@ -157,8 +158,9 @@ class RunSession:
         """Measure (or skip) a launch group of planned cases, store each result, and return them.
 
         A suite with LAUNCHES > 1 runs the group that many times, each launch (new processes) in
-        its own random case order, so that each case meets two process sets and two moments of
-        the run; the launches' samples are merged, each launch a process of the figure's interval.
+        its own random case order (`Suite.launch_order`), so that each case meets two process sets
+        and two moments of the run; the suite merges the launches (`Suite.merge_launches`: by
+        default each launch a process of the figure's interval).
         The first launch's results are stored as soon as they exist.
         """
         runnable = [p.case for p in group if not p.skip_reason]
@@ -169,11 +171,12 @@ class RunSession:
             rng = random.Random()
             launches: list[dict[CaseSpec, CaseResult]] = []
             for _ in range(suite.LAUNCHES):
-                order = rng.sample(runnable, len(runnable)) if suite.LAUNCHES > 1 else runnable
-                launches.append({r.case: r for r in run_isolated(order, self.profile, timeout)})
-                measured = {c: merge_launches(suite, [launch[c] for launch in launches]) for c in runnable}
+                order = suite.launch_order(runnable, rng) if suite.LAUNCHES > 1 else runnable
+                launches.append({r.case: r for r in run_isolated(order, self.profile, timeout,
+                                                                 {"EFFBENCH_LAUNCHES": str(suite.LAUNCHES)})})
+                measured = suite.merge_launches(launches)
                 if len(launches) < suite.LAUNCHES:
-                    self.writer(runnable[0].suite).put(list(measured.values()))
+                    self.writer(runnable[0].suite).put([measured[c] for c in runnable])  # in the plan's order
         results = [measured[p.case] if not p.skip_reason else CaseResult.skipped(p.case, p.skip_reason)
                    for p in group]
         self.writer(group[0].case.suite).put(results)

@@ -93,10 +93,12 @@ def _figures(run_dir: Path) -> dict:
         visits = (b["extra_info"]["metrics"].get("interleaved") or {}).get("visit_of_round") or []
         if visits:  # interleaved runs; the distributed suites have no visits
             series += [(v, float(np.log(s / np.median(x)))) for s, v in zip(x, visits, strict=True)]
-    state = state_sd(series)
+    run_state = state_sd(series) if series else None
     for b in entries:
         s, m = b["extra_info"]["summary"], b["extra_info"]["metrics"]
         procs = b["extra_info"].get("process_of_sample")
+        # The training suite's state comes from its stretches (distributed/stretches.py), stored with each case.
+        state = run_state if run_state is not None else float(b["extra_info"].get("machine_state_sd") or 0.0)
         lo, hi = Measurement(tuple(b["stats"]["data"]), processes=tuple(procs) if procs else None,
                              state_sd=state).ci95
         out[b["param"]] = {"median": s["median"], "lo": lo, "hi": hi, "stored_lo": s["ci95_low"],
@@ -123,7 +125,9 @@ def _components(a_dir: Path, b_dir: Path) -> dict[str, list[float]]:
             x, p = np.log(run[k]["stats"]["data"]), np.array(run[k]["extra_info"].get("process_of_sample") or [])
             if p.size:
                 process.append(float(np.std([np.median(x[p == q]) for q in np.unique(p)], ddof=1)))
-                visit.append(float(np.mean([np.std(x[p == q], ddof=1) for q in np.unique(p)])))
+                within = [np.std(x[p == q], ddof=1) for q in np.unique(p) if np.count_nonzero(p == q) > 1]
+                if within:  # the training suite's reference has one sample a stretch
+                    visit.append(float(np.mean(within)))
     return {"run shift": [abs(shift)], "case residual": list(np.abs(logs - shift)),
             "between processes": process, "between visits": visit}
 
