@@ -46,8 +46,9 @@ class Grid:
 
 
 _CPU_ONLY = ("fp32", "fp32_compile", "int8_dynamic", "int8_static_pt2e", "structured_int8")  # listed as skips
-_GPU_ONLY = ("bf16", "bf16_compile", "bf16_cudagraphs", "fp16", "fp16_compile", "fp8_dynamic", "int4_weight_only",
-             "semi_structured_24", "semi_structured_24_fp8", "semi_structured_24_int8")  # listed as skips
+_GPU_ONLY = ("bf16", "bf16_compile", "bf16_cudagraphs", "fp16", "fp16_compile", "fp8_dynamic", "fp8_weight_only",
+             "int4_weight_only", "int4_weight_only_24", "semi_structured_24", "semi_structured_24_fp8",
+             "semi_structured_24_int8")  # listed as skips
 
 # quick must fit `nox -s bench` on 2 cores (with the distributed suites, under 10 minutes): every
 # CPU technique on the linear-heavy MLP at batch 1 and 64 (one worker process per technique),
@@ -58,7 +59,8 @@ MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
         Grid(("digits_mlp_wide",), (1, 64), ("fp32", "fp32_compile", "int8_dynamic", "int8_dynamic_torchao",
                                              "int8_weight_only", "int8_static_pt2e", "structured", "structured_int8"),
              params={"sparsity": (0.5,)}),
-        Grid(("digits_mlp_wide",), (64,), ("l1_unstructured", "l1_unstructured_csr", *_GPU_ONLY)),
+        Grid(("digits_mlp_wide",), (64,), ("l1_unstructured", "l1_unstructured_csr", "int8_weight_only_inductor",
+                                           *_GPU_ONLY)),
         Grid(("digits_mlp",), (1,), ("fp32", "int8_dynamic")),
         Grid(("digits_cnn",), (64,), ("fp32", "int8_dynamic", "structured")),
         Grid(("byte_gpt",), (8,), ("fp32", "int8_dynamic", "structured")),
