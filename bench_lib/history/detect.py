@@ -98,6 +98,7 @@ class Change:
 
     @property
     def slower(self) -> bool:
+        """The figure rose: slower for a time; for a speedup it is faster (ask `Series.slower`)."""
         return self.ratio > 1
 
 

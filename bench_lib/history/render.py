@@ -1,5 +1,7 @@
 """The history page: README.md and a static index.html with the latest change points and one
-trend plot per machine and suite. Rendering only: every change is decided in detect.py.
+trend plot per machine and suite, for the cases' times and, where interleaved runs stored them,
+for the techniques' paired speedups over their baselines in the same run (the relative series).
+Rendering only: every change is decided in detect.py.
 
 The page is plain files (PNG plots beside the HTML, inline CSS, no JavaScript), so a CI job
 can publish the directory as it is (gh-pages, an artifact). Plots are written first and the
@@ -50,22 +52,31 @@ def _ratio(c: Change) -> str:
     return f"{c.ratio:.3f} [{c.low:.3f}, {c.high:.3f}]"
 
 
-def changes_table(histories: list[History]) -> pd.DataFrame:
-    """One row per case with a change, its latest change first; newest changes at the top."""
+def _figure_series(h: History, relative: bool) -> tuple[Series, ...]:
+    return h.relative if relative else h.series
+
+
+def changes_table(histories: list[History], relative: bool = False) -> pd.DataFrame:
+    """One row per case with a change, its latest change first; newest changes at the top.
+    `relative`: the paired-speedup series (a slower technique is a speedup below 1 after/before)."""
     rows = []
     for h in histories:
         order = {c: i for i, c in enumerate(h.commits)}
-        for s in h.series:
+        for s in _figure_series(h, relative):
             c = s.latest_change
             if c is None:
                 continue
             good, bad = s.points[c.last_good].commit, s.points[c.first_bad].commit
-            rows.append({"_at": order[bad], "_seen": len(h.commits),
-                         "": MARKS["slower" if c.slower else "faster"], "machine": h.machine,
-                         "case": f"{s.case.suite}/{s.case.id}", "change": c.kind,
-                         "last good": f"{good.label} {good.time[:10]}", "first bad": f"{bad.label} {bad.time[:10]}",
-                         "after/before [95% CI]": _ratio(c), "z": f"{c.z:.1f}",
-                         "changes": str(len(s.changes))})
+            row = {"_at": order[bad], "_seen": len(h.commits),
+                   "": MARKS["slower" if s.slower(c) else "faster"], "machine": h.machine,
+                   "case": f"{s.case.suite}/{s.case.id}"}
+            if relative:
+                row["over baseline"] = s.baseline
+            row |= {"change": c.kind, "last good": f"{good.label} {good.time[:10]}",
+                    "first bad": f"{bad.label} {bad.time[:10]}",
+                    ("speedup after/before [95% CI]" if relative else "after/before [95% CI]"): _ratio(c),
+                    "z": f"{c.z:.1f}", "changes": str(len(s.changes))}
+            rows.append(row)
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows)
@@ -84,14 +95,16 @@ def _panels(series: list[Series]) -> list[tuple[str, list[Series]]]:
     return out
 
 
-def trend_plot(h: History, suite: str, path: Path) -> Path | None:
+def trend_plot(h: History, suite: str, path: Path, relative: bool = False) -> Path | None:
     """Per workload, each case's figure relative to its median over the history (log), with its
-    95% interval as a band and a dashed line at each change, commits on the x axis."""
-    panels = _panels([s for s in h.series if s.case.suite == suite])
+    95% interval as a band and a dashed line at each change, commits on the x axis. `relative`:
+    the techniques' paired speedups over their baselines (a slowdown is a drop)."""
+    panels = _panels([s for s in _figure_series(h, relative) if s.case.suite == suite])
     if not panels:
         return None
-    fig, axes = _grid(len(panels), f"{suite} on {h.machine}\neach case's time relative to its median over the history",
-                      7.0, 4.2)
+    what = ("each technique's same-run speedup over its baseline, relative to its median over the history"
+            if relative else "each case's time relative to its median over the history")
+    fig, axes = _grid(len(panels), f"{suite} on {h.machine}\n{what}", 7.0, 4.2)
     x_of = {c: i for i, c in enumerate(h.commits)}
     step = max(1, -(-len(h.commits) // _MAX_TICKS))
     palette = colormaps["tab10"]
@@ -103,7 +116,8 @@ def trend_plot(h: History, suite: str, path: Path) -> Path | None:
             y = [p.value / ref for p in s.points]
             lo, hi = zip(*(p.band for p in s.points), strict=True)
             color = palette(i)
-            ax.plot(x, y, marker="o", markersize=3, color=color, label=_case_label(s))
+            label = _case_label(s) + (f" (x{ref:.2f})" if relative else "")
+            ax.plot(x, y, marker="o", markersize=3, color=color, label=label)
             ax.fill_between(x, np.divide(lo, ref), np.divide(hi, ref), color=color, alpha=0.15, linewidth=0)
             span += [min(lo) / ref, max(hi) / ref]
             for c in s.changes:
@@ -117,7 +131,8 @@ def trend_plot(h: History, suite: str, path: Path) -> Path | None:
         ax.set_xlabel("commit (oldest left)")
         if max(span) / min(span) > _LOG_ABOVE:
             _plain_log_y(ax)
-        ax.set_ylabel("time / its median over the history" + (" (log)" if ax.get_yscale() == "log" else ""))
+        ax.set_ylabel(("speedup" if relative else "time") + " / its median over the history"
+                      + (" (log)" if ax.get_yscale() == "log" else ""))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
@@ -135,20 +150,36 @@ def _legend(threshold: float) -> str:
             "`-` faster. A case without a change may still hide one smaller than its noise.")
 
 
+_RELATIVE_LEGEND = ("Same-run speedups: a technique's paired speedup over its baseline in the same run, with its "
+                    "stored 95% interval, as a history of its own, searched by the same rule. The run's machine "
+                    "state, which moves whole runs together, cancels from it, so it shows a technique's own change "
+                    "where its time cannot. `speedup after/before` below 1 is a drop of the speedup: the "
+                    "technique became slower against its baseline (`+`). A change of the baseline itself moves "
+                    "every technique over it the other way.")
+
+
 def _machines(histories: list[History]) -> list[str]:
     """One markdown line per machine: what its history holds."""
     lines = []
     for h in histories:
         first, last = h.commits[0], h.commits[-1]
+        relative = (f"; {len(h.relative)} same-run speedups, {sum(1 for s in h.relative if s.changes)} with a change"
+                    if h.relative else "")
         lines.append(f"**{h.machine}**: {len(h.series)} cases, {h.runs} runs over {len(h.commits)} commits "
                      f"(`{first.label}` {first.time[:10]} to `{last.label}` {last.time[:10]}); "
-                     f"{sum(1 for s in h.series if s.changes)} with a change")
+                     f"{sum(1 for s in h.series if s.changes)} with a change{relative}")
     return lines
 
 
-def _summary(histories: list[History], table: pd.DataFrame, threshold: float) -> str:
+_RELATIVE_TITLE = "Latest change points of the same-run speedups"
+
+
+def _summary(histories: list[History], tables: tuple[pd.DataFrame, pd.DataFrame], threshold: float) -> str:
+    table, relative = tables
     lines = ["## Latest change points", "", *(f"- {line}" for line in _machines(histories))]
     lines += ["", markdown_table(table), "", _legend(threshold), ""]
+    if any(h.relative for h in histories):
+        lines += [f"## {_RELATIVE_TITLE}", "", markdown_table(relative), "", _RELATIVE_LEGEND, ""]
     return "\n".join(lines)
 
 
@@ -163,29 +194,37 @@ _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;
         "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3}")
 
 
-def _html(histories: list[History], table: pd.DataFrame, plots: list[tuple[str, Path]], threshold: float) -> str:
+def _html_table(table: pd.DataFrame) -> str:
+    return table.to_html(index=False, escape=True, border=0) if not table.empty else "<p><i>(no change)</i></p>"
+
+
+def _html(histories: list[History], tables: tuple[pd.DataFrame, pd.DataFrame], plots: list[tuple[str, Path]],
+          threshold: float) -> str:
     esc = html.escape
     items = "".join(f"<li>{_inline_html(line)}</li>" for line in _machines(histories))
-    body = table.to_html(index=False, escape=True, border=0) if not table.empty else "<p><i>(no change)</i></p>"
     figures = "".join(f'<h3>{esc(title)}</h3><img src="{esc(p.name)}" alt="{esc(title)}">' for title, p in plots)
     legend = _inline_html(_legend(threshold))
+    relative = (f"<h2>{_RELATIVE_TITLE}</h2>{_html_table(tables[1])}<p>{_inline_html(_RELATIVE_LEGEND)}</p>"
+                if any(h.relative for h in histories) else "")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>effbench history</title>'
             f"<style>{_CSS}</style></head><body><h1>effbench history</h1><h2>Latest change points</h2>"
-            f"<ul>{items}</ul>{body}<p>{legend}</p><h2>Trends</h2>{figures}</body></html>\n")
+            f"<ul>{items}</ul>{_html_table(tables[0])}<p>{legend}</p>{relative}"
+            f"<h2>Trends</h2>{figures}</body></html>\n")
 
 
 def build_page(histories: list[History], out: Path, threshold: float) -> Page:
     """Draw the trend plots, then write README.md and index.html into `out`."""
-    table = changes_table(histories)
+    tables = (changes_table(histories), changes_table(histories, relative=True))
     plots: list[tuple[str, Path]] = []
     for i, h in enumerate(histories):
         for suite in sorted({s.case.suite for s in h.series}):
-            path = trend_plot(h, suite, out / f"history-{i}-{safe_label(h.machine)}-{suite}.png")
-            if path:
-                plots.append((f"{suite} on {h.machine}", path))
-    summary = _summary(histories, table, threshold)
+            for relative, kind, what in ((False, "", ""), (True, "-speedups", ", same-run speedups")):
+                path = trend_plot(h, suite, out / f"history-{i}-{safe_label(h.machine)}-{suite}{kind}.png", relative)
+                if path:
+                    plots.append((f"{suite} on {h.machine}{what}", path))
+    summary = _summary(histories, tables, threshold)
     images = "".join(f"### {title}\n\n![{title}]({p.name})\n\n" for title, p in plots)
     readme, index = out / "README.md", out / "index.html"
     atomic_write_text(readme, f"# effbench history\n\n{summary}\n## Trends\n\n{images}")
-    atomic_write_text(index, _html(histories, table, plots, threshold))
+    atomic_write_text(index, _html(histories, tables, plots, threshold))
     return Page(readme, index, summary, [p for _, p in plots])

@@ -5,6 +5,14 @@ capture time where the commit's is unknown), then by when they ran. Runs of one 
 on one machine make one point; a dirty tree or an unknown commit is code of its own, so each
 such run is a point of its own. Machines are told apart by hardware only (CPU model and count,
 GPUs): a new torch on the same machine is a change the history should show, not a new history.
+
+Each case has its absolute series (its time). A technique case measured in an interleaved run
+also stores its paired speedup over its baseline in the same run, with a 95% interval
+(`speedup`, `speedup_ci95_low`, `speedup_ci95_high` in its metrics, as `compare` judges them):
+that figure is a series of its own, the relative series. A technique and its baseline alternate
+in ~10 ms blocks, so the run's machine state, which moves whole runs by ~10% on the 2-core box,
+cancels from it; a slowdown of the technique is a drop of its speedup. Both kinds of series go
+through the same detection (detect.py), each with its own between-run spread.
 """
 
 from __future__ import annotations
@@ -14,12 +22,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from statistics import NormalDist
+from typing import Literal
 
 from bench_lib.history.detect import Change, detect_changes
+from bench_lib.report.compare import is_number
 from bench_lib.report.load import Run
 from bench_lib.results.case import CaseSpec
 
-__all__ = ["Commit", "Point", "Series", "History", "histories", "machine_label"]
+__all__ = ["Commit", "Point", "Series", "History", "histories", "machine_label", "stored_speedup"]
+
+Figure = Literal["time", "speedup"]
 
 _Z = NormalDist().inv_cdf(0.975)  # stored intervals are 95%: their half-width is _Z standard errors
 _UNKNOWN = datetime.min.replace(tzinfo=timezone.utc)
@@ -37,7 +49,8 @@ class Commit:
 
 @dataclass(frozen=True)
 class Point:
-    """One commit's runs of one case: their medians and 95% intervals (seconds)."""
+    """One commit's runs of one case: their figures and 95% intervals (`medians`: the runs' median
+    times in seconds, or their paired speedups in a relative series)."""
 
     commit: Commit
     runs: tuple[str, ...]
@@ -51,7 +64,7 @@ class Point:
 
     @property
     def value(self) -> float:
-        """Geometric mean of the runs' medians."""
+        """Geometric mean of the runs' figures."""
         return math.exp(self.log_value)
 
     @property
@@ -69,29 +82,42 @@ class Point:
 
 @dataclass(frozen=True)
 class Series:
-    """One case's history on one machine, and the changes found in it."""
+    """One case's history on one machine, and the changes found in it.
+
+    `figure` is "time" (the case's median time) or "speedup" (its paired speedup over `baseline`
+    in the same run). A change's ratio is the figure after over before either way, so a slower
+    case is a ratio above 1 in a time series and below 1 in a speedup series: ask `slower`.
+    """
 
     machine: str
     case: CaseSpec
     points: tuple[Point, ...]
     changes: tuple[Change, ...]
+    figure: Figure = "time"
+    baseline: str = ""
 
     @property
     def latest_change(self) -> Change | None:
         return self.changes[-1] if self.changes else None
 
+    def slower(self, change: Change) -> bool:
+        """Whether the change made the case slower: its time rose, or its speedup fell."""
+        return change.ratio > 1 if self.figure == "time" else change.ratio < 1
+
 
 @dataclass(frozen=True)
 class History:
-    """Every case measured on one machine, over the commits its runs measured (in order)."""
+    """Every case measured on one machine, over the commits its runs measured (in order):
+    `series` its times, `relative` the paired speedups of the technique cases that store them."""
 
     machine: str
     commits: tuple[Commit, ...]
     series: tuple[Series, ...]
+    relative: tuple[Series, ...] = ()
 
     @property
     def runs(self) -> int:
-        return len({r for s in self.series for p in s.points for r in p.runs})
+        return len({r for s in (*self.series, *self.relative) for p in s.points for r in p.runs})
 
 
 def machine_label(env: dict) -> str:
@@ -122,11 +148,38 @@ def _usable(lo: float, median: float, hi: float) -> bool:
     return 0 < lo <= median <= hi < math.inf
 
 
+def stored_speedup(metrics: dict) -> tuple[float, float, float] | None:
+    """(speedup, low, high) as an interleaved run stores them for a technique case, else None."""
+    keys = ("speedup", "speedup_ci95_low", "speedup_ci95_high")
+    if not all(is_number(metrics.get(k)) for k in keys):
+        return None
+    s, lo, hi = (float(metrics[k]) for k in keys)
+    return (s, lo, hi) if _usable(lo, s, hi) else None
+
+
+Cells = dict[tuple[str, CaseSpec], dict[Commit, list[tuple[str, float, float, float]]]]
+
+
+def _series(cells: Cells, threshold: float, figure: Figure, baselines: dict[tuple[str, CaseSpec], str]
+            ) -> dict[str, list[Series]]:
+    out: dict[str, list[Series]] = defaultdict(list)
+    for (machine, case), by_commit in sorted(cells.items(), key=lambda kv: (kv[0][1].suite, kv[0][1].id)):
+        points = tuple(Point(commit, *(tuple(col) for col in zip(*rows, strict=True)))
+                       for commit, rows in by_commit.items())
+        changes = detect_changes([p.log_value for p in points], [p.own_variance for p in points], threshold)
+        out[machine].append(Series(machine, case, points, tuple(changes), figure,
+                                   baselines.get((machine, case), "")))
+    return out
+
+
 def histories(runs: list[Run], threshold: float) -> list[History]:
-    """Every measured case's history per machine, with its changes (threshold as in detect_changes)."""
+    """Every measured case's history per machine, its times and its stored paired speedups, with
+    their changes (threshold as in detect_changes)."""
     ordered = sorted(runs, key=lambda r: (_when(_commit(r).time), _when(str(r.environment.get("captured_at") or "")),
                                           r.name))
-    cells: dict[tuple[str, CaseSpec], dict[Commit, list[tuple[str, float, float, float]]]] = defaultdict(dict)
+    cells: Cells = defaultdict(dict)
+    speedups: Cells = defaultdict(dict)
+    baselines: dict[tuple[str, CaseSpec], str] = {}  # the newest run's, where a case's baseline was renamed
     commits: dict[str, dict[Commit, None]] = defaultdict(dict)  # insertion-ordered sets
     for run in ordered:
         commit, machine = _commit(run), machine_label(run.environment)
@@ -136,10 +189,10 @@ def histories(runs: list[Run], threshold: float) -> list[History]:
             if result.status != "ok" or m is None or not _usable(m.ci95[0], m.median, m.ci95[1]):
                 continue
             cells[(machine, case)].setdefault(commit, []).append((run.name, m.median, *m.ci95))
-    series: dict[str, list[Series]] = defaultdict(list)
-    for (machine, case), by_commit in sorted(cells.items(), key=lambda kv: (kv[0][1].suite, kv[0][1].id)):
-        points = tuple(Point(commit, *(tuple(col) for col in zip(*rows, strict=True)))
-                       for commit, rows in by_commit.items())
-        changes = detect_changes([p.log_value for p in points], [p.own_variance for p in points], threshold)
-        series[machine].append(Series(machine, case, points, tuple(changes)))
-    return [History(m, tuple(commits[m]), tuple(series[m])) for m in sorted(series)]
+            paired = stored_speedup(result.metrics)
+            if paired:
+                speedups[(machine, case)].setdefault(commit, []).append((run.name, *paired))
+                baselines[(machine, case)] = str(result.metrics.get("speedup_baseline") or "")
+    series = _series(cells, threshold, "time", {})
+    relative = _series(speedups, threshold, "speedup", baselines)
+    return [History(m, tuple(commits[m]), tuple(series[m]), tuple(relative[m])) for m in sorted(series)]
