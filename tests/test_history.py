@@ -1,5 +1,6 @@
 """History and change points: synthetic histories with a known step, pure noise, a slow drift;
-the ordering of stored runs; `effbench history` end to end and the one run spec."""
+the ordering of stored runs; the relative series of stored paired speedups; `effbench history`
+end to end and the one run spec."""
 
 import math
 
@@ -110,15 +111,19 @@ CASES = [CaseSpec.make("inference", "mlp", "fp32", "cpu", batch=64),
 ENV = {"cpu_model": "AMD EPYC", "cpu_count": 2, "torch": "2.13.0+cpu"}
 
 
-def write_run(path, commit: str, hour: int, factor=1.0, jitter=1.0, env=ENV, dirty=False):
-    """A run of commit `commit` at 2026-11-20 `hour`:00; the int8 case `factor` slower."""
+def write_run(path, commit: str, hour: int, factor=1.0, jitter=1.0, env=ENV, dirty=False, speedup=None):
+    """A run of commit `commit` at 2026-11-20 `hour`:00; the int8 case `factor` slower. With
+    `speedup`, the int8 case stores it as an interleaved run does (paired, over fp32, +-4%)."""
     time = f"2026-11-20T{hour:02d}:00:00+00:00"
     w = RunWriter(path, "inference", {"profile": "quick"}, {"node": "x"},
                   {"id": commit, "time": time, "dirty": dirty}, {**env, "captured_at": time})
     for i, case in enumerate(CASES):
         base = 10e-3 * (0.5 if i else 1.0) * jitter * (factor if i else 1.0)
         samples = tuple(base * (1 + 0.005 * (k % 7 - 3)) for k in range(30))
-        w.add(CaseResult(case, "ok", Measurement(samples)))
+        metrics = {} if not (i and speedup) else {
+            "speedup": speedup, "speedup_ci95_low": speedup / 1.04, "speedup_ci95_high": speedup * 1.04,
+            "speedup_pairs": 12, "speedup_processes": 3, "speedup_baseline": CASES[0].id}
+        w.add(CaseResult(case, "ok", Measurement(samples), metrics))
     return path
 
 
@@ -129,6 +134,49 @@ def stored_history(root, n=12, step_at=7, factor=1.25):
         write_run(root / f"run-{rng.integers(1e6):06d}", f"c{i:02d}" + "0" * 38, i,
                   factor if i >= step_at else 1.0, float(np.exp(rng.normal(0, 0.02))))
     return root
+
+
+def relative_history(root, n=20, step_at: int | None = 14, factor=1.2, seed=3):
+    """n commits, one run each, whose whole-run shifts (13% s.d., the 2-core box's) swamp the int8
+    case's `factor` slowdown from commit step_at on; its paired speedup (2% between runs) drops
+    by as much."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        slow = factor if step_at is not None and i >= step_at else 1.0
+        write_run(root / f"run-{i:02d}", f"c{i:02d}" + "0" * 38, i, slow, float(np.exp(rng.normal(0, 0.13))),
+                  speedup=2.0 / slow * float(np.exp(rng.normal(0, 0.02))))
+    return root
+
+
+def test_a_drop_of_a_stored_speedup_is_found_at_its_commit(tmp_path):
+    [h] = histories(load_spec(str(relative_history(tmp_path / "runs"))), 0.1)
+    [s] = h.relative
+    assert (s.case, s.figure, s.baseline) == (CASES[1], "speedup", CASES[0].id)
+    [c] = s.changes
+    assert (c.kind, c.last_good, c.first_bad) == ("step", 13, 14) and s.slower(c) and not c.slower
+    assert c.low < 1 / 1.2 * 1.05 and c.high > 1 / 1.2 * 0.95 and c.high < 0.9  # its size, beyond 10%
+    out = tmp_path / "page"
+    proc = effbench("history", str(tmp_path / "runs"), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    relative = proc.stdout.split("same-run speedups")[-1]
+    rows = [line for line in relative.splitlines() if line.startswith("| + |")]
+    assert len(rows) == 1 and "mlp-int8_dynamic-batch64-cpu | mlp-fp32-batch64-cpu | step" in rows[0], proc.stdout
+    assert "| c1300000 2026-11-20 | c1400000 2026-11-20 | 0.8" in rows[0]
+    assert len(list(out.glob("*-speedups.png"))) == 1 and "-speedups.png" in (out / "index.html").read_text()
+
+
+def test_a_stored_speedup_of_identical_code_is_not_flagged(tmp_path):
+    for seed in range(3):
+        [h] = histories(load_spec(str(relative_history(tmp_path / f"runs{seed}", step_at=None, seed=seed))), 0.1)
+        assert [s.changes for s in h.relative] == [()]
+
+
+def test_results_without_speedups_give_no_relative_series(tmp_path):
+    [h] = histories(load_spec(str(stored_history(tmp_path / "runs"))), 0.1)
+    assert h.relative == () and len(h.series) == 2
+    write_run(tmp_path / "runs" / "odd", "c99" + "0" * 38, 20, speedup=math.nan)  # a speedup that is no number
+    [h] = histories(load_spec(str(tmp_path / "runs")), 0.1)
+    assert h.relative == ()
 
 
 def test_runs_are_ordered_by_commit_time_and_grouped_by_commit_and_machine(tmp_path):
