@@ -27,6 +27,12 @@ false alarms is given for any change and for "slower" changes alike. asv is load
 directory holding the `asv` package (pip install --target DIR asv); its own __init__ needs
 dependencies the step detection does not, so only `asv.step_detect` is imported.
 
+Each method also runs on the relative series of the same histories: every technique case's
+paired speedup over its baseline in the same run, with its stored 95% interval, as interleaved
+runs store them (`effbench history` charts them beside the times). A slowdown of TARGET is a drop
+of its speedup: effbench's relative series say so (`Series.slower`); asv, which names upward steps
+only, gets the time ratio technique/baseline (1 / speedup, weights 2 / its interval width).
+
 `--synthetic N` adds both methods on N simulated histories of each kind (a 15% step, identical
 code, a drift), with the noise of a machine that has slow states: 3% normal noise per run, and
 one run in ten slowed by a factor drawn from 1.3-2.5; each run's own interval is +-4%.
@@ -46,7 +52,7 @@ import numpy as np
 from scipy.stats import beta
 
 from bench_lib.history.detect import detect_changes
-from bench_lib.history.series import histories
+from bench_lib.history.series import histories, stored_speedup
 from bench_lib.report.load import Run, load_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +60,7 @@ TARGET = "digits_mlp_wide-int8_dynamic-batch64-cpu"
 THRESHOLD = 0.10  # effbench's default, as `effbench history` uses it
 ASV_THRESHOLD = 0.05  # asv publish's default regressions threshold
 MIN_AFTER = 4
+METHODS = ("effbench", "asv", "effbench relative", "asv relative")
 
 
 def load_asv(path: Path) -> types.ModuleType:
@@ -86,25 +93,40 @@ def as_history(runs: list[Run]) -> list[Run]:
     return out
 
 
-def effbench_flags(runs: list[Run]) -> dict[str, list[tuple[int, int, bool]]]:
-    """Per flagged case: its changes as (last good, first bad, slower)."""
+Flags = dict[str, list[tuple[int, int, bool]]]
+
+
+def effbench_flags(runs: list[Run]) -> tuple[Flags, Flags]:
+    """Per flagged case, of its times and of its stored speedups: its changes as (last good,
+    first bad, slower)."""
     [h] = histories(as_history(runs), THRESHOLD)
-    return {s.case.id: [(c.last_good, c.first_bad, c.slower) for c in s.changes] for s in h.series if s.changes}
+    times, relative = ({s.case.id: [(c.last_good, c.first_bad, s.slower(c)) for c in s.changes]
+                        for s in series if s.changes} for series in (h.series, h.relative))
+    return times, relative
 
 
-def asv_flags(runs: list[Run], step_detect: types.ModuleType) -> dict[str, list[tuple[int, int, bool]]]:
-    """Per case with a regression: (last good, first bad, True) as asv's detect_regressions names them."""
+def _asv(y: list[float], w: list[float | None], step_detect: types.ModuleType) -> list[tuple[int, int, bool]]:
+    _, _, jumps = step_detect.detect_regressions(step_detect.detect_steps(y, w), ASV_THRESHOLD)
+    return [(before, after, True) for before, after, *_ in jumps or []]
+
+
+def asv_flags(runs: list[Run], step_detect: types.ModuleType) -> tuple[Flags, Flags]:
+    """Per case with a regression, of its times and of its time ratio over its baseline (1 /
+    stored speedup): (last good, first bad, True) as asv's detect_regressions names them."""
     cases = sorted(set.intersection(*({c for c, res in r.results.items() if res.status == "ok"} for r in runs)),
                    key=lambda c: c.id)
-    out = {}
+    times, relative = {}, {}
     for case in cases:
         ms = [r.results[case].measurement for r in runs]
-        y = [m.median for m in ms]
         w = [2 / (m.ci95[1] - m.ci95[0]) if m.ci95[1] > m.ci95[0] else None for m in ms]
-        _, _, jumps = step_detect.detect_regressions(step_detect.detect_steps(y, w), ASV_THRESHOLD)
-        if jumps:
-            out[case.id] = [(before, after, True) for before, after, *_ in jumps]
-    return out
+        if jumps := _asv([m.median for m in ms], w, step_detect):
+            times[case.id] = jumps
+        paired = [stored_speedup(r.results[case].metrics) for r in runs]
+        if all(paired):
+            w = [2 / (1 / lo - 1 / hi) if hi > lo else None for _, lo, hi in paired]
+            if jumps := _asv([1 / sp for sp, _, _ in paired], w, step_detect):
+                relative[case.id] = jumps
+    return times, relative
 
 
 def simulated(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -182,18 +204,24 @@ def main() -> None:
         changed = [a_pool[j] for j in before] + [s_pool[j] for j in after]
         for kind, runs in (("quiet", quiet), ("changed", changed)):
             entry = {"kind": kind, "history": i, "first_bad": k if kind == "changed" else None,
-                     "runs": [r.name for r in runs], "effbench": effbench_flags(runs)}
+                     "runs": [r.name for r in runs]}
+            entry["effbench"], entry["effbench relative"] = effbench_flags(runs)
             if step_detect:
-                entry["asv"] = asv_flags(runs, step_detect)
+                entry["asv"], entry["asv relative"] = asv_flags(runs, step_detect)
             if kind == "quiet":  # TARGET is changed code in the S runs of a quiet history
-                for method in ("effbench", "asv"):
+                for method in METHODS:
                     entry.get(method, {}).pop(TARGET, None)
             log.append(entry)
     if args.json:
         args.json.write_text(json.dumps(log, indent=1))
     medians = [[r.results[c].measurement.median for r in pool for c in r.results if c.id == TARGET]
                for pool in (a_pool, s_pool)]
+    speedups = [[r.results[c].metrics["speedup"] for r in pool for c in r.results if c.id == TARGET]
+                for pool in (a_pool, s_pool)]
     summarize(log, len(a_pool), len(s_pool), n, float(np.median(medians[1]) / np.median(medians[0])))
+    print(f"TARGET's stored speedup S/A: {np.median(speedups[1]) / np.median(speedups[0]):.3f}; between-run s.d. "
+          f"(log) over the A runs: time {np.std(np.log(medians[0]), ddof=1):.1%}, "
+          f"speedup {np.std(np.log(speedups[0]), ddof=1):.1%}")
     if args.synthetic:
         synthetic(args.synthetic, n, step_detect)
 
@@ -202,7 +230,7 @@ def summarize(log: list[dict], a_runs: int, s_runs: int, n: int, slowdown: float
     print(f"pools: {a_runs} A runs, {s_runs} S runs; histories of {n} runs; TARGET {TARGET} "
           f"({TARGET} measured S/A: {slowdown:.3f}, median of S run medians over median of A run medians)")
     print(f"first bad position of the changed histories: {sorted(e['first_bad'] for e in log if e['first_bad'])}")
-    methods = [m for m in ("effbench", "asv") if m in log[0]]
+    methods = [m for m in METHODS if m in log[0]]
     print("| method | changed case found at its commit (exact) | range holds it | other cases flagged "
           "(changed histories) | quiet histories with any case flagged | ... with a case flagged slower |")
     print("| --- | --- | --- | --- | --- | --- |")
