@@ -1,5 +1,6 @@
 """`effbench history RUNS... [--out DIR] [--threshold PCT]`: trends per case over stored runs and the
-commits where they changed, as markdown, PNG plots and a static HTML page.
+commits where they changed, as markdown, PNG plots and a static HTML page; for the cases' times and for
+the techniques' paired speedups over their baselines in the same run, where the runs stored them.
 
 Exit 0, or 2 on bad input. A change in the history is news, not a verdict on the newest commit:
 that is `effbench compare` and `effbench ab`'s job, so history never fails a build.
