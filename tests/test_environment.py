@@ -17,7 +17,9 @@ def test_machine_info_has_pytest_benchmark_fields():
     assert {"node", "machine", "python_version", "system", "cpu"} <= info.keys()
 
 
-def test_commit_info_sees_a_dirty_tree(tmp_path):
+def test_commit_info_sees_a_dirty_tree(tmp_path, monkeypatch):
+    monkeypatch.delenv("EFFBENCH_COMMIT", raising=False)
+
     def git(*a):
         subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
 
@@ -29,9 +31,14 @@ def test_commit_info_sees_a_dirty_tree(tmp_path):
     assert clean["dirty"] is False and len(clean["id"]) == 40
     (tmp_path / "f").write_text("2")
     assert environment.commit_info(tmp_path)["dirty"] is True
+    # A copied tree whose .git lags behind the code (a lent GPU machine): the launcher's commit wins.
+    monkeypatch.setenv("EFFBENCH_COMMIT", "f" * 40)
+    given = environment.commit_info(tmp_path)
+    assert given["id"] == "f" * 40 and clean["id"] in given["error"]
 
 
-def test_commit_info_outside_git(tmp_path):
+def test_commit_info_outside_git(tmp_path, monkeypatch):
+    monkeypatch.delenv("EFFBENCH_COMMIT", raising=False)
     assert environment.commit_info(tmp_path)["id"] is None
 
 

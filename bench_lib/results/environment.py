@@ -24,13 +24,18 @@ def _git(*args: str, cwd: Path = _REPO) -> str | None:
 
 
 def commit_info(cwd: Path = _REPO) -> dict:
-    """pytest-benchmark's `commit_info` fields, for the code under test."""
+    """pytest-benchmark's `commit_info` fields, for the code under test.
+
+    EFFBENCH_COMMIT, where the launcher sets it, names the code: a lent GPU machine runs a copy
+    of the working tree whose .git (if any) may still point at an older HEAD, and the H200 decode
+    runs of 2026-12-01 were labelled with the session's first commit, "dirty", that way.
+    """
+    given = os.environ.get("EFFBENCH_COMMIT")
     commit = _git("rev-parse", "HEAD", cwd=cwd)
-    if commit is None:
-        # A copy of the tree without .git (a lent GPU machine): the launcher may name the commit.
-        given = os.environ.get("EFFBENCH_COMMIT")
+    if given or commit is None:
         return {"id": given, "dirty": None, "project": "effbench", "branch": None,
-                "error": "not a git checkout" + ("; commit given by EFFBENCH_COMMIT" if given else "")}
+                "error": ("commit given by EFFBENCH_COMMIT" if given else "not a git checkout")
+                + (f"; the checkout's HEAD was {commit}" if commit else "")}
     status = _git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
     return {
         "id": commit,
