@@ -37,7 +37,7 @@ from bench_lib.measure import energy, memory
 from bench_lib.measure.stats import Measurement
 from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
 from bench_lib.platform import Platform
-from bench_lib.profiles import ROUND, VISIT
+from bench_lib.profiles import ROUND, VISIT, measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import Suite
 from bench_lib.workloads.llama import DECODE_WORKLOADS, Llama, LlamaLM
@@ -275,8 +275,6 @@ class DecodeSuite(Suite):
         return self._measure(self._kept(case, judge=True), case, ROUND)
 
     def execute(self, case: CaseSpec, profile: str) -> CaseResult:
-        from bench_lib.profiles import measure_config
-
         return self._measure(self._kept(case, judge=True), case, measure_config(profile))
 
     def _measure(self, served: _Served, case: CaseSpec, cfg) -> CaseResult:

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from bench_lib.workloads.base import Prunable
 from bench_lib.workloads.cache import cached_state_dict
-from bench_lib.workloads.text import stdlib_bytes
+from bench_lib.workloads.text import stdlib_bytes, train_lm
 
 __all__ = ["LlamaShape", "Llama", "LlamaLM", "DECODE_WORKLOADS"]
 
@@ -185,24 +185,10 @@ def _init_weights(model: Llama, seed: int) -> None:
 
 
 def train_llama(model: Llama, steps: int, seq: int, seed: int, lr: float, batch: int = 32) -> Llama:
-    """AdamW on random windows of the stdlib bytes, cosine-decayed learning rate, no KV cache."""
-    train, _, _ = stdlib_bytes()
-    gen = torch.Generator().manual_seed(seed)
+    """`text.train_lm` (AdamW, cosine schedule, random windows of the stdlib bytes), without a KV cache."""
     model.setup_cache(None, seq)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / steps)))
-    pos = torch.arange(seq)
-    model.train()
-    for _ in range(steps):
-        starts = torch.randint(0, len(train) - seq - 1, (batch,), generator=gen)
-        window = torch.stack([train[s:s + seq + 1] for s in starts.tolist()])
-        logits = model(window[:, :-1], pos)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-    return model.eval()
+    pos = torch.arange(seq, device=model.tok_embeddings.weight.device)
+    return train_lm(model, steps, seq, seed, lr, batch, forward=lambda m, x: m(x, pos))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -80,8 +81,10 @@ def _windows(data: torch.Tensor, count: int, seq: int) -> torch.Tensor:
     return torch.stack([data[i * stride: i * stride + seq + 1] for i in range(count)])
 
 
-def train_lm(model: GPT, steps: int, seq: int, seed: int, lr: float, batch: int = 32) -> GPT:
-    """AdamW on random windows of the training bytes, cosine-decayed learning rate, on the model's device."""
+def train_lm(model: nn.Module, steps: int, seq: int, seed: int, lr: float, batch: int = 32,
+             forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> nn.Module:
+    """AdamW on random windows of the training bytes, cosine-decayed learning rate, on the model's device.
+    `forward(model, x)` gives the logits where the model needs more than the tokens (default `model(x)`)."""
     train, _, _ = stdlib_bytes()
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
@@ -91,8 +94,8 @@ def train_lm(model: GPT, steps: int, seq: int, seed: int, lr: float, batch: int 
     for _ in range(steps):
         starts = torch.randint(0, len(train) - seq - 1, (batch,), generator=gen)
         window = torch.stack([train[s:s + seq + 1] for s in starts.tolist()]).to(device)
-        logits = model(window[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, 256), window[:, 1:].reshape(-1))
+        logits = forward(model, window[:, :-1]) if forward else model(window[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
