@@ -529,6 +529,7 @@ def convergence_results(records: dict[CaseSpec, list[dict]], extra: dict, timer:
     from bench_lib.distributed.strategies import STRATEGIES
     from bench_lib.measure.stats import Measurement
 
+    records = {case: sorted(runs, key=lambda r: r["seed"]) for case, runs in records.items()}
     ran = {case: runs for case, runs in records.items() if runs}
     summary = summarize({case.variant: [r["curve"] for r in runs] for case, runs in ran.items()})
     out = {}
