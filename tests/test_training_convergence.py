@@ -98,7 +98,7 @@ def test_launches_pool_their_seeds_and_the_figures_are_recomputed_over_all():
     seeds_sync = [[2.0, 1.0, 0.5], [2.0, 0.9, 0.6], [2.0, 1.1, 0.55]]
     seeds_local = [[2.0, 0.8, 0.45], [2.0, 0.7, 0.5], [2.0, 0.75, 0.7]]
     launches = []
-    for launch, seeds in ((0, [0, 2]), (1, [1])):
+    for seeds in ([0, 2], [1]):
         records = {sync: [r for r in _records(seeds_sync, [0, 1, 0]) if r["seed"] in seeds],
                    local: [r for r in _records(seeds_local, [0, 1, 0]) if r["seed"] in seeds]}
         launches.append(convergence_results(records, {"backend": "gloo"}, "perf_counter per step"))
