@@ -19,6 +19,15 @@ stretches taking turns again) until it has used sync's wall time, so `loss_at_eq
 what each buys in the same time; the timed figures come from the profile's steps only, which every
 strategy ran in the same turns.
 
+Convergence cases (a `convergence_seeds` param) are a separate group of each workload: one case per strategy,
+its seeds inside, each seed a run of a fixed wall-clock budget whose held-out loss is evaluated at shared
+checkpoint times (convergence_runs.py); the figures over seeds (convergence.py) are recomputed when the
+launches, each with its share of the seeds, are merged. A param rather than a variant of their own, so that
+a convergence case names its strategy as its variant and `-k convergence` or `-k sync` select as expected;
+apart from the throughput cases because a budget in wall time and pauses for evaluation would disturb the
+paired stretches, and the throughput cases' losses (one seed, training loss, the first launch) cannot say
+whether a strategy converges sooner.
+
 `reference` is the bare training loop (train_runs.BareRun) on the same model, optimizer and batches,
 one replica per rank, taking its turns with the others: nocomm's pace over it is the harness's overhead.
 
