@@ -18,7 +18,7 @@ numbers, no torch, so that a run's launches (each with some of the seeds) are po
   it; otherwise it is "not reached" with the count of seeds that did.
 - Loss at equal wall time is each seed's held-out loss at the final checkpoint (the budget).
 - Both are summarized as the mean over seeds with its 95% Student t interval over seeds
-  (mean +- t(n-1) s / sqrt(n)): seeds are the unit, since a seed's initial weights and data order
+  (mean +- t(n-1) s / sqrt(n), a time's lower end clamped at 0): seeds are the unit, since a seed's initial weights and data order
   decide its curve; with 3 seeds t is 4.30, so the interval says how little 3 seeds tell.
 """
 
@@ -121,6 +121,7 @@ def summarize(curves_by_strategy: dict[str, Sequence[Sequence[Sequence[float]]]]
             times = [time_to_target(c, target) for c in curves]
             reached = [t for t in times if t is not None]
             t_mean, t_lo, t_hi = t_interval(reached) if len(reached) == len(times) else (None, None, None)
+            t_lo = max(t_lo, 0.0) if t_lo is not None and math.isfinite(t_lo) else t_lo  # no time is negative
             metrics.update(time_to_target_by_seed=times, time_to_target_reached=len(reached),
                            time_to_target_mean_s=t_mean, time_to_target_ci95_low_s=t_lo,
                            time_to_target_ci95_high_s=t_hi)
