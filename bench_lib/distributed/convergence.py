@@ -18,8 +18,8 @@ numbers, no torch, so that a run's launches (each with some of the seeds) are po
   it; otherwise it is "not reached" with the count of seeds that did.
 - Loss at equal wall time is each seed's held-out loss at the final checkpoint (the budget).
 - Both are summarized as the mean over seeds with its 95% Student t interval over seeds
-  (mean +- t(n-1) s / sqrt(n), a time's lower end clamped at 0): seeds are the unit, since a seed's initial weights and data order
-  decide its curve; with 3 seeds t is 4.30, so the interval says how little 3 seeds tell.
+  (mean +- t(n-1) s / sqrt(n), a time's lower end clamped at 0): seeds are the unit, since a seed's
+  initial weights and data order decide its curve; with 3 seeds t is 4.30, so the interval says how little 3 seeds tell.
 """
 
 from __future__ import annotations

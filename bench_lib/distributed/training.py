@@ -565,7 +565,8 @@ def _merge_convergence(launches: list[dict[CaseSpec, CaseResult]]) -> dict[CaseS
     and launch group: the target comes from sync's seeds). A launch that failed decides its case's outcome."""
     groups: dict[tuple, dict[CaseSpec, list[CaseResult]]] = {}
     for case in launches[0]:
-        if is_convergence(case):
+        if is_convergence(case) and any("convergence_runs" in launch[case].metrics for launch in launches
+                                        if case in launch):
             key = (case.workload, case.device, case.param("backend"), case.param("world_size"))
             groups.setdefault(key, {})[case] = [launch[case] for launch in launches if case in launch]
     out = {}
@@ -573,7 +574,7 @@ def _merge_convergence(launches: list[dict[CaseSpec, CaseResult]]) -> dict[CaseS
         failed = {c: next(r for r in rs if r.status == "failed") for c, rs in by_case.items()
                   if any(r.status == "failed" for r in rs)}
         ok = {c: rs for c, rs in by_case.items() if c not in failed}
-        records = {c: [run for r in rs if r.status == "ok" for run in r.metrics["convergence_runs"]]
+        records = {c: [run for r in rs if r.status == "ok" for run in r.metrics.get("convergence_runs", [])]
                    for c, rs in ok.items()}
         first = {c: next((r for r in rs if r.status == "ok"), rs[0]) for c, rs in ok.items()}
         merged = convergence_results(records, {}, "") if records else {}
