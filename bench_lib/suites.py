@@ -38,7 +38,8 @@ class Suite(ABC):
     INTERLEAVED: ClassVar[bool] = False
     #: Otherwise, how many times a run launches each group (new processes, the cases in a new random
     #: order, `launch_order`) and pools the samples (`merge_launches`). Each launch's environment
-    #: has EFFBENCH_LAUNCHES set to this, so that a suite may share its work out over the launches.
+    #: has EFFBENCH_LAUNCHES set to this and EFFBENCH_LAUNCH to its index (0, 1, ...), so that a suite
+    #: may share its work out over the launches.
     LAUNCHES: ClassVar[int] = 1
 
     @abstractmethod

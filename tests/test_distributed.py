@@ -157,7 +157,8 @@ def test_a_run_s_peak_memory_leaves_out_what_the_other_runs_hold(monkeypatch):
 
 def test_training_run_stores_every_figure(tmp_path):
     proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
-                    "-k", "digits_mlp and (nocomm or sync-backend or async_stale or reference)", "--out", str(tmp_path))
+                    "-k", "digits_mlp and (nocomm or sync-backend or async_stale or reference) and not convergence",
+                    "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run] = load_run(Path(proc.stdout.strip().splitlines()[-1]))
     by = {r.case.variant: r for r in run.results}
@@ -215,3 +216,21 @@ def test_iteration_counts_follow_the_pilot_within_bounds():
     assert full.iterations(0.01) == 50  # target_s / pilot (per launch: a run launches each group twice)
     assert full.iterations(0.5) == 6  # min_iters would take 10 s: held to max_s
     assert full.iterations(10.0) == 5  # never fewer than the floor
+
+
+def test_convergence_cases_share_checkpoints_and_pool_seeds_over_launches(tmp_path, monkeypatch):
+    monkeypatch.setenv("EFFBENCH_CONVERGENCE_BUDGET_S", "0.3")
+    proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
+                    "-k", "convergence and digits_mlp and (sync-backend or local_sgd)", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [run] = load_run(Path(proc.stdout.strip().splitlines()[-1]))
+    by = {r.case.variant: r for r in run.results}
+    assert set(by) == {"sync", "local_sgd"} and all(r.status == "ok" for r in by.values())
+    sync, local = by["sync"].metrics, by["local_sgd"].metrics
+    assert sync["convergence_seeds"] == local["convergence_seeds"] == 3
+    assert sorted({r["launch"] for r in sync["convergence_runs"]}) == [0, 1]  # seeds shared out over the launches
+    times = {tuple(row[0] for row in r["curve"]) for m in (sync, local) for r in m["convergence_runs"]}
+    assert len(times) == 1 and len(next(iter(times))) == 6  # the same checkpoints for every strategy and seed
+    assert all(row[1] >= row[0] for r in sync["convergence_runs"] for row in r["curve"])  # crossed, not before
+    assert sync["time_to_target_reached"] == 3 and sync["time_to_target_mean_s"] is not None
+    assert sync["convergence_target_loss"] == max(sync["eval_loss_at_budget_by_seed"])

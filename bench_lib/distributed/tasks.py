@@ -14,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["TrainTask", "GPTBytes", "DigitsTask", "TASKS", "task_for"]
+__all__ = ["TrainTask", "GPTBytes", "DigitsTask", "TASKS", "task_for", "ConvergencePlan", "CONVERGENCE",
+           "convergence_budget_s"]
 
 
 class TrainTask(ABC):
@@ -24,8 +25,8 @@ class TrainTask(ABC):
     lr: float = 1e-3
 
     @abstractmethod
-    def model(self) -> nn.Module:
-        """The same initial weights on every rank (seeded)."""
+    def model(self, seed: int = 0) -> nn.Module:
+        """The same initial weights on every rank (seeded: each seed its own weights)."""
 
     @abstractmethod
     def sample(self, gen: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,10 +78,10 @@ class GPTBytes(TrainTask):
     def tokens_per_sample(self) -> int:
         return self.seq
 
-    def model(self) -> nn.Module:
+    def model(self, seed: int = 0) -> nn.Module:
         from bench_lib.workloads.text import GPT
 
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         return GPT(self.d, self.layers, self.heads, self.seq)
 
     def sample(self, gen: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,10 +113,10 @@ class DigitsTask(TrainTask):
     lr: float = 1e-3
     name: str = "digits_mlp"
 
-    def model(self) -> nn.Module:
+    def model(self, seed: int = 0) -> nn.Module:
         from bench_lib.workloads.digits import DigitsMLP
 
-        return DigitsMLP(hidden=self.hidden).architecture()
+        return DigitsMLP(hidden=self.hidden, seed=seed).architecture()
 
     def sample(self, gen: torch.Generator, device: str) -> tuple[torch.Tensor, torch.Tensor]:
         from bench_lib.workloads.digits import digits_split
@@ -149,3 +150,41 @@ TASKS: dict[tuple[str, str], dict[str, tuple[TrainTask, int]]] = {
 
 def task_for(profile: str, device: str, workload: str) -> tuple[TrainTask, int]:
     return TASKS[(profile, "cuda" if device.startswith("cuda") else "cpu")][workload]
+
+
+@dataclass(frozen=True)
+class ConvergencePlan:
+    """A convergence case's runs: each strategy trains `seeds` times for `budget_s` of wall time, its held-out
+    loss evaluated at time 0 and at `checkpoints` equal fractions of the budget."""
+
+    budget_s: float
+    checkpoints: int = 8
+    seeds: int = 3
+
+    def __post_init__(self) -> None:
+        if self.budget_s <= 0 or self.checkpoints < 1 or self.seeds < 1:
+            raise ValueError(f"need budget_s > 0, checkpoints >= 1, seeds >= 1, got {self}")
+
+    def checkpoint_times(self) -> list[float]:
+        """Time 0, then the budget cut into `checkpoints` equal parts: the same for every strategy and seed."""
+        return [self.budget_s * k / self.checkpoints for k in range(self.checkpoints + 1)]
+
+
+# (profile, device kind) -> task name -> plan (the task is TASKS's). Quick: the digits MLP only, 1 s a run,
+# so that 6 strategies x 3 seeds add about 20 s to the quick suite on 2 CPU cores (about 1,000 steps a run
+# there). Full: long enough for the held-out loss to flatten: on CUDA 90 s a run of the ~114M GPT (about
+# 2,000-2,500 steps of sync at 35-45 ms on 2 x H200), on the CPU a minute of the small GPT.
+CONVERGENCE: dict[tuple[str, str], dict[str, ConvergencePlan]] = {
+    ("quick", "cpu"): {"digits_mlp": ConvergencePlan(1.0, checkpoints=5)},
+    ("quick", "cuda"): {"digits_mlp": ConvergencePlan(1.0, checkpoints=5)},
+    ("full", "cpu"): {"gpt_bytes": ConvergencePlan(60.0), "digits_mlp": ConvergencePlan(8.0)},
+    ("full", "cuda"): {"gpt_bytes": ConvergencePlan(90.0, checkpoints=10), "digits_mlp": ConvergencePlan(5.0)},
+}
+# Overrides every plan's budget (seconds a run): a GPU session with little time left, or a longer CPU study.
+BUDGET_ENV = "EFFBENCH_CONVERGENCE_BUDGET_S"
+
+
+def convergence_budget_s(plan: ConvergencePlan) -> float:
+    import os
+
+    return float(os.environ.get(BUDGET_ENV) or plan.budget_s)

@@ -123,12 +123,13 @@ class _Run:
     ends: list[float] = field(default_factory=list)
     bounds: list[int] = field(default_factory=list)  # steps done at the end of each stretch
     starts: list[float] = field(default_factory=list)  # when each stretch's clock started (unix seconds)
+    seed: int = 0  # the initial weights and data order (convergence cases repeat a run over seeds)
 
     def __post_init__(self) -> None:
         self.counter = energy.counter_for(self.ctx.device)
         self.windows: list[energy.EnergyWindow | str] = []  # the energy of each stretch
-        self.gen = torch.Generator().manual_seed(1000 + self.ctx.rank)
-        self.model = self.task.model().to(self.ctx.device)
+        self.gen = torch.Generator().manual_seed(1000 + self.ctx.rank + 100_000 * self.seed)
+        self.model = self.task.model(self.seed).to(self.ctx.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.task.lr, weight_decay=0.01,
                                      **({"fused": True} if self.ctx.is_cuda else {}))
 
@@ -173,10 +174,10 @@ class StrategyRun(_Run):
     `log_every` steps (kept on the device until the run is read)."""
 
     def __init__(self, task: TrainTask, ctx: RankContext, memory_share: MemoryShare, planned: int,
-                 variant: str, sync_every: int, log_every: int) -> None:
+                 variant: str, sync_every: int, log_every: int, seed: int = 0) -> None:
         from bench_lib.distributed.strategies import make_strategy
 
-        super().__init__(task, ctx, memory_share, planned)
+        super().__init__(task, ctx, memory_share, planned, seed=seed)
         self.strategy = make_strategy(variant, self.model, sync_every, ctx.device)
         self.forward = self.strategy.forward_module()
         self.log_every = log_every

@@ -19,6 +19,15 @@ stretches taking turns again) until it has used sync's wall time, so `loss_at_eq
 what each buys in the same time; the timed figures come from the profile's steps only, which every
 strategy ran in the same turns.
 
+Convergence cases (a `convergence_seeds` param) are a separate group of each workload: one case per strategy,
+its seeds inside, each seed a run of a fixed wall-clock budget whose held-out loss is evaluated at shared
+checkpoint times (convergence_runs.py); the figures over seeds (convergence.py) are recomputed when the
+launches, each with its share of the seeds, are merged. A param rather than a variant of their own, so that
+a convergence case names its strategy as its variant and `-k convergence` or `-k sync` select as expected;
+apart from the throughput cases because a budget in wall time and pauses for evaluation would disturb the
+paired stretches, and the throughput cases' losses (one seed, training loss, the first launch) cannot say
+whether a strategy converges sooner.
+
 `reference` is the bare training loop (train_runs.BareRun) on the same model, optimizer and batches,
 one replica per rank, taking its turns with the others: nocomm's pace over it is the harness's overhead.
 
@@ -53,7 +62,8 @@ if TYPE_CHECKING:
     from bench_lib.distributed.tasks import TrainTask
     from bench_lib.distributed.train_runs import BareRun, MemoryShare, StrategyRun
 
-__all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "extended_steps", "take_turns", "launch_plan"]
+__all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "CONVERGENCE_PARAM", "extended_steps", "take_turns",
+           "launch_plan", "is_convergence", "convergence_results"]
 
 SYNC_EVERY = {"quick": 8, "full": 16}
 STRETCHES = 8  # a run's stretches of each strategy's timed steps, shared by its launches, taking turns with the others
@@ -67,6 +77,19 @@ REFERENCE_NOTE = "bare loop: same model, optimizer and batches, one replica per 
 LOSS_POINTS = 40  # about this many loss-curve points per run
 LOSS_WINDOW = 8
 MAX_EXTENSION = 3  # a strategy faster than sync may run up to (1 + this) x the profile's steps
+CONVERGENCE_PARAM = "convergence_seeds"  # marks a convergence case (and says how many seeds it runs)
+CONVERGENCE_EVAL_NOTE = ("held-out loss of rank 0's replica, evaluated off the clock; a periodic strategy's replicas "
+                         "averaged first, on a copy")
+
+
+def is_convergence(case: CaseSpec) -> bool:
+    """A convergence case (its strategy over seeds for a wall-clock budget), not a throughput case."""
+    return case.param(CONVERGENCE_PARAM) is not None
+
+
+def _group_key(case: CaseSpec) -> tuple[str, bool]:
+    """The cases that train together in a launch: a workload's throughput cases, or its convergence cases."""
+    return case.workload, is_convergence(case)
 
 
 @dataclass
@@ -193,9 +216,9 @@ class TrainingSuite(DistributedSuite):
     def launch_order(self, cases: list[CaseSpec], rng: random.Random) -> list[CaseSpec]:
         """The workloads in a random order, each workload's cases together (they take turns in one group),
         in a random order of turns."""
-        groups = {c.workload: [] for c in cases}
+        groups = {_group_key(c): [] for c in cases}
         for case in cases:
-            groups[case.workload].append(case)
+            groups[_group_key(case)].append(case)
         order = rng.sample(list(groups.values()), len(groups))
         return [c for group in order for c in rng.sample(group, len(group))]
 
@@ -204,6 +227,7 @@ class TrainingSuite(DistributedSuite):
         state over every case's stretches, speedups from the stretches paired in every launch, and the
         wall-clock figures over every launch's timed steps; losses, memory and energy from the first launch."""
         merged = super().merge_launches(launches)
+        merged.update(_merge_convergence(launches))
         pooled = {}
         for case in merged:
             parts = [_stretches_of_result(launch[case]) for launch in launches]
@@ -250,18 +274,26 @@ class TrainingSuite(DistributedSuite):
 
     def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
         from bench_lib.distributed.strategies import STRATEGIES
-        from bench_lib.distributed.tasks import TASKS
+        from bench_lib.distributed.tasks import CONVERGENCE, TASKS, convergence_budget_s
 
         platform = detect()
         out = []
         for dist_backend, dev in backends_for(device, backend):
             world = default_world_size(dev, platform)
-            for workload in TASKS[(profile, "cuda" if dev.startswith("cuda") else "cpu")]:
+            kind = "cuda" if dev.startswith("cuda") else "cpu"
+            for workload in TASKS[(profile, kind)]:
                 for name in (*STRATEGIES, REFERENCE):
                     periodic = name in STRATEGIES and STRATEGIES[name].periodic
                     extra = {"sync_every": SYNC_EVERY[profile]} if periodic else {}
                     out.append(CaseSpec.make(self.NAME, workload, name, dev, backend=dist_backend,
                                              world_size=world, **extra))
+            # Convergence cases: one per strategy (not the reference, which has no strategy), its seeds inside.
+            for workload, plan in CONVERGENCE[(profile, kind)].items():
+                for name, info in STRATEGIES.items():
+                    extra = {"sync_every": SYNC_EVERY[profile]} if info.periodic else {}
+                    out.append(CaseSpec.make(self.NAME, workload, name, dev, backend=dist_backend, world_size=world,
+                                             budget_s=convergence_budget_s(plan), **{CONVERGENCE_PARAM: plan.seeds},
+                                             **extra))
         return out
 
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
@@ -270,19 +302,60 @@ class TrainingSuite(DistributedSuite):
                     "hook required CUDA 11+ and NCCL 2.10+')")
         return super().skip_reason(case, platform)
 
+    def timeout_s(self, case: CaseSpec, profile: str) -> float:
+        """A convergence case runs its seeds' budgets: 3x their total on top of the usual timeout."""
+        base = super().timeout_s(case, profile)
+        if is_convergence(case) and "EFFBENCH_DIST_TIMEOUT_S" not in os.environ:
+            return base + 3 * float(case.param("budget_s")) * int(case.param(CONVERGENCE_PARAM))
+        return base
+
     def launch_timeouts(self, cases: list[CaseSpec], profile: str) -> list[float]:
         """A workload's cases take turns, so the first result comes once all of them are done: each
-        case may take its workload's total (a relaunch after a fault starts another such group)."""
-        per_workload = collections.Counter(c.workload for c in cases)
-        return [self.timeout_s(c, profile) * per_workload[c.workload] for c in cases]
+        case may take its group's total (a relaunch after a fault starts another such group)."""
+        per_group = collections.Counter(_group_key(c) for c in cases)
+        return [self.timeout_s(c, profile) * per_group[_group_key(c)] for c in cases]
 
     def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
         first = 0
-        for workload, group in itertools.groupby(cases, key=lambda c: c.workload):
+        for (workload, convergence), group in itertools.groupby(cases, key=_group_key):
             group = list(group)
             _warm_up(profile, ctx, workload)
-            yield from self._train_together(group, first, profile, ctx)
+            train = self._converge_together if convergence else self._train_together
+            yield from train(group, first, profile, ctx)
             first += len(group)
+
+    def _converge_together(self, cases: list[CaseSpec], first: int, profile: str,
+                           ctx: RankContext) -> Iterator[CaseResult]:
+        """The convergence cases of one workload (convergence_runs.py): this launch's seeds, each seed's
+        strategies taking turns checkpoint by checkpoint; one result per case, in order."""
+        from bench_lib.distributed.convergence_runs import converge, launch_index, seeds_of_launch
+        from bench_lib.distributed.rank import announce, inject_fault
+        from bench_lib.distributed.tasks import CONVERGENCE, ConvergencePlan, task_for
+
+        kind = "cuda" if ctx.is_cuda else "cpu"
+        task, _ = task_for(profile, ctx.device, cases[0].workload)
+        plan = ConvergencePlan(float(cases[0].param("budget_s")), CONVERGENCE[(profile, kind)][cases[0].workload]
+                               .checkpoints, int(cases[0].param(CONVERGENCE_PARAM)))
+
+        def turn(i: int) -> None:
+            inject_fault(cases[i], ctx.rank)
+            announce(ctx.rank, first + i, cases[i])
+
+        launch = launch_index()
+        records: dict[CaseSpec, list[dict]] = {c: [] for c in cases}
+        for seed in seeds_of_launch(plan.seeds, launch, _launches()):
+            gc.collect()
+            by_variant = converge(task, ctx, [c.variant for c in cases],
+                                  {c.variant: int(c.param("sync_every", 1)) for c in cases},
+                                  plan.checkpoint_times(), seed, turn)
+            for case in cases:
+                records[case].append({**by_variant[case.variant], "launch": launch})
+        extra = {"world_size": ctx.world_size, "backend": ctx.backend, "global_batch": ctx.world_size * task.batch,
+                 "autocast": "bf16" if ctx.is_cuda else None, "convergence_eval": CONVERGENCE_EVAL_NOTE,
+                 "eval_accuracy_metric": "next-byte top-1" if task.tokens_per_sample else "top-1 class"}
+        timer = "cuda_events per step" if ctx.is_cuda else "perf_counter per step"
+        results = convergence_results(records, extra, timer)
+        yield from (results[c] for c in cases)
 
     def _train_together(self, cases: list[CaseSpec], first: int, profile: str,
                         ctx: RankContext) -> Iterator[CaseResult]:
@@ -455,3 +528,63 @@ def _stretches_of_result(result: CaseResult) -> Stretches | None:
         return None
     return Stretches(m.samples, m.processes, tuple(metrics["stretch_step_s"]), tuple(metrics["stretch_started_s"]),
                      tuple(metrics.get("stretch_launch") or [0] * len(metrics["stretch_step_s"])))
+
+
+def convergence_results(records: dict[CaseSpec, list[dict]], extra: dict, timer: str) -> dict[CaseSpec, CaseResult]:
+    """The convergence cases of one workload from their seeds' records (`convergence_runs.converge`, each
+    with its launch): the figures over seeds (convergence.py), the records kept beside them. The samples
+    are the seconds per step between consecutive checkpoints, each seed a unit of the interval."""
+    from bench_lib.distributed.convergence import summarize
+    from bench_lib.distributed.strategies import STRATEGIES
+    from bench_lib.measure.stats import Measurement
+
+    records = {case: sorted(runs, key=lambda r: r["seed"]) for case, runs in records.items()}
+    ran = {case: runs for case, runs in records.items() if runs}
+    summary = summarize({case.variant: [r["curve"] for r in runs] for case, runs in ran.items()})
+    out = {}
+    for case, runs in records.items():
+        if not runs:
+            out[case] = CaseResult.skipped(case, "no seed of this case ran in this launch (fewer seeds than launches)")
+            continue
+        samples = [(p, i) for i, r in enumerate(runs) for p in r["interval_paces"]]
+        m = Measurement(tuple(p for p, _ in samples), processes=tuple(i for _, i in samples), process_kind="seed")
+        metrics = {**extra, **summary[case.variant],
+                   "convergence_runs": runs,
+                   "steps_by_seed": [r["steps"] for r in runs],
+                   "sync_every": case.param("sync_every"),
+                   "strategy_note": STRATEGIES[case.variant].note}
+        out[case] = CaseResult(case, "ok", m, metrics, timer=timer,
+                               measure_config={"seeds": [r["seed"] for r in runs],
+                                               "launches": len({r["launch"] for r in runs})},
+                               wall_s=sum(r["wall_s"] for r in runs))
+    return out
+
+
+def _merge_convergence(launches: list[dict[CaseSpec, CaseResult]]) -> dict[CaseSpec, CaseResult]:
+    """Every convergence case's seeds from every launch, their figures computed over all of them (per workload
+    and launch group: the target comes from sync's seeds). A launch that failed decides its case's outcome."""
+    groups: dict[tuple, dict[CaseSpec, list[CaseResult]]] = {}
+    for case in launches[0]:
+        if is_convergence(case) and any("convergence_runs" in launch[case].metrics for launch in launches
+                                        if case in launch):
+            key = (case.workload, case.device, case.param("backend"), case.param("world_size"))
+            groups.setdefault(key, {})[case] = [launch[case] for launch in launches if case in launch]
+    out = {}
+    for by_case in groups.values():
+        failed = {c: next(r for r in rs if r.status == "failed") for c, rs in by_case.items()
+                  if any(r.status == "failed" for r in rs)}
+        ok = {c: rs for c, rs in by_case.items() if c not in failed}
+        records = {c: [run for r in rs if r.status == "ok" for run in r.metrics.get("convergence_runs", [])]
+                   for c, rs in ok.items()}
+        first = {c: next((r for r in rs if r.status == "ok"), rs[0]) for c, rs in ok.items()}
+        merged = convergence_results(records, {}, "") if records else {}
+        for c, r in merged.items():
+            if r.status == "ok":
+                base = first[c]
+                keep = {k: v for k, v in base.metrics.items() if k not in r.metrics}
+                merged[c] = replace(r, metrics={**keep, **r.metrics}, timer=base.timer)
+            elif first[c].status != "ok":
+                merged[c] = first[c]
+        out.update(merged)
+        out.update(failed)
+    return out

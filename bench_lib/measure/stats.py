@@ -282,7 +282,8 @@ class Measurement:
         elif not self.meets_confidence(IQR_WARN_THRESHOLD):
             out.append(f"noisy: IQR is {self.relative_spread:.0%} of the median")
         if self.process_spread > 1 + PROCESS_WARN_THRESHOLD:
-            out.append(f"{self.process_kind}es disagree: their medians differ by up to {self.process_spread - 1:.0%}")
+            plural = self.process_kind + ("es" if self.process_kind.endswith(("s", "ch")) else "s")
+            out.append(f"{plural} disagree: their medians differ by up to {self.process_spread - 1:.0%}")
         return tuple(out)
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench_lib.distributed.training import REFERENCE
+from bench_lib.distributed.training import REFERENCE, is_convergence
 from bench_lib.projection.alphabeta import Fit, fit_alpha_beta
 from bench_lib.projection.scaling import Links, StrategyRun, allreduce_time, exposure_ratio, project_step
 from bench_lib.results.case import CaseResult
@@ -76,7 +76,8 @@ def project_runs(runs: list[RunData], a: Assumptions) -> list[Projection]:
     for run in runs:
         for r in run.results:
             c = r.case
-            if c.suite == "training" and r.status == "ok" and c.variant != REFERENCE:  # the bare loop: no strategy
+            # The bare loop has no strategy; a convergence case's pace includes its evaluations' pauses' effects.
+            if c.suite == "training" and r.status == "ok" and c.variant != REFERENCE and not is_convergence(c):
                 key = (c.workload, str(c.param("backend")), c.device.split(":")[0], int(c.param("world_size", 2)))
                 groups.setdefault(key, {})[c.variant] = r
     out = []

@@ -22,6 +22,8 @@ from bench_lib.report.tables import (
     HOST_BOUND_BELOW,
     UNPAIRED_MARK,
     collectives_table,
+    convergence_rows,
+    convergence_table,
     decode_shortfalls,
     decode_table,
     decode_tradeoffs,
@@ -201,11 +203,42 @@ def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]
 
 
 def _training(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
-    tr = ok_rows(df, "training")
-    if tr.empty:
+    every = ok_rows(df, "training")
+    if every.empty:
         return []
+    tr = convergence_rows(every, convergence=False)
+    parts = ["## Training\n"]
+    if not tr.empty:
+        parts += _throughput_text(df)
+    conv = convergence_table(df)
+    if not conv.empty:
+        parts += ["### Convergence\n",
+                  "Each strategy trains for the same wall-clock budget once per seed (the seed sets the initial "
+                  "weights and the data order, the same for every strategy), the strategies of a seed taking turns "
+                  "checkpoint by checkpoint; the held-out loss is evaluated off the clock at the same checkpoint "
+                  "times for every strategy and seed (a periodic strategy's replicas averaged first, on a copy). "
+                  "Held-out loss at budget is the loss at the last checkpoint, i.e. at equal wall time. The target "
+                  "is the largest of sync's held-out losses at its last checkpoint over seeds (every sync seed "
+                  "reached it); time to target is when a seed's held-out loss first fell to it, interpolated "
+                  "between checkpoints, and is a number only if every seed reached it. Both are the mean over "
+                  "seeds with its 95% Student t interval over seeds (3 seeds: t = 4.30).\n",
+                  markdown_table(conv), ""]
+    for fn, frame, name, alt in (
+            (plots.loss_vs_wall, every, "training_loss.png", "loss vs wall-clock time"),
+            (plots.training_throughput, tr, "training_throughput.png", "throughput per strategy"),
+            (_training_energy_plot, tr, "training_energy.png", "tokens per joule per strategy")):
+        path = fn(frame, out / name) if not frame.empty else None
+        if path:
+            drawn.append(path)
+            parts.append(_img(path, out, alt))
+    parts += _energy_section(tr, "the timed training loop, summed over the GPUs of all ranks (a GPU that several "
+                                 "ranks share counted once)")
+    return parts + _variant_notes(every, "strategy_note", "Strategies")
+
+
+def _throughput_text(df: pd.DataFrame) -> list[str]:
     table, unit = training_table(df)
-    parts = ["## Training\n",
+    return [
              f"Wall per step is the wall time of the timed steps over their count ({unit}); throughput, exposed "
              "communication (wall per step minus nocomm's) and time to target come from the wall clock, so a "
              "periodic strategy's averaging steps count. Beside it, the distribution of single steps: median "
@@ -217,16 +250,6 @@ def _training(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
              "ratio of wall per step, with its range over the stretches). Harness overhead (on nocomm's row) is "
              "nocomm's wall per step over that of `reference`, the bare training loop on the same model, optimizer "
              "and batches, run in the same launch.\n", markdown_table(table), ""]
-    for fn, name, alt in ((plots.loss_vs_wall, "training_loss.png", "loss vs wall-clock time"),
-                          (plots.training_throughput, "training_throughput.png", "throughput per strategy"),
-                          (_training_energy_plot, "training_energy.png", "tokens per joule per strategy")):
-        path = fn(tr, out / name)
-        if path:
-            drawn.append(path)
-            parts.append(_img(path, out, alt))
-    parts += _energy_section(tr, "the timed training loop, summed over the GPUs of all ranks (a GPU that several "
-                                 "ranks share counted once)")
-    return parts + _variant_notes(tr, "strategy_note", "Strategies")
 
 
 def _training_energy_plot(tr: pd.DataFrame, path: Path) -> Path | None:

@@ -227,31 +227,71 @@ def collective_vs_size(col: pd.DataFrame, path: Path, metric: str, refs: list[Re
 
 
 def loss_vs_wall(tr: pd.DataFrame, path: Path) -> Path | None:
-    """Training loss against wall-clock seconds, one line per strategy and backend."""
+    """Loss against wall-clock seconds. With convergence cases: per strategy the median over seeds of the
+    held-out loss at the shared checkpoints, a band from the lowest to the highest seed, and sync's target.
+    Otherwise (runs without them) the training-loss curves, smoothed by a trailing mean."""
+    from bench_lib.report.tables import convergence_rows
+
+    conv = convergence_rows(tr)
+    if "eval_loss_band" in conv:
+        conv = conv[conv["eval_loss_band"].map(lambda b: isinstance(b, list) and len(b) > 0)]
+        if not conv.empty:
+            return _held_out_bands(conv, path)
+    tr = convergence_rows(tr, convergence=False)
     if "loss_curve" not in tr:
         return None
     tr = tr[tr["loss_curve"].map(lambda c: isinstance(c, list) and len(c) > 0)]
     if tr.empty:
         return None
     panels = _panels(tr, ["workload", "device"])
-    fig, axes = _grid(len(panels), "Training loss vs wall-clock time")
+    fig, axes = _grid(len(panels), f"Training loss vs wall-clock time (trailing mean of {SMOOTH_WINDOW} points)")
     for ax, (name, sub) in zip(axes, panels, strict=True):
         for _, r in sub.sort_values(["variant"]).iterrows():
             curve = pd.DataFrame(r["loss_curve"], columns=["wall_s", "step", "loss"])
             label = f"{r['variant']} / {r.get('param.backend', '?')}" + (
                 f" / {r['run']}" if tr["run"].nunique() > 1 else "")
-            ax.plot(curve["wall_s"], curve["loss"], label=label)
+            ax.plot(curve["wall_s"], curve["loss"].rolling(SMOOTH_WINDOW, min_periods=1).mean(), label=label)
             target = r.get("target_loss")
             if isinstance(target, (int, float)) and math.isfinite(target):
                 ax.axhline(target, color="grey", linestyle=":", linewidth=1)
-        ax.set_title(name)
-        ax.set_xlabel("wall-clock time (s)")
-        ax.set_ylabel("training loss" + (" (log)" if _spans_decades(
-            pd.Series([p[2] for c in sub["loss_curve"] for p in c])) else ""))
-        if _spans_decades(pd.Series([p[2] for c in sub["loss_curve"] for p in c])):
-            _plain_log_y(ax)
-        ax.grid(True, alpha=0.3)
+        _loss_axes(ax, name, pd.Series([p[2] for c in sub["loss_curve"] for p in c]), "training loss")
         ax.legend(fontsize=8, title="strategy / backend (dotted: target)")
+    return _save(fig, path)
+
+
+SMOOTH_WINDOW = 8  # logged points in the trailing mean of a training-loss curve
+
+
+def _loss_axes(ax: Axes, title: str, losses: pd.Series, ylabel: str) -> None:
+    ax.set_title(title)
+    ax.set_xlabel("wall-clock time (s)")
+    log = _spans_decades(losses)
+    ax.set_ylabel(ylabel + (" (log)" if log else ""))
+    if log:
+        _plain_log_y(ax)
+    ax.grid(True, alpha=0.3)
+
+
+def _held_out_bands(conv: pd.DataFrame, path: Path) -> Path:
+    """One panel per workload, device and backend: each strategy's median held-out loss over seeds, its
+    min-max band, and the target (dotted)."""
+    conv = conv.assign(panel_backend=conv.get("param.backend", "?"))
+    panels = _panels(conv, ["workload", "device", "panel_backend"])
+    fig, axes = _grid(len(panels), "Held-out loss vs wall time, over seeds")
+    for ax, (name, sub) in zip(axes, panels, strict=True):
+        for i, (_, r) in enumerate(sub.sort_values(["variant"]).iterrows()):
+            band = pd.DataFrame(r["eval_loss_band"], columns=["t", "median", "low", "high"])
+            label = f"{r['variant']} ({int(r.get('convergence_seeds') or 0)} seeds)" + (
+                f" / {r['run']}" if conv["run"].nunique() > 1 else "")
+            color = f"C{i % 10}"
+            ax.plot(band["t"], band["median"], color=color, marker=".", label=label)
+            ax.fill_between(band["t"], band["low"], band["high"], color=color, alpha=0.15, linewidth=0)
+        targets = sub["convergence_target_loss"].dropna() if "convergence_target_loss" in sub else pd.Series([])
+        if not targets.empty:
+            ax.axhline(float(targets.iloc[0]), color="grey", linestyle=":", linewidth=1)
+        losses = pd.Series([v for b in sub["eval_loss_band"] for row in b for v in row[1:]])
+        _loss_axes(ax, name, losses, "held-out loss")
+        ax.legend(fontsize=8, title="strategy: seed median, min-max band\n(dotted: target)")
     return _save(fig, path)
 
 

@@ -27,6 +27,8 @@ __all__ = [
     "inference_cost_table",
     "collectives_table",
     "training_table",
+    "convergence_rows",
+    "convergence_table",
     "energy_notes",
     "skipped_table",
     "failed_table",
@@ -283,10 +285,59 @@ def collectives_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return pd.DataFrame(rows), unit
 
 
+CONVERGENCE_COLUMN = "param.convergence_seeds"  # present on the training suite's convergence cases
+
+
+def convergence_rows(tr: pd.DataFrame, convergence: bool = True) -> pd.DataFrame:
+    """The training rows of convergence cases (or, with False, the throughput cases)."""
+    marked = tr[CONVERGENCE_COLUMN].notna() if CONVERGENCE_COLUMN in tr else pd.Series(False, index=tr.index)
+    return tr[marked if convergence else ~marked]
+
+
+def _mean_ci(r: pd.Series, mean: str, low: str, high: str, fmt: str) -> str:
+    if _num(r.get(mean)) == "-":
+        return "-"
+    value = fmt.format(r[mean])
+    if _num(r.get(low)) == "-":
+        return value + " [one seed]"
+    return f"{value} [{fmt.format(r[low])}, {fmt.format(r[high])}]"
+
+
+def _time_to_target_cell(r: pd.Series) -> str:
+    """Mean [95% t CI] over seeds when every seed reached the target; else how many did."""
+    if _num(r.get("convergence_target_loss")) == "-":
+        return "- (no sync: no target)"
+    seeds, reached = int(r.get("convergence_seeds") or 0), int(r.get("time_to_target_reached") or 0)
+    if reached < seeds:
+        return f"not reached ({reached} of {seeds} seeds did)"
+    return _mean_ci(r, "time_to_target_mean_s", "time_to_target_ci95_low_s", "time_to_target_ci95_high_s", "{:.3g}")
+
+
+def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model, backend and strategy of the convergence cases: seeds, held-out loss at the wall-clock budget
+    and time to sync's target, each the mean over seeds with its 95% t interval over seeds."""
+    conv = convergence_rows(ok_rows(df, "training"))
+    rows = []
+    for _, r in conv.sort_values(["workload", "param.backend", "variant"]).iterrows():
+        rows.append({
+            **({"run": r["run"]} if conv["run"].nunique() > 1 else {}),
+            "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": _int(r.get("param.world_size")),
+            "strategy": r["variant"], "seeds": _int(r.get("convergence_seeds")),
+            "budget (s)": _num(r.get("param.budget_s"), "{:g}"),
+            "steps (per seed)": "/".join(str(s) for s in r["steps_by_seed"]) if isinstance(
+                r.get("steps_by_seed"), list) else "-",
+            "held-out loss at budget [95% CI]": _mean_ci(r, "eval_loss_at_budget", "eval_loss_at_budget_ci95_low",
+                                                         "eval_loss_at_budget_ci95_high", "{:.4g}"),
+            "target loss": _num(r.get("convergence_target_loss"), "{:.4g}"),
+            "time to target (s) [95% CI]": _time_to_target_cell(r),
+        })
+    return pd.DataFrame(rows)
+
+
 def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Per model, backend and strategy: wall-clock pace and throughput beside the step-time distribution,
-    exposed comm, memory, loss."""
-    tr = ok_rows(df, "training")
+    exposed comm, memory, loss (the throughput cases; `convergence_table` has the others)."""
+    tr = convergence_rows(ok_rows(df, "training"), convergence=False)
     scale, unit = select_time_unit(tr["median_s"])
     extra = [c for c in param_columns(tr) if c not in ("param.backend", "param.world_size")]
     rows = []

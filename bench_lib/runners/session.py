@@ -170,10 +170,10 @@ class RunSession:
             timeout = sum(suite.timeout_s(c, self.profile) for c in runnable)
             rng = random.Random()
             launches: list[dict[CaseSpec, CaseResult]] = []
-            for _ in range(suite.LAUNCHES):
+            for launch in range(suite.LAUNCHES):
                 order = suite.launch_order(runnable, rng) if suite.LAUNCHES > 1 else runnable
-                launches.append({r.case: r for r in run_isolated(order, self.profile, timeout,
-                                                                 {"EFFBENCH_LAUNCHES": str(suite.LAUNCHES)})})
+                env = {"EFFBENCH_LAUNCHES": str(suite.LAUNCHES), "EFFBENCH_LAUNCH": str(launch)}
+                launches.append({r.case: r for r in run_isolated(order, self.profile, timeout, env)})
                 measured = suite.merge_launches(launches)
                 if len(launches) < suite.LAUNCHES:
                     self.writer(runnable[0].suite).put([measured[c] for c in runnable])  # in the plan's order
