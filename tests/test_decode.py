@@ -171,3 +171,34 @@ def test_trained_byte_model_perplexity_is_better_than_uniform(monkeypatch, tmp_p
     untrained = decode_suite._perplexity(LlamaLM(TINY).build("cpu", torch.float32), workload, "cpu")
     assert 1 < trained < untrained
     assert untrained == pytest.approx(256, rel=0.2)  # random weights: about uniform over bytes
+
+
+def test_head_pruning_equals_silencing_the_removed_groups_and_shrinks_the_cache():
+    from bench_lib.workloads.llama import remove_kv_groups
+
+    model, idx = tiny_model(), torch.randint(0, 256, (2, 10))
+    silenced = tiny_model()
+    attn = model.layers[0].attention
+    q, k, v = attn.wqkv.weight.detach().split([4 * 8, 2 * 8, 2 * 8])
+    norms = torch.stack([t.view(2, -1, 32).flatten(1).norm(dim=1) for t in (q, k, v)]).norm(dim=0)
+    dropped = int(norms.argmin())  # the kv group whose query heads 2*g, 2*g+1 go
+    with torch.no_grad():
+        silenced.layers[0].attention.wo.weight[:, dropped * 16:(dropped + 1) * 16] = 0
+    assert remove_kv_groups(attn, 0.5) == 1
+    assert (attn.heads, attn.kv_heads, attn.wqkv.out_features, attn.wo.in_features) == (2, 1, 32, 16)
+    for m in (model, silenced):
+        m.setup_cache(2, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx, torch.arange(10)), silenced(idx, torch.arange(10)), atol=1e-5, rtol=1e-5)
+    assert model.layers[0].attention.cache.k.shape[1] == 1 and model.layers[1].attention.cache.k.shape[1] == 2
+
+
+def test_head_pruning_is_skipped_where_a_workload_has_no_grouped_heads():
+    from bench_lib.inference.techniques import TECHNIQUES, Context
+    from bench_lib.results.case import SkipCase
+    from bench_lib.workloads import WORKLOADS
+
+    case = CaseSpec.make("inference", "digits_mlp", "structured_heads", "cpu", batch=1, sparsity=0.5)
+    ctx = Context(case, WORKLOADS["digits_mlp"], "cpu", torch.float32, 1)
+    with pytest.raises(SkipCase, match="no grouped attention heads"):
+        TECHNIQUES["structured_heads"].prepare(torch.nn.Linear(2, 2), ctx)

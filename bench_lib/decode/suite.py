@@ -61,12 +61,13 @@ class DecodeGrid:
 
 
 _GPU_TECHNIQUES = ("bf16", "int8_weight_only", "int8_weight_only_inductor", "int4_weight_only", "fp8_weight_only",
-                   "fp8_dynamic", "semi_structured_24", "int4_weight_only_24", "structured")
+                   "fp8_dynamic", "semi_structured_24", "int4_weight_only_24", "structured", "structured_heads")
 # Under coordinate-descent tuning: the techniques whose kernels inductor writes (torchao's int8
 # weight-only and 2:4 run aten and cuSPARSELt kernels that the setting cannot change).
-_GPU_TUNED = ("bf16", "int8_weight_only_inductor", "int4_weight_only", "fp8_weight_only", "fp8_dynamic", "structured")
+_GPU_TUNED = ("bf16", "int8_weight_only_inductor", "int4_weight_only", "fp8_weight_only", "fp8_dynamic", "structured",
+              "structured_heads")
 _CPU_TECHNIQUES = ("fp32", "int8_dynamic", "int8_dynamic_torchao", "int8_weight_only", "structured",
-                   "structured_int8")
+                   "structured_heads", "structured_int8")
 
 # quick, CPU: the trained byte-level model at batch 1 (what `nox -s bench` can afford on 2 cores);
 # full adds batch 8, the ~100M shape and compiled blocks. GPU: the 8B shape at batch 1 (the
@@ -75,7 +76,7 @@ _CPU_TECHNIQUES = ("fp32", "int8_dynamic", "int8_dynamic_torchao", "int8_weight_
 # int8 and 2:4 among them), batches, a long prompt, the 1B shape and the trained model's quality.
 MATRIX: dict[tuple[str, str], tuple[DecodeGrid, ...]] = {
     ("quick", "cpu"): (DecodeGrid(("llama_byte",), ("fp32", "int8_dynamic", "int8_weight_only", "structured",
-                                                    "structured_int8"), ("eager",)),),
+                                                    "structured_heads", "structured_int8"), ("eager",)),),
     ("full", "cpu"): (
         DecodeGrid(("llama_byte", "llama_100m_random"), _CPU_TECHNIQUES, ("eager",), (1, 8)),
         DecodeGrid(("llama_byte", "llama_100m_random"), ("fp32", "int8_weight_only", "int8_weight_only_inductor"),

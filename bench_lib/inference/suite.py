@@ -60,7 +60,7 @@ MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
                                              "int8_weight_only", "int8_static_pt2e", "structured", "structured_int8"),
              params={"sparsity": (0.5,)}),
         Grid(("digits_mlp_wide",), (64,), ("l1_unstructured", "l1_unstructured_csr", "int8_weight_only_inductor",
-                                           *_GPU_ONLY)),
+                                           "structured_heads", *_GPU_ONLY)),
         Grid(("digits_mlp",), (1,), ("fp32", "int8_dynamic")),
         Grid(("digits_cnn",), (64,), ("fp32", "int8_dynamic", "structured")),
         Grid(("byte_gpt",), (8,), ("fp32", "int8_dynamic", "structured")),

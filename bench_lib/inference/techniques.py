@@ -81,20 +81,33 @@ def _prune_l1(model: nn.Module, ctx: Context) -> nn.Module:
     return model
 
 
-def _remove_units(model: nn.Module, ctx: Context) -> nn.Module:
-    """Cut the hidden units out (smaller dense layers), then fine-tune briefly on the training data.
+def _recover(model: nn.Module, ctx: Context, kind: str) -> nn.Module:
+    """A short fine-tune on the training data after a structural cut (trained workloads only).
 
     The cut is deterministic, so the fine-tuned weights are cached like the reference's: only
     the first case of a workload and sparsity pays for the fine-tune (in its prepare_s).
     """
-    fraction = ctx.param("sparsity")
-    remove_units(ctx.workload.prunable(model), fraction)
     if not ctx.workload.trained_weights:
         return model
-    key = {"name": f"{ctx.case.workload}-structured", "workload": repr(ctx.workload), "fraction": fraction,
+    key = {"name": f"{ctx.case.workload}-{kind}", "workload": repr(ctx.workload), "fraction": ctx.param("sparsity"),
            "device": ctx.device.split(":")[0]}
     model.load_state_dict(cached_state_dict(key, lambda: ctx.workload.fine_tune(model).state_dict()))
     return model.eval()
+
+
+def _remove_units(model: nn.Module, ctx: Context) -> nn.Module:
+    """Cut the hidden units out (smaller dense layers), then fine-tune briefly."""
+    remove_units(ctx.workload.prunable(model), ctx.param("sparsity"))
+    return _recover(model, ctx, "structured")
+
+
+def _remove_heads(model: nn.Module, ctx: Context) -> nn.Module:
+    """Cut whole groups of attention heads out (where the workload has grouped heads), then fine-tune briefly."""
+    remove = getattr(ctx.workload, "remove_heads", None)
+    if remove is None:
+        raise SkipCase(f"{ctx.case.workload} has no grouped attention heads to prune (Llama workloads have)")
+    remove(model, ctx.param("sparsity"))
+    return _recover(model, ctx, "structured_heads")
 
 
 def _prune_24(model: nn.Module, ctx: Context) -> nn.Module:
@@ -351,6 +364,10 @@ TECHNIQUES: dict[str, Technique] = {
                   "then a short fine-tune on the training data (digits: 5 epochs; LM: 30 steps; "
                   "random-weight shapes: none), its weights cached across cases",
                   prepare=_remove_units, params=_STRUCTURED),
+        Technique("structured_heads", "attention heads pruned: the KV-head groups (a kv head and the query heads "
+                  "reading it) with the smallest L2 norm removed, so fewer heads and a smaller KV cache; then the "
+                  "same short fine-tune as structured (Llama workloads; others skip)", prepare=_remove_heads,
+                  params=_STRUCTURED),
         Technique("structured_int8", "structured, then quantize_dynamic (deprecated torch.ao, the fastest "
                   "int8 on AVX2)", devices=("cpu",), prepare=_remove_units, convert=_quantize_dynamic,
                   params=_STRUCTURED),

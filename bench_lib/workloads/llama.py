@@ -21,7 +21,7 @@ from bench_lib.workloads.base import Prunable
 from bench_lib.workloads.cache import cached_state_dict
 from bench_lib.workloads.text import stdlib_bytes, train_lm
 
-__all__ = ["LlamaShape", "Llama", "LlamaLM", "DECODE_WORKLOADS"]
+__all__ = ["LlamaShape", "Llama", "LlamaLM", "DECODE_WORKLOADS", "remove_kv_groups"]
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,30 @@ class Llama(nn.Module):
         return self.output(self.norm(x))
 
 
+def remove_kv_groups(attention: Attention, fraction: float) -> int:
+    """Remove `fraction` of the attention's KV-head groups (a kv head and the query heads that read it),
+    lowest L2 norm of their q, k and v rows first: fewer heads, and a KV cache smaller by the same
+    fraction. Returns the groups removed."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+    heads, kv, hd = attention.heads, attention.kv_heads, attention.head_dim
+    per = heads // kv
+    w = attention.wqkv.weight.detach()
+    q, k, v = w[:heads * hd].view(kv, per * hd, -1), w[heads * hd:(heads + kv) * hd].view(kv, hd, -1), \
+        w[(heads + kv) * hd:].view(kv, hd, -1)
+    norms = torch.stack([t.flatten(1).norm(dim=1) for t in (q, k, v)]).norm(dim=0)
+    kept = max(1, round(kv * (1 - fraction)))
+    keep = norms.topk(kept).indices.sort().values
+    rows = torch.cat([q[keep].flatten(0, 1), k[keep].flatten(0, 1), v[keep].flatten(0, 1)])
+    cols = (keep[:, None] * per * hd + torch.arange(per * hd, device=keep.device)).flatten()
+    attention.wqkv.weight = nn.Parameter(rows.clone())
+    attention.wqkv.out_features = rows.shape[0]
+    attention.wo.weight = nn.Parameter(attention.wo.weight.detach()[:, cols].clone())
+    attention.wo.in_features = len(cols)
+    attention.heads, attention.kv_heads = kept * per, kept
+    return kv - kept
+
+
 def _init_weights(model: Llama, seed: int) -> None:
     """Normal(0, 0.02) weights (depth-scaled on the residual projections), norms at one."""
     gen = torch.Generator(device=model.output.weight.device).manual_seed(seed)
@@ -248,6 +272,10 @@ class LlamaLM:
     def prunable(self, model: nn.Module) -> list[Prunable]:
         """The SwiGLU hidden units of every block: w1 and w3 lose rows together, w2 the matching columns."""
         return [Prunable(b.feed_forward.w1, b.feed_forward.w2, partners=(b.feed_forward.w3,)) for b in model.layers]
+
+    def remove_heads(self, model: nn.Module, fraction: float) -> int:
+        """Structured pruning of attention: `fraction` of every block's KV-head groups."""
+        return sum(remove_kv_groups(b.attention, fraction) for b in model.layers)
 
     def fine_tune(self, model: nn.Module) -> nn.Module:
         if not self.trained_weights:
