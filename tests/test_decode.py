@@ -202,3 +202,21 @@ def test_head_pruning_is_skipped_where_a_workload_has_no_grouped_heads():
     ctx = Context(case, WORKLOADS["digits_mlp"], "cpu", torch.float32, 1)
     with pytest.raises(SkipCase, match="no grouped attention heads"):
         TECHNIQUES["structured_heads"].prepare(torch.nn.Linear(2, 2), ctx)
+
+
+def test_a_head_that_does_not_compile_is_served_eagerly_and_said_so(monkeypatch):
+    """torch 2.11's Dynamo refused torchao's quantized output heads; the engine must not fail the case."""
+    real = torch.compile
+
+    def refuse_the_head(fn=None, **kwargs):
+        if getattr(fn, "__name__", "") == "logits":
+            def broken(*args):
+                raise RuntimeError("Polyfill handler does not have a traceable function")
+            return broken
+        return real(fn, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", refuse_the_head)
+    model = tiny_model()
+    engine = Engine(model, torch.randint(0, 256, (1, 4)), 3, "compile")
+    assert engine.head.startswith("eager: torch.compile failed: RuntimeError")
+    assert engine.generate().shape == (1, 3)
