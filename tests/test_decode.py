@@ -193,15 +193,16 @@ def test_head_pruning_equals_silencing_the_removed_groups_and_shrinks_the_cache(
     assert model.layers[0].attention.cache.k.shape[1] == 1 and model.layers[1].attention.cache.k.shape[1] == 2
 
 
-def test_head_pruning_is_skipped_where_a_workload_has_no_grouped_heads():
-    from bench_lib.inference.techniques import TECHNIQUES, Context
-    from bench_lib.results.case import SkipCase
-    from bench_lib.workloads import WORKLOADS
+def test_head_pruning_is_skipped_before_running_where_a_workload_has_no_grouped_heads():
+    from bench_lib.inference.suite import InferenceSuite
+    from bench_lib.platform import detect
 
-    case = CaseSpec.make("inference", "digits_mlp", "structured_heads", "cpu", batch=1, sparsity=0.5)
-    ctx = Context(case, WORKLOADS["digits_mlp"], "cpu", torch.float32, 1)
-    with pytest.raises(SkipCase, match="no grouped attention heads"):
-        TECHNIQUES["structured_heads"].prepare(torch.nn.Linear(2, 2), ctx)
+    suite, platform = InferenceSuite(), detect()
+    mlp = CaseSpec.make("inference", "digits_mlp_wide", "structured_heads", "cpu", batch=64, sparsity=0.5)
+    assert "needs a workload with remove_heads" in suite.skip_reason(mlp, platform)
+    llama = CaseSpec.make("decode", "llama_byte", "structured_heads", "cpu", batch=1, prompt=128, gen=128,
+                          mode="eager", phase="decode", sparsity=0.5)
+    assert DecodeSuite().skip_reason(llama, platform) is None
 
 
 def test_a_head_that_does_not_compile_is_served_eagerly_and_said_so(monkeypatch):

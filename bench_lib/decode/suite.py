@@ -159,7 +159,8 @@ class DecodeSuite(Suite):
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
         if str(case.param("mode")).startswith("graphs") and not case.device.startswith("cuda"):
             return "CUDA graphs need a CUDA device"
-        return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform)
+        return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform,
+                                                                  DECODE_WORKLOADS[case.workload])
 
     def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
         """The baseline dtype (fp32 on CPU, bf16 on GPU) in the same mode, phase, batch and prompt."""

@@ -169,7 +169,8 @@ class InferenceSuite(Suite):
         return out
 
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
-        return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform)
+        return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform,
+                                                                  WORKLOADS[case.workload])
 
     def _serve(self, case: CaseSpec) -> _Served:
         """The reference's outputs, and the compressed model ready to serve (its first call made)."""

@@ -56,6 +56,7 @@ class Technique:
     params: dict[str, tuple] = field(default_factory=dict)
     min_capability: tuple[int, int] | None = None
     unsupported: str = ""  # set when no build of this stack can run it: the skip reason
+    workload_needs: str = ""  # a method the workload must offer (e.g. remove_heads); else the case is skipped
 
 
 def serving_dtype(technique: Technique, device: str) -> torch.dtype:
@@ -102,11 +103,8 @@ def _remove_units(model: nn.Module, ctx: Context) -> nn.Module:
 
 
 def _remove_heads(model: nn.Module, ctx: Context) -> nn.Module:
-    """Cut whole groups of attention heads out (where the workload has grouped heads), then fine-tune briefly."""
-    remove = getattr(ctx.workload, "remove_heads", None)
-    if remove is None:
-        raise SkipCase(f"{ctx.case.workload} has no grouped attention heads to prune (Llama workloads have)")
-    remove(model, ctx.param("sparsity"))
+    """Cut whole groups of attention heads out, then fine-tune briefly."""
+    ctx.workload.remove_heads(model, ctx.param("sparsity"))
     return _recover(model, ctx, "structured_heads")
 
 
@@ -367,7 +365,7 @@ TECHNIQUES: dict[str, Technique] = {
         Technique("structured_heads", "attention heads pruned: the KV-head groups (a kv head and the query heads "
                   "reading it) with the smallest L2 norm removed, so fewer heads and a smaller KV cache; then the "
                   "same short fine-tune as structured (Llama workloads; others skip)", prepare=_remove_heads,
-                  params=_STRUCTURED),
+                  params=_STRUCTURED, workload_needs="remove_heads"),
         Technique("structured_int8", "structured, then quantize_dynamic (deprecated torch.ao, the fastest "
                   "int8 on AVX2)", devices=("cpu",), prepare=_remove_units, convert=_quantize_dynamic,
                   params=_STRUCTURED),
@@ -388,10 +386,14 @@ TECHNIQUES: dict[str, Technique] = {
 }
 
 
-def skip_reason(technique: Technique, device: str, platform: Platform | None = None) -> str | None:
-    """Why `technique` cannot run on `device` of this platform, known before running; None if it can."""
+def skip_reason(technique: Technique, device: str, platform: Platform | None = None,
+                workload: object = None) -> str | None:
+    """Why `technique` cannot run on `device` of this platform (or on `workload`), known before running;
+    None if it can."""
     if technique.unsupported:
         return technique.unsupported
+    if technique.workload_needs and workload is not None and not hasattr(workload, technique.workload_needs):
+        return f"{technique.name} needs a workload with {technique.workload_needs} (grouped attention heads)"
     if device not in technique.devices:
         return f"{technique.name} has no {device} path (runs on {', '.join(technique.devices)})"
     cap = platform.cuda_capability if platform else None
