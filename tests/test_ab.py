@@ -288,3 +288,28 @@ def test_sigterm_keeps_finished_pairs_and_leaves_no_process_or_worktree(fake_sui
     assert not any(alive(pid) for pid in servers)
     assert subprocess.run(["git", "worktree", "list"], cwd=REPO, capture_output=True,
                           text=True).stdout == worktrees_before
+
+
+def test_energy_is_measured_once_a_side_where_a_counter_exists_and_shown_not_judged():
+    from bench_lib.ab.job import measure_energy
+    from bench_lib.ab.report import summary_markdown
+
+    cases = [CaseSpec.make("fake", "toy", v, device=d) for v, d in (("a", "cuda"), ("b", "cpu"), ("c", "cuda"))]
+    trials = [CaseTrial(c, base=[1e-3] * 4, new=[1e-3] * 4) for c in cases]
+    trials[2].base, trials[2].new = [], []  # no pairs: nothing to show energy beside
+    asked = []
+
+    def characterize(side, case, generation):
+        asked.append((case.variant, side))
+        return CaseResult(case, "ok", Measurement((1e-3,) * 5), {"energy_j_per_sample": 2.0 if side == "new" else 1.0})
+
+    measure_energy(trials, characterize, lambda case: case.device == "cuda")
+    assert asked == [("a", "base"), ("a", "new")]
+    assert trials[0].energy_j_per_sample == {"base": 1.0, "new": 2.0} and not trials[1].energy_j_per_sample
+    meta = {"base": {"spec": "A"}, "new": {"spec": "B"}, "budget_s": 60, "elapsed_s": 30}
+    for t in trials:
+        t.verdict = None
+    text = summary_markdown(trials, RULE, meta)
+    assert "| `toy-a-cuda` | 1 | 2 | 2.000 |" in text and "shown, not judged" in text
+    trials[0].energy_j_per_sample.clear()
+    assert "J/sample" not in summary_markdown(trials, RULE, meta)

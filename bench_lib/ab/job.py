@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from bench_lib.ab.verdict import ABRule, PairedVerdict, confirmed, judge
 from bench_lib.results.case import CaseResult, CaseSpec
 
-__all__ = ["CaseTrial", "is_suspect", "run_trials"]
+__all__ = ["CaseTrial", "is_suspect", "run_trials", "measure_energy"]
 
 Measure = Callable[[str, CaseSpec, int], CaseResult]  # (side, case, server generation)
 MAX_FAILED_ROUNDS = 2
@@ -42,6 +42,7 @@ class CaseTrial:
     last: dict[str, CaseResult] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     verdict: PairedVerdict | None = None
+    energy_j_per_sample: dict[str, float] = field(default_factory=dict)  # per side, where measured
 
     @property
     def failed(self) -> bool:
@@ -128,3 +129,17 @@ def run_trials(trials: list[CaseTrial], measure: Measure, rule: ABRule, budget_s
         for t in trials:
             t.verdict = _verdict(t, rule)
     return trials
+
+
+def measure_energy(trials: list[CaseTrial], characterize: Measure,
+                   has_counter: Callable[[CaseSpec], bool]) -> None:
+    """After the pairs: one energy window per side of each case that has pairs, where the device has
+    an energy counter (`Suite.characterize`, which measures it over a window of its own). One window
+    a side gives no interval, so energy is shown beside the verdicts and never judged."""
+    for trial in trials:
+        if not (trial.base and trial.new and has_counter(trial.case)):
+            continue
+        for side in ("base", "new"):
+            value = characterize(side, trial.case, 0).metrics.get("energy_j_per_sample")
+            if isinstance(value, (int, float)) and value > 0:
+                trial.energy_j_per_sample[side] = float(value)

@@ -57,7 +57,7 @@ def write_verdicts(run_dir: Path, trials: list[CaseTrial], rule: ABRule, meta: d
                      "first_side": t.order, "servers": t.servers, "server_generation": t.generations,
                      "server_spread": v.server_spread if v else None,
                      "unconfirmed": v.unconfirmed if v else None, "failures": t.failures,
-                     "skip_reason": t.skipped_reason})
+                     "skip_reason": t.skipped_reason, "energy_j_per_sample": t.energy_j_per_sample or None})
     doc = {"effbench_ab": {"schema_version": 1, "rule": {"threshold": rule.threshold, "min_pairs": rule.min_pairs},
                            **meta, "cases": rows}}
     text = json.dumps(doc, indent=1, default=lambda x: None if isinstance(x, float) and not math.isfinite(x) else x)
@@ -66,6 +66,20 @@ def write_verdicts(run_dir: Path, trials: list[CaseTrial], rule: ABRule, meta: d
 
 def _ms(x: float) -> str:
     return f"{x * 1e3:.3f}" if x and math.isfinite(x) else "n/a"
+
+
+def _energy_lines(trials: list[CaseTrial]) -> list[str]:
+    """Energy per sample on both sides, where the device's counter measured both: shown, not judged."""
+    both = [t for t in trials if {"base", "new"} <= t.energy_j_per_sample.keys()]
+    if not both:
+        return []
+    lines = ["", "Energy per sample (one window of >= 2 s per side after the pairs, from the device's energy "
+             "counter): shown, not judged, since one window a side has no interval.", "",
+             "| case | BASE J/sample | NEW J/sample | NEW/BASE |", "| --- | --- | --- | --- |"]
+    for t in sorted(both, key=lambda t: t.case.id):
+        b, n = t.energy_j_per_sample["base"], t.energy_j_per_sample["new"]
+        lines.append(f"| `{t.case.id}` | {b:.4g} | {n:.4g} | {n / b:.3f} |")
+    return lines
 
 
 def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
@@ -93,6 +107,7 @@ def summary_markdown(trials: list[CaseTrial], rule: ABRule, meta: dict) -> str:
             f"{v.unconfirmed} in its first servers, not yet in fresh ones" if v and v.unconfirmed else "")
         lines.append(f"| {MARKS[word]} | `{t.case.id}` | {word}{': ' + note if note and word != 'within noise' else ''}"
                      f" | {ratio} | {ci} | {len(t.base)} | {spread} | {base} | {new} |")
+    lines += _energy_lines(trials)
     lines += [
         "",
         f"Legend: `+` slower (regression: median ratio above {1 + rule.threshold:.2f} and its 95% interval above "

@@ -179,11 +179,12 @@ class SidePool:
     def loaded_from(self) -> str | None:
         return next((s.loaded_from for g in self.generations for s in g if s.loaded_from), None)
 
-    def measure(self, case: CaseSpec, profile: str, timeout_s: float, generation: int = 0) -> CaseResult:
+    def measure(self, case: CaseSpec, profile: str, timeout_s: float, generation: int = 0,
+                op: str = "round") -> CaseResult:
         while len(self.generations) <= generation:
             self.generations.append([self._new_server() for _ in range(self.size)])
         index = self._rng.randrange(self.size)
-        result = self.generations[generation][index].measure(case, profile, timeout_s)
+        result = self.generations[generation][index].measure(case, profile, timeout_s, op)
         return replace(result, metrics={**result.metrics, "ab_server": generation * self.size + index})
 
     def close(self) -> None:

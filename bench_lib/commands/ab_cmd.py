@@ -11,7 +11,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench_lib.ab.job import CaseTrial, run_trials
+from bench_lib.ab.job import CaseTrial, measure_energy, run_trials
 from bench_lib.ab.report import outcome, store_sides, summary_markdown, write_verdicts
 from bench_lib.ab.sides import SideError, SidePool, resolve_side
 from bench_lib.ab.verdict import ABRule
@@ -19,6 +19,7 @@ from bench_lib.atomic import atomic_write_text
 from bench_lib.commands.errors import BadInput
 from bench_lib.commands.run_cmd import check_writable
 from bench_lib.commands.selection import add_selection_options, planned_cases
+from bench_lib.measure import energy
 from bench_lib.results.store import new_run_dir, safe_label
 from bench_lib.suites import get_suite
 
@@ -51,6 +52,12 @@ def _progress(block: int, trials: list[CaseTrial]) -> None:
     print(f"block {block}: " + ", ".join(f"{n} {w}" for w, n in sorted(counts.items())), file=sys.stderr, flush=True)
 
 
+def _has_energy_counter(case) -> bool:
+    """Whether an energy window is worth asking for: an interleaved suite (its `characterize` measures
+    one case, not a whole run) on a device whose energy counter can be read."""
+    return get_suite(case.suite).INTERLEAVED and not isinstance(energy.counter_for(case.device), str)
+
+
 def handle(args: argparse.Namespace) -> int:
     try:
         rule = ABRule(threshold=args.threshold / 100, min_pairs=args.min_pairs)
@@ -80,6 +87,10 @@ def handle(args: argparse.Namespace) -> int:
             timeout_s = get_suite(case.suite).timeout_s(case, args.profile)
             return servers[side].measure(case, args.profile, timeout_s, generation)
 
+        def characterize(side: str, case, generation: int):
+            timeout_s = get_suite(case.suite).timeout_s(case, args.profile)
+            return servers[side].measure(case, args.profile, timeout_s, generation, op="characterize")
+
         trials = [CaseTrial(p.case) for p in planned]
         interrupted = False
         try:
@@ -88,6 +99,11 @@ def handle(args: argparse.Namespace) -> int:
             raise BadInput(str(e)) from None
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: servers and worktrees go with the stack, pairs stay
             interrupted = True
+        if not interrupted:
+            try:
+                measure_energy(trials, characterize, _has_energy_counter)
+            except KeyboardInterrupt:
+                interrupted = True
         meta = {"base": {**sides["base"].describe(), "bench_lib": servers["base"].loaded_from},
                 "new": {**sides["new"].describe(), "bench_lib": servers["new"].loaded_from},
                 "budget_s": args.budget * 60, "elapsed_s": time.monotonic() - started, "seed": args.seed,
