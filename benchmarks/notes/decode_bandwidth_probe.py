@@ -1,0 +1,148 @@
+"""Where a bf16 decode step of the 8B shape loses its bandwidth (issue 18, target 70% of peak).
+
+Builds `llama_8b_random` once and serves it with the engine in several variants, each after a Dynamo
+reset: the suite's `graphs` and `graphs_tuned` modes, and candidate fast paths (decode attention as
+two small matmuls instead of SDPA's flash kernel, w1 and w3 as one GEMM, inductor's max-autotune on
+the blocks' matmuls). For each: ms per token (CUDA events over whole generations) and the step's
+device time by kernel class (profiler). Also a streaming read of 16 GB, the bandwidth a kernel can
+reach on this board. Prints one JSON line per variant; run on the GPU machine:
+
+    python benchmarks/notes/decode_bandwidth_probe.py [variant ...]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from bench_lib.decode.engine import Engine
+from bench_lib.decode.roofline import step_bytes
+from bench_lib.workloads import llama
+from bench_lib.workloads.llama import DECODE_WORKLOADS
+
+PEAK = 4.8e12
+
+
+def matmul_attention(q, k, v, attn_mask=None, enable_gqa=False):
+    """One query row per head: scores and mix as batched matmuls over the KV groups (flash-decoding's
+    arithmetic, left to inductor to fuse), instead of a flash kernel tiled for 64 query rows."""
+    b, h, t, hd = q.shape
+    kv = k.shape[1]
+    g = h // kv
+    qg = q.reshape(b, kv, g * t, hd)
+    scores = (qg @ k.transpose(-1, -2)).float() * hd ** -0.5
+    scores = scores.masked_fill(~attn_mask.repeat(g, 1), float("-inf"))
+    return (scores.softmax(-1).to(v.dtype) @ v).reshape(b, h, t, hd)
+
+
+def fuse_w13(model: llama.Llama) -> None:
+    """w1 and w3 as one (2 ffn, d) weight: one GEMM reads both."""
+    for block in model.layers:
+        ff = block.feed_forward
+        ff.w13 = torch.nn.Parameter(torch.cat([ff.w1.weight, ff.w3.weight]), requires_grad=False)
+        del ff.w1, ff.w3
+
+        def forward(x, ff=ff):
+            a, c = F.linear(x, ff.w13).chunk(2, dim=-1)
+            return ff.w2(F.silu(a) * c)
+
+        ff.forward = forward
+
+
+def streaming_read(gb: float = 16.0) -> float:
+    x = torch.empty(int(gb * 1e9 / 2), dtype=torch.bfloat16, device="cuda").normal_()
+    for _ in range(3):
+        x.sum()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(10):
+        start.record()
+        x.sum()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return x.numel() * 2 / statistics.median(times)
+
+
+def kernel_classes(engine: Engine, steps: int = 20) -> dict[str, float]:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            engine.step()
+        torch.cuda.synchronize()
+    classes: dict[str, float] = {}
+    for e in prof.key_averages():
+        if e.device_type.name != "CUDA" or e.self_device_time_total <= 0:
+            continue
+        n = e.key.lower()
+        cls = ("attention" if "sdpa" in n or "flash" in n or "fmha" in n
+               else "gemm" if any(s in n for s in ("gemm", "nvjet", "_mm", "mm_", "cutlass", "gemv", "splitk"))
+               else "other")
+        classes[cls] = classes.get(cls, 0.0) + e.self_device_time_total / steps / 1e3  # ms per step
+        classes["kernels"] = classes.get("kernels", 0) + e.count / steps
+    return {k: round(v, 4) for k, v in classes.items()}
+
+
+def run(variant: str, model: llama.Llama, prompts: torch.Tensor) -> dict:
+    torch._dynamo.reset()
+    mode = "graphs_tuned" if "tuned" in variant else "graphs"
+    patches = contextlib.ExitStack()
+    if "mmattn" in variant:
+        patches.enter_context(_patched(llama.F, "scaled_dot_product_attention", matmul_attention))
+    if "autotune" in variant:
+        patches.enter_context(torch._inductor.config.patch(max_autotune=True,
+                                                           max_autotune_gemm_backends="ATEN,TRITON"))
+    started = time.perf_counter()
+    with patches:
+        engine = Engine(model, prompts, gen=128, mode=mode)
+    setup = time.perf_counter() - started
+    nbytes = step_bytes(model)["bytes_per_step"]
+    per_token = [statistics.median(engine.step_times()) for _ in range(5)]
+    tpot = statistics.median(per_token)
+    out = {"variant": variant, "setup_s": round(setup, 1), "tpot_ms": round(tpot * 1e3, 4),
+           "tpot_ms_per_generation": [round(t * 1e3, 4) for t in per_token],
+           "tb_per_s": round(nbytes / tpot / 1e12, 3), "of_peak": round(nbytes / tpot / PEAK, 4),
+           "ms_by_kernel_class": kernel_classes(engine)}
+    del engine
+    torch.cuda.empty_cache()
+    return out
+
+
+@contextlib.contextmanager
+def _patched(obj, name, value):
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)
+
+
+def main(variants: list[str]) -> None:
+    print(json.dumps({"torch": torch.__version__, "device": torch.cuda.get_device_name(),
+                      "streaming_read_tb_per_s": round(streaming_read() / 1e12, 3)}), flush=True)
+    torch.cuda.empty_cache()
+    lm = DECODE_WORKLOADS["llama_8b_random"]
+    model = lm.build("cuda", torch.bfloat16)
+    prompts = lm.prompts(1, 128)
+    for variant in variants:
+        if variant == "w13":
+            fuse_w13(model)
+            continue
+        try:
+            print(json.dumps(run(variant, model, prompts)), flush=True)
+        except Exception as e:  # noqa: BLE001 - a probe: say which variant failed and go on
+            print(json.dumps({"variant": variant, "error": f"{type(e).__name__}: {str(e)[:300]}"}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["graphs", "graphs_mmattn", "graphs_tuned", "graphs_tuned_mmattn", "w13",
+                          "graphs_mmattn_w13", "graphs_tuned_mmattn_w13", "graphs_autotune_mmattn_w13"])
