@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from bench_lib.decode import suite as decode_suite
 from bench_lib.decode.engine import Engine
@@ -86,13 +87,30 @@ def test_greedy_agreement_counts_positions_and_prefixes():
 def test_structured_pruning_cuts_gate_and_up_projections_together():
     model = tiny_model()
     ffn = model.layers[0].feed_forward
-    norms = (ffn.w1.weight.norm(dim=1) ** 2 + ffn.w3.weight.norm(dim=1) ** 2).sqrt()
-    keep = norms.topk(32).indices.sort().values
-    w1, w3, w2 = ffn.w1.weight[keep].clone(), ffn.w3.weight[keep].clone(), ffn.w2.weight[:, keep].clone()
+    gate, up = ffn.w13.weight.chunk(2)
+    keep = (gate.norm(dim=1) ** 2 + up.norm(dim=1) ** 2).sqrt().topk(32).indices.sort().values
+    w13, w2 = torch.cat([gate[keep], up[keep]]).clone(), ffn.w2.weight[:, keep].clone()
+    x = torch.randn(3, 1, TINY.d)
     removed = remove_units(LlamaLM(TINY).prunable(model), 0.5)
     assert removed == 2 * 32
-    assert (ffn.w1.out_features, ffn.w3.out_features, ffn.w2.in_features) == (32, 32, 32)
-    assert torch.equal(ffn.w1.weight, w1) and torch.equal(ffn.w3.weight, w3) and torch.equal(ffn.w2.weight, w2)
+    assert (ffn.w13.out_features, ffn.w2.in_features) == (64, 32)
+    assert torch.equal(ffn.w13.weight, w13) and torch.equal(ffn.w2.weight, w2)
+    assert ffn(x).shape == x.shape
+
+
+def test_decode_attention_matches_sdpa_over_the_cache():
+    """The one-query path (batched matmuls over each KV group) gives SDPA's result, masked positions
+    and grouped heads included."""
+    from bench_lib.workloads.llama import _decode_attention
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 8, 1, 16), torch.randn(2, 2, 10, 16), torch.randn(2, 2, 10, 16)
+    mask = torch.arange(10)[None, :] <= 6
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    torch.testing.assert_close(_decode_attention(q, k, v, mask), want)
+    v2 = v.clone()
+    v2[:, :, 7:] = 1e4  # positions the mask hides cannot move the output
+    torch.testing.assert_close(_decode_attention(q, k, v2, mask), want)
 
 
 def test_step_bytes_count_weights_but_the_embedding_and_the_whole_cache():

@@ -35,13 +35,14 @@ def remove_units(pairs: list[Prunable], fraction: float) -> int:
         raise ValueError(f"fraction must be in [0, 1), got {fraction}")
     removed = 0
     for pair in pairs:
-        producers = (pair.producer, *pair.partners)
-        norms = torch.stack([p.weight.detach().flatten(1).norm(dim=1) for p in producers]).norm(dim=0)
+        rows = pair.producer.weight.detach().flatten(1)
+        units = rows.shape[0] // pair.halves
+        norms = rows.view(pair.halves, units, -1).norm(dim=2).norm(dim=0)
         kept = max(1, round(len(norms) * (1 - fraction)))
         keep = norms.topk(kept).indices.sort().values
         cols = (keep[:, None] * pair.group + torch.arange(pair.group, device=keep.device)).flatten()
-        for producer in producers:
-            _cut(producer, keep, 0)
+        halves = (torch.arange(pair.halves, device=keep.device)[:, None] * units + keep).flatten()
+        _cut(pair.producer, halves, 0)
         _cut(pair.consumer, cols, 1)
         removed += len(norms) - kept
     return removed

@@ -23,14 +23,15 @@ class Prunable:
 
     `producer` (Linear or Conv2d) loses output units; `consumer` loses the matching inputs,
     `group` consecutive inputs per unit (the spatial positions of a channel after a flatten);
-    `partners` lose the same output units as the producer (a gated MLP's up projection), and
-    units are ranked by the L2 norm of their rows in all producers together.
+    a producer of `halves` > 1 stacks that many projections of the same units (a gated MLP's fused
+    gate and up projections): unit i owns row i of every half, and units are ranked by the L2 norm
+    of their rows in all halves together.
     """
 
     producer: nn.Module
     consumer: nn.Module
     group: int = 1
-    partners: tuple[nn.Module, ...] = ()
+    halves: int = 1
 
 
 def feed(x: torch.Tensor, device: str, dtype: torch.dtype) -> torch.Tensor:
