@@ -214,3 +214,34 @@ def test_compare_shows_energy_where_both_sides_have_it():
     assert [c.case for c in cmp.energy] == [gpu] and cmp.energy[0].ratio == pytest.approx(1.375)
     text = render_comparison(cmp, ["b"], ["n1", "n2"], ["c"], ["c", "c"])
     assert "| inference/byte_gpt-bf16-batch8-cuda | 0.0200 | 0.0275 | 1.375 | 1/2 |" in text
+
+
+def test_a_training_run_s_energy_has_a_window_of_its_own(tmp_path):
+    """Timed stretches are shorter than the counter's update interval: the energy comes from a window of
+    at least the asked seconds at the run's pace, after the timed figures, which it leaves alone."""
+    import torch.distributed as dist
+
+    from bench_lib.distributed.base import RankContext
+    from bench_lib.distributed.tasks import task_for
+    from bench_lib.distributed.train_runs import MemoryShare
+    from bench_lib.distributed.training import _build_run
+    from bench_lib.results.case import CaseSpec
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ctx = RankContext(0, 1, 0, 1, "gloo", "cpu")
+        task, _ = task_for("quick", "cpu", "digits_mlp")
+        case = CaseSpec.make("training", "digits_mlp", "sync", "cpu", backend="gloo", world_size=1)
+        run = _build_run(case, task, 30, ctx, MemoryShare(False, 0))
+        run.stretch(30)
+        ends, pace = list(run.ends), run.pace(30).per_step_s  # the warm-up steps left out
+        run.counter = RampCounter(250.0, 0.01)
+        window, steps = run.energy_window(0.3)
+        assert isinstance(window, EnergyWindow) and window.seconds >= 0.2
+        assert window.power_w == pytest.approx(250.0, rel=0.15)
+        assert steps == pytest.approx(0.3 / pace, rel=0.01, abs=1)
+        assert run.ends == ends  # the timed figures are read before, and stay as they were
+        run.counter = "no RAPL here"
+        assert run.energy_window(0.3) == ("no RAPL here", 0)
+    finally:
+        dist.destroy_process_group()

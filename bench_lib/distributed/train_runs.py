@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -127,15 +128,29 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.counter = energy.counter_for(self.ctx.device)
-        self.windows: list[energy.EnergyWindow | str] = []  # the energy of each stretch
         self.gen = torch.Generator().manual_seed(1000 + self.ctx.rank + 100_000 * self.seed)
         self.model = self.task.model(self.seed).to(self.ctx.device)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.task.lr, weight_decay=0.01,
                                      **({"fused": True} if self.ctx.is_cuda else {}))
 
-    def energy(self) -> energy.EnergyWindow | str:
-        """This rank's energy over all its stretches (`energy.combined`), or why there is none."""
-        return energy.combined(self.windows) if self.windows else "no stretch ran"
+    def energy_window(self, seconds: float) -> tuple[energy.EnergyWindow | str, int]:
+        """(This rank's energy, steps) over one window of at least `seconds` of further steps at the run's
+        timed pace, or why there is none. A timed stretch (0.04-0.14 s on one H200) is shorter than the
+        counter's ~100 ms update interval, so the energy has a window of its own, after every figure of the
+        run is read (its steps train on, off the clock and out of the step count's figures)."""
+        if isinstance(self.counter, str):
+            return self.counter, 0
+        per_step = self.pace(self.steps).per_step_s if self.steps > WARMUP_STEPS else 0.0
+        steps = max(1, math.ceil(seconds / per_step)) if per_step > 0 else 1
+        batches = self.task.batches(self.gen, steps, self.ctx.device)
+        _start_together(self.ctx)
+        meter = energy.EnergyMeter(self.counter).start()
+        clock = HostClock()
+        clock.start(steps)
+        self._timed(batches, clock)
+        if self.ctx.is_cuda:
+            torch.cuda.synchronize()
+        return meter.stop(), steps
 
     @property
     def clock_s(self) -> float:
@@ -148,12 +163,10 @@ class _Run:
         self._before_clock(batches)
         _start_together(self.ctx)
         clock = CudaClock() if self.ctx.is_cuda else HostClock()
-        meter = None if isinstance(self.counter, str) else energy.EnergyMeter(self.counter).start()
         self.starts.append(time.time())
         clock.start(len(batches))
         self._timed(batches, clock)
         local = clock.read()
-        self.windows.append(meter.stop() if meter else self.counter)
         del batches
         self.memory.end()
         agreed = torch.tensor(local, dtype=torch.float64, device=self.ctx.meta_device)

@@ -209,6 +209,19 @@ def _energy_over_ranks(mine: energy.EnergyWindow | str, ctx: RankContext, work: 
     return {**energy.energy_metrics(total, work), "energy_j_per_rank": [w.joules for w in windows]}
 
 
+def _energy(run: StrategyRun | BareRun, task: TrainTask, ctx: RankContext) -> dict:
+    """The run's energy per step, sample and token over a window of its own (`energy_window`), in the
+    first launch only: the merged result takes its energy from there."""
+    from bench_lib.distributed.convergence_runs import launch_index
+
+    if launch_index() != 0:
+        return {}
+    window, steps = run.energy_window(energy.ENERGY_WINDOW_S)
+    samples = steps * ctx.world_size * task.batch
+    return _energy_over_ranks(window, ctx, {"step": steps, "sample": samples,
+                                            "token": samples * (task.tokens_per_sample or 0)})
+
+
 class TrainingSuite(DistributedSuite):
     NAME = "training"
     LAUNCHES = LAUNCHES
@@ -394,9 +407,11 @@ class TrainingSuite(DistributedSuite):
         stretches = {variant: _stretches_of_run(run, min_steps) for variant, run in runs.items()}
         state = stretch_state_sd(list(stretches.values()))
         sync_id = next((c.id for c in cases if c.variant == "sync"), None)
-        for case in cases:
-            yield self._result(case, runs[case.variant], task, min_steps, ctx, base, runs.get(REFERENCE),
-                               stretches, state, sync_id)
+        results = [self._result(case, runs[case.variant], task, min_steps, ctx, base, runs.get(REFERENCE),
+                                stretches, state, sync_id) for case in cases]
+        for case, result in zip(cases, results, strict=True):  # after every figure is read: its steps train on
+            result.metrics.update(_energy(runs[case.variant], task, ctx))
+        yield from results
 
     def _result(self, case: CaseSpec, run: StrategyRun | BareRun, task: TrainTask, min_steps: int,
                 ctx: RankContext, base: _Baselines, reference: BareRun | None, stretches: dict[str, Stretches],
@@ -433,9 +448,6 @@ class TrainingSuite(DistributedSuite):
             "stretches": STRETCHES,
             "autocast": "bf16" if ctx.is_cuda else None,
             "torch_threads": torch.get_num_threads(),
-            **_energy_over_ranks(run.energy(), ctx, {
-                "step": run.steps, "sample": run.steps * ctx.world_size * task.batch,
-                "token": run.steps * ctx.world_size * task.batch * (task.tokens_per_sample or 0)}),
         }
         if "sync" in stretches and case.variant != "sync":
             metrics.update(paired_stretch_speedup(mine, stretches["sync"]), speedup_baseline=sync_id)

@@ -333,7 +333,8 @@ TECHNIQUES: dict[str, Technique] = {
         Technique("int8_weight_only_inductor", "int8 weights, per-channel scales, dequantized inside the "
                   "matmul (gpt-fast's WeightOnlyInt8Linear), compiled. With coordinate-descent tuning (decode's "
                   "graphs_tuned) inductor turns a one-row matmul into a reduction that reads the int8 weights "
-                  "(1.28x bf16 for an 8B model on an H200); under inductor's defaults, and at prefill, its "
+                  "(1.14x bf16's equally tuned step for an 8B model on an H200, at 40% of peak bandwidth against "
+                  "bf16's 69%); under inductor's defaults, and at prefill, its "
                   "weight-only pattern calls aten._weight_int8pack_mm, as torchao 0.18's Int8WeightOnlyConfig "
                   "does (0.10x)", convert=_swap_linears(Int8WeightOnlyLinear),
                   compiled_on=("cpu", "cuda")),

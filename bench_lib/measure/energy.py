@@ -170,16 +170,6 @@ def run_for(fn: Callable[[], object], counter: Counter, window_s: float = ENERGY
     return calls, meter.result
 
 
-def combined(windows: list[EnergyWindow | str]) -> EnergyWindow | str:
-    """Several windows of one counter as one (a run timed in stretches); a window that could not be
-    measured makes the whole not measured, with its reason."""
-    reason = next((w for w in windows if isinstance(w, str)), None)
-    if reason is not None:
-        return reason
-    return EnergyWindow(sum(w.joules for w in windows), sum(w.seconds for w in windows),
-                        sum(w.updates for w in windows), sum(w.span_s for w in windows), windows[0].source)
-
-
 def sum_over_devices(windows: list[EnergyWindow], sharers: list[int]) -> EnergyWindow:
     """One window for the ranks of a distributed run: each rank's energy divided by the number of
     ranks that read the same counter (two ranks on one GPU both see all of its energy), summed.

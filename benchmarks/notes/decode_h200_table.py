@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 
 RUNS = {
+    # This session's second visit: decode attention as matmuls, w1/w3 fused (commit 0779e82).
+    "5": "results/20261201T162820Z-decode-quick-cuda/decode.json",
+    "4": "results/20261201T161912Z-decode-quick-cuda/decode.json",
+    "4b": "results/20261201T163236Z-decode-full-cuda/decode.json",
+    "4c": "results/20261201T162923Z-decode-full-cuda/decode.json",
+    # The first visit (commits 88463421 to 752c8eac).
     "3": "results/20261201T140720Z-decode-quick-cuda/decode.json",
     "2a": "results/20261201T135611Z-decode-quick-cuda/decode.json",
     "2b": "results/20261201T140140Z-decode-quick-cuda/decode.json",
@@ -13,7 +19,7 @@ RUNS = {
 # torchao's quantization README, H100, Llama-3.1-8B, batch-1 decode, compiled: speedup over bf16.
 PUBLISHED = {"int8_weight_only": 1.57, "int8_weight_only_inductor": 1.57, "int4_weight_only": 1.90,
              "fp8_weight_only": 1.41, "fp8_dynamic": 1.22}
-HEAD = ["run", "technique", "mode", "TTFT ms", "TPOT ms", "tokens/s", "GB/step", "TB/s", "of peak",
+HEAD = ["run", "workload", "technique", "mode", "batch", "TTFT ms", "TPOT ms", "tokens/s", "GB/step", "TB/s", "of peak",
         "speedup (decode)", "torchao README", "J/token", "top kernel (decode)", "rounds"]
 
 
@@ -32,13 +38,15 @@ def main() -> None:
         rows = {}
         for b in json.load(open(path))["benchmarks"]:
             p = b["params"]
-            rows[(p["variant"], p["mode"], p["phase"])] = (b, b["extra_info"].get("metrics", {}))
-        for (variant, mode, phase), (b, m) in rows.items():
+            key = (p["workload"], p["variant"], p["mode"], p["batch"])
+            rows[(*key, p["phase"])] = (b, b["extra_info"].get("metrics", {}))
+        for (workload, variant, mode, batch, phase), (b, m) in rows.items():
             if phase != "decode" or "tpot_median_s" not in m:
                 continue
-            pre = rows.get((variant, mode, "prefill"), (None, {}))[1]
-            base = rows.get(("bf16", mode, "decode"), (None, {}))[1]
-            cells = [run, variant, mode, f"{pre['ttft_median_s'] * 1e3:.2f}" if pre.get("ttft_median_s") else "-",
+            pre = rows.get((workload, variant, mode, batch, "prefill"), (None, {}))[1]
+            base = rows.get((workload, "bf16", mode, batch, "decode"), (None, {}))[1]
+            ttft = f"{pre['ttft_median_s'] * 1e3:.2f}" if pre.get("ttft_median_s") else "-"
+            cells = [run, workload, variant, mode, str(batch), ttft,
                      f"{m['tpot_median_s'] * 1e3:.2f}", f"{m['throughput_tokens_per_s']:.0f}",
                      f"{m['bytes_per_step'] / 1e9:.2f}", f"{m['achieved_bandwidth_bytes_per_s'] / 1e12:.2f}",
                      f"{m['bandwidth_fraction'] * 100:.0f}%", speedup(m, base, variant),
