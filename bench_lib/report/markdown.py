@@ -231,8 +231,9 @@ def _training(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
         if path:
             drawn.append(path)
             parts.append(_img(path, out, alt))
-    parts += _energy_section(tr, "the timed training loop, summed over the GPUs of all ranks (a GPU that several "
-                                 "ranks share counted once)")
+    parts += _energy_section(tr, "a window of its own after each run's timed stretches (at least 2 s of further "
+                                 "steps at the run's pace: a stretch is shorter than the counter's update interval), "
+                                 "summed over the GPUs of all ranks (a GPU that several ranks share counted once)")
     return parts + _variant_notes(every, "strategy_note", "Strategies")
 
 
