@@ -101,3 +101,31 @@ def test_report_has_the_projection_section_and_plot(tmp_path):
     text = (tmp_path / "rep" / "README.md").read_text()
     assert "## Scaling projection" in text and "efficiency @512" in text
     assert "](projection_efficiency.png)" in text and (tmp_path / "rep" / "projection_efficiency.png").exists()
+
+
+def test_collectives_project_bus_bandwidth_inside_a_node():
+    """The ring model fitted on 2 ranks predicts each size's busbw at 4 and 8 (more latency steps, the same
+    per-link bandwidth); rank counts beyond one node are left out rather than guessed."""
+    from bench_lib.projection.project import project_collectives
+
+    [p] = project_collectives(_runs(), Assumptions(gpus=(4, 8, 64), gpus_per_node=8))
+    assert (p.transport, p.op, p.measured_n, p.gpus) == ("gloo_cpu", "all_reduce", 2, (4, 8))
+    for row in p.rows:
+        s = row["size_bytes"]
+        assert row["busbw_Bps"] == pytest.approx(s / (2 * ALPHA + s / BW))  # factor 1 at 2 ranks
+        assert row["model_busbw_Bps"] == pytest.approx(row["busbw_Bps"], rel=1e-6)
+        assert row["busbw_Bps@4"] == pytest.approx(1.5 * s / (6 * ALPHA + 1.5 * s / BW), rel=1e-6)
+        assert row["busbw_Bps@8"] < row["busbw_Bps@4"] < BW and "busbw_Bps@64" not in row
+    assert p.rows[-1]["busbw_Bps@8"] > 0.85 * BW > 10 * p.rows[0]["busbw_Bps@8"]  # bandwidth-bound vs latency-bound
+
+
+def test_project_command_projects_collectives_alone(tmp_path):
+    run_dir = tmp_path / "run"
+    w = RunWriter(run_dir, "collectives", {}, {}, {}, {})
+    for r in _runs()[0].results:
+        if r.case.suite == "collectives":
+            w.add(r)
+    proc = effbench("project", str(run_dir), "--gpus", "4,8")
+    assert proc.returncode == 0, proc.stderr
+    assert "No projection" not in proc.stdout and "## Collectives" in proc.stdout
+    assert "projected busbw @8" in proc.stdout and "measured on 2 ranks" in proc.stdout

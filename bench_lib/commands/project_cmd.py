@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bench_lib.atomic import atomic_write_text
 from bench_lib.commands.errors import BadInput
-from bench_lib.projection.project import Assumptions, project_runs
-from bench_lib.projection.render import plot_efficiency, projection_markdown
+from bench_lib.projection.project import Assumptions, project_collectives, project_runs
+from bench_lib.projection.render import collectives_markdown, plot_efficiency, projection_markdown
 from bench_lib.report.load import RUN_SPEC_HELP, load_spec
 from bench_lib.results.store import ResultFormatError
 
@@ -46,7 +46,10 @@ def handle(args: argparse.Namespace) -> int:
         raise BadInput(str(e)) from None
     a = Assumptions(args.gpus, args.gpus_per_node, args.intra_bw, args.inter_bw, args.inter_latency)
     projections = project_runs(runs, a)
-    text = projection_markdown(projections, a)
+    collectives = collectives_markdown(project_collectives(runs, a))
+    text = projection_markdown(projections, a) if projections or not collectives else ""
+    if collectives:
+        text += ("\n" if text else "") + "## Collectives\n\n" + collectives
     print(text, end="")
     if args.out:
         try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench_lib.distributed.training import REFERENCE, is_convergence
-from bench_lib.projection.alphabeta import Fit, fit_alpha_beta
+from bench_lib.projection.alphabeta import RING, Fit, fit_alpha_beta
 from bench_lib.projection.scaling import Links, StrategyRun, allreduce_time, exposure_ratio, project_step
 from bench_lib.results.case import CaseResult
 from bench_lib.results.store import RunData
 
-__all__ = ["Assumptions", "Projection", "fits_from_runs", "project_runs", "TRANSPORT"]
+__all__ = ["Assumptions", "Projection", "CollectiveProjection", "fits_from_runs", "project_runs",
+           "project_collectives", "TRANSPORT"]
 
 # training (backend, device) -> the collectives workload that measured its links
 TRANSPORT = {("gloo", "cpu"): "gloo_cpu", ("gloo", "cuda"): "gloo_cuda", ("nccl", "cuda"): "nccl"}
@@ -39,8 +40,8 @@ class Projection:
     rows: list[dict] = field(default_factory=list)
 
 
-def fits_from_runs(runs: list[RunData], dtype: str = "float32") -> dict[tuple[str, str], Fit]:
-    """(transport, op) -> alpha-beta fit of its measured size sweep (median latencies)."""
+def _sweeps(runs: list[RunData], dtype: str) -> dict[tuple[str, str, int], list[tuple[float, float]]]:
+    """(transport, op, ranks) -> sorted (size bytes, median seconds) of its measured sweep."""
     sweeps: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
     for run in runs:
         for r in run.results:
@@ -48,12 +49,50 @@ def fits_from_runs(runs: list[RunData], dtype: str = "float32") -> dict[tuple[st
             if c.suite == "collectives" and r.status == "ok" and c.param("dtype") == dtype:
                 key = (c.workload, c.variant, int(c.param("world_size", 2)))
                 sweeps.setdefault(key, []).append((float(c.param("size_bytes")), r.measurement.median))
+    return {key: sorted(points) for key, points in sorted(sweeps.items()) if len(points) >= 2 and key[1] in RING}
+
+
+def fits_from_runs(runs: list[RunData], dtype: str = "float32") -> dict[tuple[str, str], Fit]:
+    """(transport, op) -> alpha-beta fit of its measured size sweep (median latencies)."""
     fits = {}
-    for (transport, op, n), points in sorted(sweeps.items()):
-        if len(points) >= 2:
-            sizes, times = zip(*sorted(points), strict=True)
-            fits[(transport, op)] = fit_alpha_beta(op, list(sizes), list(times), n)
+    for (transport, op, n), points in _sweeps(runs, dtype).items():
+        sizes, times = zip(*points, strict=True)
+        fits[(transport, op)] = fit_alpha_beta(op, list(sizes), list(times), n)
     return fits
+
+
+@dataclass
+class CollectiveProjection:
+    """A collective's sweep measured on `measured_n` ranks and its ring model's bus bandwidth at other
+    rank counts inside one node: a prediction that a larger machine's run can check size by size."""
+
+    transport: str
+    op: str
+    measured_n: int
+    fit: Fit
+    gpus: tuple[int, ...]
+    rows: list[dict] = field(default_factory=list)
+
+
+def project_collectives(runs: list[RunData], a: Assumptions, dtype: str = "float32") -> list[CollectiveProjection]:
+    """Bus bandwidth (nccl-tests' definition: algbw x the op's factor) measured, modelled at the measured
+    size, and projected to each of `a.gpus` within one node (across nodes the links are assumptions only)."""
+    out = []
+    for (transport, op, n), points in _sweeps(runs, dtype).items():
+        sizes, times = zip(*points, strict=True)
+        fit = fit_alpha_beta(op, list(sizes), list(times), n)
+        gpus = tuple(g for g in a.gpus if 2 <= g <= a.gpus_per_node)
+        factor = RING[op][1]
+        proj = CollectiveProjection(transport, op, n, fit, gpus)
+        for size, measured in points:
+            row = {"size_bytes": size, "measured_s": measured, "busbw_Bps": factor(n) * size / measured,
+                   "model_busbw_Bps": factor(n) * size / fit.predict(size, n)}
+            for g in gpus:
+                row[f"time_s@{g}"] = fit.predict(size, g)
+                row[f"busbw_Bps@{g}"] = factor(g) * size / fit.predict(size, g)
+            proj.rows.append(row)
+        out.append(proj)
+    return out
 
 
 def _comm_bytes(result: CaseResult) -> float | None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench_lib.projection.project import Assumptions, Projection
+from bench_lib.projection.project import Assumptions, CollectiveProjection, Projection
 from bench_lib.report.tables import markdown_table
 
-__all__ = ["projection_markdown", "plot_efficiency"]
+__all__ = ["projection_markdown", "collectives_markdown", "plot_efficiency"]
 
 
 def _fmt_ms(x: float) -> str:
@@ -52,6 +52,37 @@ def projection_markdown(projections: list[Projection], a: Assumptions) -> str:
                  "strategy's measured step as input, so its error at the measured size is zero by construction; the "
                  "other strategies' errors are genuine predictions of what was measured.")
     return "\n".join(lines) + "\n"
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:g} {unit}"
+    return f"{n:g} B"
+
+
+def collectives_markdown(projections: list[CollectiveProjection]) -> str:
+    """Per transport and op: measured and modelled busbw at the measured rank count, projected beside it."""
+    lines = []
+    for p in projections:
+        f = p.fit
+        lines += [f"### {p.op} over {p.transport}, measured on {p.measured_n} ranks: bus bandwidth (GB/s)", "",
+                  f"Ring model fitted to the sweep: alpha = {f.alpha_s * 1e6:.2f} us per ring step, "
+                  f"{f.bandwidth_Bps / 1e9:.1f} GB/s per link; fit error median {f.median_abs_error:.1%}, max "
+                  f"{f.max_abs_error:.1%} over {f.points} sizes. Projected at "
+                  f"{', '.join(map(str, p.gpus)) or 'no other rank count'} ranks on the same links inside one "
+                  "node (a ring adds latency steps with every rank; the per-link bandwidth is kept).", ""]
+        table = []
+        for r in p.rows:
+            row = {"size": _size(r["size_bytes"]), f"measured @{p.measured_n} (us)": f"{r['measured_s'] * 1e6:.1f}",
+                   f"busbw @{p.measured_n}": f"{r['busbw_Bps'] / 1e9:.2f}",
+                   f"model @{p.measured_n}": f"{r['model_busbw_Bps'] / 1e9:.2f} "
+                                            f"({r['model_busbw_Bps'] / r['busbw_Bps'] - 1:+.0%})"}
+            for g in p.gpus:
+                row[f"projected busbw @{g}"] = f"{r[f'busbw_Bps@{g}'] / 1e9:.2f}"
+            table.append(row)
+        lines += [markdown_table(pd.DataFrame(table)), ""]
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def plot_efficiency(projections: list[Projection], a: Assumptions, path: Path) -> Path | None:
