@@ -51,7 +51,7 @@ def test_a_killed_rank_and_a_hung_rank_fail_their_cases_and_the_rest_run(fast, m
     results = list(CollectivesSuite().execute_group(FOUR, "quick"))
     assert [r.status for r in results] == ["ok", "failed", "failed", "ok"], [r.reason for r in results]
     assert "rank 1 died of SIGKILL" in results[1].reason
-    assert "timed out after 4 s (hung?): rank 0 is in it; rank 1 never started it" in results[2].reason
+    assert "timed out after 4 s (hung?): rank 0 is in it; rank 1 is in it" in results[2].reason
     assert all("injected fault" in r.reason for r in results[1:3])  # the rank's own log travels with the reason
     assert _rank_children() == []
 
@@ -103,7 +103,8 @@ def test_a_fault_in_a_strategy_s_turn_fails_that_strategy_and_the_others_run(fas
     cases = [CaseSpec.make("training", "digits_mlp", v, "cpu", backend="gloo", world_size=2)
              for v in ("nocomm", "sync", "async_stale")]
     results = {r.case.variant: r for r in TrainingSuite().execute_group(cases, "quick")}
-    assert [results[v].status for v in ("nocomm", "sync", "async_stale")] == ["ok", "failed", "ok"]
+    assert [results[v].status for v in ("nocomm", "sync", "async_stale")] == ["ok", "failed", "ok"], \
+        {v: r.reason for v, r in results.items()}
     assert "rank 1 exited with status 3" in results["sync"].reason
     assert results["async_stale"].metrics["target_loss"] is None  # sync's baseline is gone with it
     assert _rank_children() == []

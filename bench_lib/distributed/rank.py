@@ -103,15 +103,15 @@ def run(suite: DistributedSuite, cases: list[CaseSpec], profile: str, emit: Call
     ctx = init_rank(suite.backend_of(cases[0]), "cuda" if cases[0].device.startswith("cuda") else "cpu", timeout)
     _log(ctx.rank, f"joined: {ctx}")
     try:
-        inject_fault(cases[0], ctx.rank)
         announce(ctx.rank, 0, cases[0])
+        inject_fault(cases[0], ctx.rank)
         for i, result in enumerate(suite.run_on_rank(cases, profile, ctx)):
             if ctx.rank == 0:
                 emit(result)
             _log(ctx.rank, f"case {i} done: {cases[i].id} ({result.status})")
             if i + 1 < len(cases):
-                inject_fault(cases[i + 1], ctx.rank)
                 announce(ctx.rank, i + 1, cases[i + 1])
+                inject_fault(cases[i + 1], ctx.rank)
     finally:
         dist.destroy_process_group()
 

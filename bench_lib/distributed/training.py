@@ -351,8 +351,8 @@ class TrainingSuite(DistributedSuite):
                                .checkpoints, int(cases[0].param(CONVERGENCE_PARAM)))
 
         def turn(i: int) -> None:
-            inject_fault(cases[i], ctx.rank)
             announce(ctx.rank, first + i, cases[i])
+            inject_fault(cases[i], ctx.rank)
 
         launch = launch_index()
         records: dict[CaseSpec, list[dict]] = {c: [] for c in cases}
@@ -389,8 +389,8 @@ class TrainingSuite(DistributedSuite):
         before_runs = torch.cuda.memory_allocated() if ctx.is_cuda else memory.current_rss_bytes()
 
         def turn(i: int) -> None:  # an injected fault (tests) fires at the case's first turn, when it is built
-            inject_fault(cases[i], ctx.rank)
             announce(ctx.rank, first + i, cases[i])
+            inject_fault(cases[i], ctx.rank)
 
         runs = {}
         for i, case in enumerate(cases):
