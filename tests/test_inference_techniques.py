@@ -164,3 +164,21 @@ def test_op_evidence_has_no_kernel_clock_on_cpu():
         evidence = op_evidence(lambda: model(DigitsMLP(hidden=32).example_input(4)), "cpu")
     assert evidence.kernel_s_per_call is None
     assert evidence.top_ops[0]["op"].startswith("aten::") and 0 < evidence.top_ops[0]["share"] <= 1
+
+
+def test_a_cached_fine_tune_is_keyed_by_the_cut_weights():
+    """Same weights, same key; a changed weight or layout (w1/w3 fused into w13) never reuses the cache."""
+    from torch import nn
+
+    from bench_lib.inference.techniques import _digest
+
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
+    b = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
+    b.load_state_dict(a.state_dict())
+    assert _digest(a) == _digest(b)
+    with torch.no_grad():
+        b[0].weight[0, 0] += 1e-3
+    assert _digest(a) != _digest(b)
+    renamed = nn.ModuleDict({"w13": a[0], "w2": a[1]})
+    assert _digest(renamed) != _digest(a) and _digest(a.to(torch.bfloat16)) != _digest(b)

@@ -10,6 +10,7 @@ platform lacks the kernel it is skipped with the reason, never run on a slower s
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,16 @@ def _prune_l1(model: nn.Module, ctx: Context) -> nn.Module:
     return model
 
 
+def _digest(model: nn.Module) -> str:
+    """The weights' names, shapes and bytes: a cached fine-tune is reused only from the same cut model (a
+    changed architecture or reference once loaded a stale cache: `w1`/`w3` weights into a fused `w13`)."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def _recover(model: nn.Module, ctx: Context, kind: str) -> nn.Module:
     """A short fine-tune on the training data after a structural cut (trained workloads only).
 
@@ -91,7 +102,7 @@ def _recover(model: nn.Module, ctx: Context, kind: str) -> nn.Module:
     if not ctx.workload.trained_weights:
         return model
     key = {"name": f"{ctx.case.workload}-{kind}", "workload": repr(ctx.workload), "fraction": ctx.param("sparsity"),
-           "device": ctx.device.split(":")[0]}
+           "device": ctx.device.split(":")[0], "cut_weights": _digest(model)}
     model.load_state_dict(cached_state_dict(key, lambda: ctx.workload.fine_tune(model).state_dict()))
     return model.eval()
 
