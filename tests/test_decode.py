@@ -239,3 +239,20 @@ def test_a_head_that_does_not_compile_is_served_eagerly_and_said_so(monkeypatch)
     engine = Engine(model, torch.randint(0, 256, (1, 4)), 3, "compile")
     assert engine.head.startswith("eager: torch.compile failed: RuntimeError")
     assert engine.generate().shape == (1, 3)
+
+
+def test_only_compiled_decode_takes_the_matmul_attention(monkeypatch):
+    """Compiled, one-token attention is the fused matmul path; eager keeps SDPA's single op (faster there)."""
+    from bench_lib.workloads import llama
+
+    calls = []
+    original = llama._decode_attention
+    monkeypatch.setattr(llama, "_decode_attention", lambda *a: calls.append(1) or original(*a))
+    model = tiny_model()
+    model.setup_cache(1, 8)
+    tok, pos = torch.zeros(1, 1, dtype=torch.long), torch.tensor([3])
+    with torch.no_grad():
+        want = model(tok, pos)
+        assert calls == []
+        got = torch.compile(model, backend="eager", fullgraph=True)(tok, pos)
+    assert calls and torch.allclose(got, want, atol=1e-5)

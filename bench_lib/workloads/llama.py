@@ -96,7 +96,7 @@ class Attention(nn.Module):
         v = v.view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
         if self.cache is not None:
             k, v = self.cache.update(pos, k, v)
-        if t == 1:
+        if t == 1 and torch.compiler.is_compiling():
             y = _decode_attention(q, k, v, mask)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.heads != self.kv_heads)
@@ -106,8 +106,9 @@ class Attention(nn.Module):
 def _decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """One query per head: scores and mix as two batched matmuls over each KV group's heads, which
     inductor fuses into small kernels. SDPA's flash kernel, tiled for 64 query rows, took 8 us a
-    layer (5% of a bf16 8B step on one H200); this path took the step from 4.85 to 4.70 ms
-    (`benchmarks/notes/decode_bandwidth_probe.py`)."""
+    layer (5% of a bf16 8B step on one H200); this path took the compiled step from 4.85 to 4.70 ms
+    (`benchmarks/notes/decode_bandwidth_probe.py`). Eager, its eight ops cost more than SDPA's one
+    (the byte model's CPU step: 3.28 against 2.72 ms), so only compiled code takes it."""
     b, h, t, hd = q.shape
     groups = h // k.shape[1]
     scores = (q.reshape(b, k.shape[1], groups * t, hd) @ k.transpose(-1, -2)).float() * hd ** -0.5
