@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench_lib.projection.project import Assumptions, CollectiveProjection, Projection
-from bench_lib.report.tables import markdown_table
+from bench_lib.report.tables import fmt_bytes, markdown_table
 
 __all__ = ["projection_markdown", "collectives_markdown", "plot_efficiency"]
 
@@ -54,13 +54,6 @@ def projection_markdown(projections: list[Projection], a: Assumptions) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _size(n: float) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:g} {unit}"
-    return f"{n:g} B"
-
-
 def collectives_markdown(projections: list[CollectiveProjection]) -> str:
     """Per transport and op: measured and modelled busbw at the measured rank count, projected beside it."""
     lines = []
@@ -74,7 +67,7 @@ def collectives_markdown(projections: list[CollectiveProjection]) -> str:
                   "node (a ring adds latency steps with every rank; the per-link bandwidth is kept).", ""]
         table = []
         for r in p.rows:
-            row = {"size": _size(r["size_bytes"]), f"measured @{p.measured_n} (us)": f"{r['measured_s'] * 1e6:.1f}",
+            row = {"size": fmt_bytes(r["size_bytes"]), f"measured @{p.measured_n} (us)": f"{r['measured_s'] * 1e6:.1f}",
                    f"busbw @{p.measured_n}": f"{r['busbw_Bps'] / 1e9:.2f}",
                    f"model @{p.measured_n}": f"{r['model_busbw_Bps'] / 1e9:.2f} "
                                             f"({r['model_busbw_Bps'] / r['busbw_Bps'] - 1:+.0%})"}
