@@ -1,11 +1,14 @@
 """Where a bf16 decode step of the 8B shape loses its bandwidth (issue 18, target 70% of peak).
 
 Builds `llama_8b_random` once and serves it with the engine in several variants, each after a Dynamo
-reset: the suite's `graphs` and `graphs_tuned` modes, and candidate fast paths (decode attention as
-two small matmuls instead of SDPA's flash kernel, w1 and w3 as one GEMM, inductor's max-autotune on
-the blocks' matmuls). For each: ms per token (CUDA events over whole generations) and the step's
-device time by kernel class (profiler). Also a streaming read of 16 GB, the bandwidth a kernel can
-reach on this board. Prints one JSON line per variant; run on the GPU machine:
+reset: the suite's `graphs` and `graphs_tuned` modes and inductor's max-autotune on the model as it is
+(w1 and w3 fused into `w13`, compiled one-token attention as batched matmuls), then the two changes
+taken back (`sdpa`: SDPA's flash kernel; `split`: w1 and w3 as two GEMMs, which lasts for the variants
+after it). The table of benchmarks/notes/decode-h200.md was printed by the probe of commit 17b299c,
+which added the changes to the model of that time instead. For each: ms per token (CUDA events over
+whole generations) and the step's device time by kernel class (profiler). Also a streaming read of
+16 GB, the bandwidth a kernel can reach on this board. Prints one JSON line per variant; run on the
+GPU machine:
 
     python benchmarks/notes/decode_bandwidth_probe.py [variant ...]
 """
@@ -29,28 +32,20 @@ from bench_lib.workloads.llama import DECODE_WORKLOADS
 PEAK = 4.8e12
 
 
-def matmul_attention(q, k, v, attn_mask=None, enable_gqa=False):
-    """One query row per head: scores and mix as batched matmuls over the KV groups (flash-decoding's
-    arithmetic, left to inductor to fuse), instead of a flash kernel tiled for 64 query rows."""
-    b, h, t, hd = q.shape
-    kv = k.shape[1]
-    g = h // kv
-    qg = q.reshape(b, kv, g * t, hd)
-    scores = (qg @ k.transpose(-1, -2)).float() * hd ** -0.5
-    scores = scores.masked_fill(~attn_mask.repeat(g, 1), float("-inf"))
-    return (scores.softmax(-1).to(v.dtype) @ v).reshape(b, h, t, hd)
+def sdpa_attention(q, k, v, mask):
+    """The one-token attention before this probe: SDPA's flash kernel, tiled for 64 query rows."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.shape[1] != k.shape[1])
 
 
-def fuse_w13(model: llama.Llama) -> None:
-    """w1 and w3 as one (2 ffn, d) weight: one GEMM reads both."""
+def split_w13(model: llama.Llama) -> None:
+    """The gate and up projections as two GEMMs again (w1, w3), as before the model fused them."""
     for block in model.layers:
         ff = block.feed_forward
-        ff.w13 = torch.nn.Parameter(torch.cat([ff.w1.weight, ff.w3.weight]), requires_grad=False)
-        del ff.w1, ff.w3
+        ff.w1, ff.w3 = (torch.nn.Parameter(w, requires_grad=False) for w in ff.w13.weight.chunk(2))
+        del ff.w13
 
         def forward(x, ff=ff):
-            a, c = F.linear(x, ff.w13).chunk(2, dim=-1)
-            return ff.w2(F.silu(a) * c)
+            return ff.w2(F.silu(F.linear(x, ff.w1)) * F.linear(x, ff.w3))
 
         ff.forward = forward
 
@@ -95,8 +90,8 @@ def run(variant: str, model: llama.Llama, prompts: torch.Tensor) -> dict:
     torch._dynamo.reset()
     mode = "graphs_tuned" if "tuned" in variant else "graphs"
     patches = contextlib.ExitStack()
-    if "mmattn" in variant:
-        patches.enter_context(_patched(llama.F, "scaled_dot_product_attention", matmul_attention))
+    if "sdpa" in variant:
+        patches.enter_context(_patched(llama, "_decode_attention", sdpa_attention))
     if "autotune" in variant:
         patches.enter_context(torch._inductor.config.patch(max_autotune=True,
                                                            max_autotune_gemm_backends="ATEN,TRITON"))
@@ -134,8 +129,8 @@ def main(variants: list[str]) -> None:
     model = lm.build("cuda", torch.bfloat16)
     prompts = lm.prompts(1, 128)
     for variant in variants:
-        if variant == "w13":
-            fuse_w13(model)
+        if variant == "split":
+            split_w13(model)
             continue
         try:
             print(json.dumps(run(variant, model, prompts)), flush=True)
@@ -144,5 +139,5 @@ def main(variants: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["graphs", "graphs_mmattn", "graphs_tuned", "graphs_tuned_mmattn", "w13",
-                          "graphs_mmattn_w13", "graphs_tuned_mmattn_w13", "graphs_autotune_mmattn_w13"])
+    main(sys.argv[1:] or ["graphs_autotune", "graphs_tuned", "graphs", "graphs_tuned_sdpa", "split",
+                          "graphs_tuned_split", "graphs_tuned_sdpa_split", "graphs_sdpa_split"])
