@@ -1,7 +1,7 @@
 """Do `effbench run`'s figures reproduce? Back-to-back runs of identical code, and a real slowdown.
 
     python benchmarks/notes/rerun_validation.py run --triples 10 [--suite inference] [--keep DIR]
-    python benchmarks/notes/rerun_validation.py summarize [--keep DIR]
+    python benchmarks/notes/rerun_validation.py summarize [--keep DIR] [--since 2026-12-01T18:00]
 
 Each triple is three runs back to back on this machine, nothing else running: A and A' of HEAD,
 then S of a revision made here from HEAD in which one case really does 25% more work (its timed
@@ -158,7 +158,7 @@ def _compare(a: Path, b: Path) -> tuple[int, str]:
 
 def summarize(args: argparse.Namespace) -> None:
     keep = Path(args.keep)
-    triples = json.loads((keep / "triples.json").read_text())
+    triples = [t for t in json.loads((keep / "triples.json").read_text()) if t["started"] >= args.since]
     inside = stored_inside = within = sp_within = n = sp_n = 0
     states = []
     ratios, walls, cmp_exit = [], [], []
@@ -215,6 +215,8 @@ def main() -> None:
     p.add_argument("--triples", type=int, default=10)
     p.add_argument("--suite", default="inference")
     p.add_argument("--keep", default=str(KEEP))
+    p.add_argument("--since", default="", help="summarize the triples started at or after this UTC time, "
+                   "e.g. 2026-12-01T18:00")
     args = p.parse_args()
     (run if args.command == "run" else summarize)(args)
 
