@@ -55,6 +55,9 @@ from bench_lib.history.detect import detect_changes
 from bench_lib.history.series import histories, stored_speedup
 from bench_lib.report.load import Run, load_spec
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rerun_validation import unpacked  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 TARGET = "digits_mlp_wide-int8_dynamic-batch64-cpu"
 THRESHOLD = 0.10  # effbench's default, as `effbench history` uses it
@@ -188,7 +191,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="write every history's flags here")
     p.add_argument("--synthetic", type=int, default=0, metavar="N", help="also N simulated histories of each kind")
     args = p.parse_args()
-    a_pool, s_pool, every = pools(args.runs)
+    a_pool, s_pool, every = pools(unpacked(args.runs))
     n = args.length
     first_bad = (max(n - len(s_pool), MIN_AFTER), min(len(a_pool), n - MIN_AFTER))
     if len(every) < n or first_bad[0] > first_bad[1]:

@@ -9,7 +9,9 @@ round runs the model on a batch 25% larger; the measured ratio is reported, so t
 checked by timing, not assumed). A/A' gives the rerun rates (median inside the first run's 95%
 interval, within +-10%, same-run speedups within +-10%) and `effbench compare`'s false alarms;
 A'/S gives compare's detection. Every run's result files are kept under --keep (appended across
-sessions), so that the summary can be recomputed by later code.
+sessions), so that the summary can be recomputed by later code. The repository keeps each such folder as
+`<folder>.tar.xz` (the JSON packs 10-20x, and the working tree that travels to a GPU machine must stay under
+64 MiB); `unpacked` opens it on first use, and `run` packs it again when it is done.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from dataclasses import replace
@@ -44,6 +47,24 @@ EXTRA = 0.29
 SERVED = "x = feed(workload.example_input(batch), device, dtype)"
 
 
+def unpacked(folder: Path) -> Path:
+    """The folder of runs, unpacked from `<folder>.tar.xz` beside it where only the archive is there."""
+    archive = folder.with_name(folder.name + ".tar.xz")
+    if not folder.is_dir() and archive.exists():
+        with tarfile.open(archive) as tar:
+            tar.extractall(folder.parent, filter="data")
+    return folder
+
+
+def pack(folder: Path) -> None:
+    """Write `<folder>.tar.xz` atomically; the unpacked folder is ignored by git."""
+    archive = folder.with_name(folder.name + ".tar.xz")
+    partial = archive.with_name(archive.name + ".partial")
+    with tarfile.open(partial, "w:xz", preset=9) as tar:
+        tar.add(folder, arcname=folder.name)
+    partial.replace(archive)
+
+
 def slow_revision() -> tuple[str, Path]:
     """A worktree of HEAD plus EXTRA more work in TARGET (its served input has EXTRA more rows);
     (commit, tree)."""
@@ -66,7 +87,7 @@ def one_run(cwd: Path, suite: str, out: Path) -> dict:
 
 
 def run(args: argparse.Namespace) -> None:
-    keep = Path(args.keep)
+    keep = unpacked(Path(args.keep))
     keep.mkdir(parents=True, exist_ok=True)
     log = keep / "triples.json"
     triples = json.loads(log.read_text()) if log.exists() else []
@@ -85,6 +106,7 @@ def run(args: argparse.Namespace) -> None:
             print(json.dumps(t), flush=True)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+        pack(keep)
 
 
 def _figures(run_dir: Path) -> dict:
@@ -157,7 +179,7 @@ def _compare(a: Path, b: Path) -> tuple[int, str]:
 
 
 def summarize(args: argparse.Namespace) -> None:
-    keep = Path(args.keep)
+    keep = unpacked(Path(args.keep))
     triples = [t for t in json.loads((keep / "triples.json").read_text()) if t["started"] >= args.since]
     inside = stored_inside = within = sp_within = n = sp_n = 0
     states = []
@@ -187,7 +209,7 @@ def summarize(args: argparse.Namespace) -> None:
             code, row = _compare(keep / t["a2"]["run"], keep / t["slow"]["run"])
             s = _figures(keep / t["slow"]["run"])
             extra = t.get("extra", 0.25)
-            slow_ratio.setdefault(extra, []).append(s[TARGET]["speedup"] and b[TARGET]["speedup"] / s[TARGET]["speedup"])
+            slow_ratio.setdefault(extra, []).append(b[TARGET]["speedup"] / s[TARGET]["speedup"])
             caught.setdefault(extra, []).append(code == 1 and "slower" in row)
     q = np.quantile(ratios, [0, 0.5, 1]) if ratios else [np.nan] * 3
     print(f"pairs: {len(cmp_exit)}; run wall time {min(walls):.0f}-{max(walls):.0f} s" if walls else "no pairs")
