@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 KEEP = REPO / "benchmarks" / "notes" / "rerun-runs"
 TARGET = "digits_mlp_wide-int8_dynamic-batch64-cpu"
 # 19 more rows (83 instead of 64): `effbench ab` measured 16 more rows at 1.21x [1.10, 1.34] and 20 more
-# at 1.275x [1.18, 1.38] (90 pairs), so 19 is the 25% slowdown. Triples before 2026-12-01 18:40 UTC
+# at 1.275x [1.18, 1.38] (90 pairs), so 19 is the 25% slowdown. Triples before 2026-12-01 18:29 UTC
 # ran 16 more rows (EXTRA 0.25, about 1.21x); each triple records its own.
 EXTRA = 0.29
 # Where the served model's input is made: every timing path (characterize, rounds, visits) uses it.
