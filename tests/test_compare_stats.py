@@ -146,3 +146,16 @@ def test_two_runs_a_side_with_a_slow_state_are_within_noise():
     est = ratio_of_sides(base, new)
     assert est.low < 1.0
     assert classify(FP32, est, 0.10).kind == "within noise"
+
+
+def test_the_one_run_caution_names_only_the_cases_that_one_process_measured():
+    from bench_lib.report.render_compare import render_comparison
+
+    spread = Measurement(STEADY * 3, processes=(0,) * 11 + (1,) * 11 + (2,) * 11)  # an interleaved run's case
+    ref = CaseSpec.make("training", "mlp", "reference", "cpu")  # measured by one process, as training's reference
+    run = {FP32: CaseResult(FP32, "ok", spread), ref: CaseResult(ref, "ok", Measurement(STEADY))}
+    text = render_comparison(compare_runs([run], [run]), ["b"], ["n"], ["c"], ["c"])
+    assert "> [!NOTE]" in text                                     # FP32's intervals have its processes as units
+    caution = text.split("> [!CAUTION]\n")[1].splitlines()[0]
+    assert caution.startswith(f"> One run of one process on a side for 1 case(s) (`{ref.id}`)")
+    assert FP32.id not in caution

@@ -84,17 +84,19 @@ def render_comparison(cmp: Comparison, base_names: list[str], new_names: list[st
         lines += ["Same machine and versions on both sides: " + ", ".join(f"{k} `{v}`" for k, v in key.items()
                                                                           if v not in (None, 0)) + ".", ""]
     few = min(len(base_names), len(new_names))
-    single_process = any(v.estimate is not None and v.estimate.single_run for v in (*cmp.verdicts, *cmp.relative))
-    if few < 2 and not single_process:
+    judged = [v for v in (*cmp.verdicts, *cmp.relative) if v.estimate is not None]
+    single = sorted({v.case.id for v in judged if v.estimate.single_run})
+    if few < 2 and len(single) < len({v.case.id for v in judged}):
         lines += ["> [!NOTE]", "> One run on a side, each measured in several processes: every process is a unit "
                   "of the intervals (the `runs B/N` column counts them), so they hold the spread between processes; "
                   "a machine state that lasted a whole run is not in them (benchmarks/notes/rerun-validation.md).", ""]
-    elif few < 2:
-        lines += ["> [!CAUTION]", "> One run of one process on a side: **the spread between runs is unknown**, "
-                  "and on a noisy machine it dominates (up to 2.5x on the 2-core CI box). The bar for a verdict is "
-                  "raised to the single-run floor; pass several runs a side (`BASE1,BASE2,...` or a directory of "
-                  "runs) for intervals that include it.", ""]
-    else:
+    if few < 2 and single:
+        named = ", ".join(f"`{c}`" for c in single[:3]) + (f" and {len(single) - 3} more" if len(single) > 3 else "")
+        lines += ["> [!CAUTION]", f"> One run of one process on a side for {len(single)} case(s) ({named}): **the "
+                  "spread between runs is unknown** there, and on a noisy machine it dominates (up to 2.5x on the "
+                  "2-core CI box). Their bar for a verdict is raised to the single-run floor; pass several runs a "
+                  "side (`BASE1,BASE2,...` or a directory of runs) for intervals that include it.", ""]
+    if few >= 2:
         lines += [f"Intervals are hierarchical bootstraps over runs, then samples ({len(base_names)} BASE and "
                   f"{len(new_names)} NEW runs): they include the spread between runs.", ""]
     lines += ["Verdicts: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in MARKS) + ".", ""]
