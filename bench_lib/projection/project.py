@@ -88,8 +88,8 @@ def project_collectives(runs: list[RunData], a: Assumptions, dtype: str = "float
             row = {"size_bytes": size, "measured_s": measured, "busbw_Bps": factor(n) * size / measured,
                    "model_busbw_Bps": factor(n) * size / fit.predict(size, n)}
             for g in gpus:
-                row[f"time_s@{g}"] = fit.predict(size, g)
-                row[f"busbw_Bps@{g}"] = factor(g) * size / fit.predict(size, g)
+                row[f"time_s@{g}"] = t = fit.predict(size, g)
+                row[f"busbw_Bps@{g}"] = factor(g) * size / t
             proj.rows.append(row)
         out.append(proj)
     return out
