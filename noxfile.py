@@ -67,9 +67,11 @@ def compare(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Lint with ruff."""
+    """Ruff, and the import-linter contract that packages import downward only (pyproject.toml)."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.install("--no-deps", "-e", ".")  # lint-imports builds the graph of the installed package
     session.run("ruff", "check", ".")
+    session.run("lint-imports")
 
 
 @nox.session(default=False)

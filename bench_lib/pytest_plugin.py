@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench_lib.execution.session import PlannedCase, RunSession, format_result_line, plan
 from bench_lib.results.case import CaseResult
-from bench_lib.runners.session import PlannedCase, RunSession, format_result_line, plan
 
 __all__ = ["measure_planned"]
 

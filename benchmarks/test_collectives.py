@@ -1,5 +1,5 @@
 """Collectives: op x dtype x message size over Gloo (CPU, CUDA tensors) and NCCL (cases in
-bench_lib/distributed/collectives.py). One launch of all ranks serves a backend's whole sweep
+bench_lib/suites/distributed/collectives.py). One launch of all ranks serves a backend's whole sweep
 under `effbench run`; here each case gets its own launch.
 
     pytest benchmarks/test_collectives.py -k "all_reduce and float32" --effbench-backend gloo

@@ -1,4 +1,4 @@
-"""Inference: technique x workload x batch size (cases in bench_lib/inference/suite.py).
+"""Inference: technique x workload x batch size (cases in bench_lib/suites/inference/suite.py).
 
     pytest benchmarks/test_inference.py -k "int8 and batch64"
 """

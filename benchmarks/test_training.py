@@ -1,4 +1,4 @@
-"""Data-parallel training: strategy x workload x backend (cases in bench_lib/distributed/training.py).
+"""Data-parallel training: strategy x workload x backend (cases in bench_lib/suites/distributed/training.py).
 Under pytest each case is launched on its own (twice, as `effbench run` launches a group), so exposed
 communication, the equal-wall comparison, the speedup over sync from paired stretches and the harness's
 overhead, which need `nocomm`, `sync` and `reference` in the same launches, and the turns the strategies

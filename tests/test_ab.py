@@ -205,7 +205,7 @@ def test_ab_bad_sides_are_exit_2(fake_suite_env, tmp_path):
 def test_worktree_side_runs_that_revisions_code(fake_suite_env, tmp_path):
     from contextlib import ExitStack
 
-    from bench_lib.ab.sides import SideServer, resolve_side
+    from bench_lib.execution.pool import SideServer, resolve_side
 
     with ExitStack() as stack:
         side = resolve_side("base", "HEAD", stack, sys.executable)

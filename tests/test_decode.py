@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from bench_lib.decode import suite as decode_suite
-from bench_lib.decode.engine import Engine
-from bench_lib.decode.roofline import peak_bandwidth, step_bytes
-from bench_lib.decode.suite import DecodeSuite, _agreement
-from bench_lib.inference.structured import remove_units
 from bench_lib.results.case import CaseSpec
+from bench_lib.suites.decode import suite as decode_suite
+from bench_lib.suites.decode.engine import Engine
+from bench_lib.suites.decode.roofline import peak_bandwidth, step_bytes
+from bench_lib.suites.decode.suite import DecodeSuite, _agreement
+from bench_lib.techniques.structured import remove_units
 from bench_lib.workloads.llama import Llama, LlamaLM, LlamaShape
 
 TINY = LlamaShape(vocab=256, d=32, layers=2, heads=4, kv_heads=2, ffn=64, rope_theta=10_000.0)
@@ -212,8 +212,8 @@ def test_head_pruning_equals_silencing_the_removed_groups_and_shrinks_the_cache(
 
 
 def test_head_pruning_is_skipped_before_running_where_a_workload_has_no_grouped_heads():
-    from bench_lib.inference.suite import InferenceSuite
     from bench_lib.platform import detect
+    from bench_lib.suites.inference.suite import InferenceSuite
 
     suite, platform = InferenceSuite(), detect()
     mlp = CaseSpec.make("inference", "digits_mlp_wide", "structured_heads", "cpu", batch=64, sparsity=0.5)

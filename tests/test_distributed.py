@@ -15,10 +15,13 @@ import pytest
 import torch
 from conftest import REPO, effbench
 
-from bench_lib.distributed.collectives import _buffers, _wrong_elements, bus_factor
-from bench_lib.distributed.pace import Pace, group_ends, step_times
-from bench_lib.distributed.train_runs import WARMUP_STEPS, MemoryShare, StrategyRun
-from bench_lib.distributed.training import (
+from bench_lib.execution.session import plan
+from bench_lib.platform import Platform
+from bench_lib.results.store import load_run
+from bench_lib.suites.distributed.collectives import _buffers, _wrong_elements, bus_factor
+from bench_lib.suites.distributed.pace import Pace, group_ends, step_times
+from bench_lib.suites.distributed.train_runs import WARMUP_STEPS, MemoryShare, StrategyRun
+from bench_lib.suites.distributed.training import (
     LAUNCHES,
     MAX_EXTENSION,
     STRETCHES,
@@ -28,9 +31,6 @@ from bench_lib.distributed.training import (
     take_turns,
     time_to,
 )
-from bench_lib.platform import Platform
-from bench_lib.results.store import load_run
-from bench_lib.runners.session import plan
 
 CPU_ONLY = Platform(cuda_devices=0, cuda_capability=None, gloo=True, nccl=False)
 ONE_GPU = Platform(cuda_devices=1, cuda_capability=(9, 0), gloo=True, nccl=True)
@@ -138,7 +138,7 @@ def test_each_stretch_s_pace_counts_only_its_own_steps():
 
 
 def test_a_run_s_peak_memory_leaves_out_what_the_other_runs_hold(monkeypatch):
-    from bench_lib.distributed import train_runs
+    from bench_lib.suites.distributed import train_runs
 
     rss = {"current": 100, "peak": 100}
     monkeypatch.setattr(train_runs.memory, "current_rss_bytes", lambda: rss["current"])
@@ -197,7 +197,7 @@ def test_training_run_stores_every_figure(tmp_path):
                     reason="torchrun not installed")
 def test_the_rank_code_runs_under_torchrun(tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
-    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "bench_lib.distributed.rank",
+    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "bench_lib.execution.rank",
                            "--suite", "collectives", "--backend", "gloo", "--device", "cpu",
                            "-k", "float32 and size_bytes4096- and (all_reduce or all_gather)", "--out", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -209,7 +209,7 @@ def test_the_rank_code_runs_under_torchrun(tmp_path):
 
 
 def test_iteration_counts_follow_the_pilot_within_bounds():
-    from bench_lib.distributed.collectives import TIMING
+    from bench_lib.suites.distributed.collectives import TIMING
 
     full = TIMING["full"]
     assert full.iterations(1e-6) == full.max_iters  # tiny messages: capped

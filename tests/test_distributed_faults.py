@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bench_lib.distributed.collectives import CollectivesSuite
-from bench_lib.distributed.launcher import free_port, run_cases
+from bench_lib.execution.groups import measure_group
+from bench_lib.execution.launcher import free_port, run_cases
 from bench_lib.results.case import CaseSpec
+from bench_lib.suites.distributed.collectives import CollectivesSuite
 
 
 def _case(op: str) -> CaseSpec:
@@ -35,7 +36,7 @@ def _rank_children() -> list[int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == os.getpid() and b"bench_lib.distributed.rank" in cmdline:
+        if ppid == os.getpid() and b"bench_lib.execution.rank" in cmdline:
             found.append(int(proc.name))
     return found
 
@@ -48,7 +49,7 @@ def fast(monkeypatch):
 
 def test_a_killed_rank_and_a_hung_rank_fail_their_cases_and_the_rest_run(fast, monkeypatch):
     monkeypatch.setenv("EFFBENCH_FAULT", "kill:1:broadcast,hang:1:all_gather")
-    results = list(CollectivesSuite().execute_group(FOUR, "quick"))
+    results = list(measure_group(CollectivesSuite(), FOUR, "quick"))
     assert [r.status for r in results] == ["ok", "failed", "failed", "ok"], [r.reason for r in results]
     assert "rank 1 died of SIGKILL" in results[1].reason
     assert "timed out after 4 s (hung?): rank 0 is in it; rank 1 is in it" in results[2].reason
@@ -88,7 +89,7 @@ def test_with_every_try_busy_the_case_fails_without_hanging(fast):
 
 def test_ranks_that_cannot_start_fail_the_group_after_two_tries(fast, monkeypatch):
     monkeypatch.setenv("EFFBENCH_FAULT", "exit:1:size_bytes4096")  # every case: rank 1 exits before it
-    results = list(CollectivesSuite().execute_group(CASES, "quick"))
+    results = list(measure_group(CollectivesSuite(), CASES, "quick"))
     assert [r.status for r in results] == ["failed"] * 3
     assert "rank 1 exited with status 3" in results[0].reason
     assert results[2].reason.startswith("not run: two launches in a row failed before any result")
@@ -96,13 +97,13 @@ def test_ranks_that_cannot_start_fail_the_group_after_two_tries(fast, monkeypatc
 
 
 def test_a_fault_in_a_strategy_s_turn_fails_that_strategy_and_the_others_run(fast, monkeypatch):
-    from bench_lib.distributed.training import TrainingSuite
+    from bench_lib.suites.distributed.training import TrainingSuite
 
     monkeypatch.setenv("EFFBENCH_DIST_TIMEOUT_S", "60")
     monkeypatch.setenv("EFFBENCH_FAULT", "exit:1:-sync-backend")
     cases = [CaseSpec.make("training", "digits_mlp", v, "cpu", backend="gloo", world_size=2)
              for v in ("nocomm", "sync", "async_stale")]
-    results = {r.case.variant: r for r in TrainingSuite().execute_group(cases, "quick")}
+    results = {r.case.variant: r for r in measure_group(TrainingSuite(), cases, "quick")}
     assert [results[v].status for v in ("nocomm", "sync", "async_stale")] == ["ok", "failed", "ok"], \
         {v: r.reason for v, r in results.items()}
     assert "rank 1 exited with status 3" in results["sync"].reason

@@ -156,8 +156,8 @@ def test_metrics_per_unit_of_work_or_the_reason():
 def test_training_energy_is_gathered_over_ranks(tmp_path):
     import torch.distributed as dist
 
-    from bench_lib.distributed.base import RankContext
-    from bench_lib.distributed.training import _energy_over_ranks
+    from bench_lib.suites.distributed.base import RankContext
+    from bench_lib.suites.distributed.training import _energy_over_ranks
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
@@ -221,11 +221,11 @@ def test_a_training_run_s_energy_has_a_window_of_its_own(tmp_path):
     at least the asked seconds at the run's pace, after the timed figures, which it leaves alone."""
     import torch.distributed as dist
 
-    from bench_lib.distributed.base import RankContext
-    from bench_lib.distributed.tasks import task_for
-    from bench_lib.distributed.train_runs import MemoryShare
-    from bench_lib.distributed.training import _build_run
     from bench_lib.results.case import CaseSpec
+    from bench_lib.suites.distributed.base import RankContext
+    from bench_lib.suites.distributed.tasks import task_for
+    from bench_lib.suites.distributed.train_runs import MemoryShare
+    from bench_lib.suites.distributed.training import _build_run
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:

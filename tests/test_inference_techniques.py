@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from bench_lib.inference.size import layer_kinds, model_size
-from bench_lib.inference.structured import remove_units
-from bench_lib.inference.suite import BASELINES, InferenceSuite
-from bench_lib.inference.techniques import TECHNIQUES, Context, CsrLinear, skip_reason
 from bench_lib.platform import Platform
 from bench_lib.results.case import CaseSpec
+from bench_lib.suites.inference.size import layer_kinds, model_size
+from bench_lib.suites.inference.suite import BASELINES, InferenceSuite
+from bench_lib.techniques.inference import TECHNIQUES, Context, CsrLinear, skip_reason
+from bench_lib.techniques.structured import remove_units
 from bench_lib.workloads import WORKLOADS
 from bench_lib.workloads.digits import DigitsCNN, DigitsMLP
 from bench_lib.workloads.text import ByteLM
@@ -119,8 +119,8 @@ def test_quick_cpu_lists_every_technique_on_the_linear_heavy_mlp():
 
 
 def test_summary_table_speedup_against_the_device_baseline():
-    from bench_lib.inference.table import summary_frame
     from bench_lib.measure.stats import Measurement
+    from bench_lib.report.inference_table import summary_frame
     from bench_lib.results.case import CaseResult
 
     def ok(variant: str, seconds: float) -> CaseResult:
@@ -137,7 +137,7 @@ def test_summary_table_speedup_against_the_device_baseline():
 def test_static_int8_freezes_its_own_compile_only():
     """Freezing must be on while PT2E's model compiles, and off for whatever compiles after it
     (left on, it froze the next case's fp32 model in the same A/B server)."""
-    from bench_lib.inference.evidence import op_evidence
+    from bench_lib.suites.inference.evidence import op_evidence
 
     workload = DigitsMLP(hidden=32)
     model = TECHNIQUES["int8_static_pt2e"].convert(workload.architecture().eval(), _ctx("int8_static_pt2e", workload))
@@ -157,7 +157,7 @@ def test_compile_modes_are_modes_inductor_knows():
 
 
 def test_op_evidence_has_no_kernel_clock_on_cpu():
-    from bench_lib.inference.evidence import op_evidence
+    from bench_lib.suites.inference.evidence import op_evidence
 
     model = DigitsMLP(hidden=32).architecture().eval()
     with torch.no_grad():
@@ -170,7 +170,7 @@ def test_a_cached_fine_tune_is_keyed_by_the_cut_weights():
     """Same weights, same key; a changed weight or layout (w1/w3 fused into w13) never reuses the cache."""
     from torch import nn
 
-    from bench_lib.inference.techniques import _digest
+    from bench_lib.techniques.inference import _digest
 
     torch.manual_seed(0)
     a = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))

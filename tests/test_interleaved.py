@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from conftest import alive, effbench
 
+from bench_lib.execution.interleaved import CaseRounds, Unit, paired_speedup, schedule, units_of
 from bench_lib.measure.stats import Measurement, median_ci, process_ci
 from bench_lib.report.compare import compare_runs
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import load_run
-from bench_lib.runners.interleaved import CaseRounds, Unit, paired_speedup, schedule, units_of
 
 
 def _case(variant: str, batch: int = 1) -> CaseSpec:
@@ -119,8 +119,8 @@ def test_processes_must_be_positive():
 
 
 def test_launches_pool_their_samples_and_a_failed_launch_fails_the_case():
-    from bench_lib.distributed.collectives import CollectivesSuite
-    from bench_lib.runners.session import merge_launches
+    from bench_lib.suites.base import merge_launches
+    from bench_lib.suites.distributed.collectives import CollectivesSuite
 
     case = CaseSpec.make("collectives", "gloo_cpu", "all_reduce", "cpu", dtype="float32", size_bytes=4096,
                          world_size=2)

@@ -10,8 +10,9 @@ from bench_lib.measure.stats import Measurement
 from bench_lib.report.load import Run, results_frame
 from bench_lib.report.markdown import build_report
 from bench_lib.report.references import machine_tag
-from bench_lib.report.tables import fmt_num, inference_cost_table, inference_tradeoffs, pareto_front, select_time_unit
+from bench_lib.report.tables import inference_cost_table, inference_tradeoffs, pareto_front
 from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.format import fmt_num, select_time_unit
 from bench_lib.results.store import RunData, RunWriter
 
 CPU_ENV = {"cpu_model": "AMD EPYC", "cpu_count": 2, "torch": "2.13.0+cpu", "python": "3.11.7", "gpus": []}

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, alive, effbench
 
+from bench_lib.execution.isolated import run_isolated
 from bench_lib.results.case import CaseSpec
 from bench_lib.results.store import load_run
-from bench_lib.runners.process import run_isolated
 
 
 @pytest.mark.parametrize("behaviour, status, reason", [

@@ -10,14 +10,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench_lib.distributed.convergence import aligned_checkpoints, summarize, t_interval, time_to_target
-from bench_lib.distributed.convergence_runs import seeds_of_launch
-from bench_lib.distributed.tasks import ConvergencePlan
-from bench_lib.distributed.training import CONVERGENCE_PARAM, TrainingSuite, convergence_results, is_convergence
 from bench_lib.report.load import results_frame
 from bench_lib.report.tables import convergence_table, training_table
 from bench_lib.results.case import CaseSpec
 from bench_lib.results.store import _entry_to_result, result_to_entry
+from bench_lib.suites.distributed.convergence import aligned_checkpoints, summarize, t_interval, time_to_target
+from bench_lib.suites.distributed.convergence_runs import seeds_of_launch
+from bench_lib.suites.distributed.tasks import ConvergencePlan
+from bench_lib.suites.distributed.training import CONVERGENCE_PARAM, TrainingSuite, convergence_results, is_convergence
 
 
 def _curve(losses: list[float], budget: float = 1.0, late: float = 0.0) -> list[list[float]]:

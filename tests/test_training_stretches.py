@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench_lib.distributed.stretches import Stretches, paired_stretch_speedup, stretch_state_sd
-from bench_lib.distributed.training import STRETCHES, TrainingSuite, launch_plan, take_turns
 from bench_lib.measure.stats import Measurement
 from bench_lib.report.compare import by_process, compare_runs
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import _entry_to_result, result_to_entry
+from bench_lib.suites.distributed.stretches import Stretches, paired_stretch_speedup, stretch_state_sd
+from bench_lib.suites.distributed.training import STRETCHES, TrainingSuite, launch_plan, take_turns
 
 STEPS = 15  # timed steps a stretch
 

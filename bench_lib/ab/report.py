@@ -9,9 +9,9 @@ from pathlib import Path
 from bench_lib.ab.job import CaseTrial
 from bench_lib.ab.verdict import ABRule
 from bench_lib.atomic import atomic_write_text
+from bench_lib.execution.session import RunSession
 from bench_lib.measure.stats import Measurement
 from bench_lib.results.case import CaseResult
-from bench_lib.runners.session import RunSession
 
 __all__ = ["outcome", "store_sides", "summary_markdown", "write_verdicts"]
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from bench_lib.ab.job import CaseTrial, measure_energy, run_trials
 from bench_lib.ab.report import outcome, store_sides, summary_markdown, write_verdicts
-from bench_lib.ab.sides import SideError, SidePool, resolve_side
 from bench_lib.ab.verdict import ABRule
 from bench_lib.atomic import atomic_write_text
 from bench_lib.commands.errors import BadInput
 from bench_lib.commands.run_cmd import check_writable
 from bench_lib.commands.selection import add_selection_options, planned_cases
+from bench_lib.execution.pool import SideError, SidePool, resolve_side
 from bench_lib.measure import energy
 from bench_lib.results.store import new_run_dir, safe_label
 from bench_lib.suites import get_suite

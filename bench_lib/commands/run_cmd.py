@@ -14,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench_lib.commands.errors import BadInput
 from bench_lib.commands.selection import add_selection_options, planned_cases
+from bench_lib.execution.session import PlannedCase, RunSession, format_result_line, launch_groups
 from bench_lib.profiles import interleave_plan
-from bench_lib.runners.session import PlannedCase, RunSession, format_result_line, launch_groups
 from bench_lib.suites import get_suite
 
 

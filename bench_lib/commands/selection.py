@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from bench_lib.commands.errors import BadInput
+from bench_lib.execution.session import PlannedCase, expand_suites, plan
 from bench_lib.profiles import PROFILES
-from bench_lib.runners.session import PlannedCase, expand_suites, plan
 from bench_lib.suites import BACKENDS, suite_names
 
 DEVICES = ("auto", "cpu", "cuda")

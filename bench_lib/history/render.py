@@ -24,7 +24,7 @@ from bench_lib.history.detect import FALSE_ALARM_RATE, MIN_SEGMENT, Change
 from bench_lib.history.series import History, Series
 from bench_lib.report.plots import _grid, _plain_log_y, _save
 from bench_lib.report.render_compare import MARKS
-from bench_lib.report.tables import markdown_table
+from bench_lib.results.format import markdown_table
 from bench_lib.results.store import safe_label
 
 __all__ = ["Page", "changes_table", "trend_plot", "build_page"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench_lib.distributed.training import REFERENCE, is_convergence
 from bench_lib.projection.alphabeta import RING, Fit, fit_alpha_beta
 from bench_lib.projection.scaling import Links, StrategyRun, allreduce_time, exposure_ratio, project_step
 from bench_lib.results.case import CaseResult
 from bench_lib.results.store import RunData
+from bench_lib.suites.distributed.training import REFERENCE, is_convergence
 
 __all__ = ["Assumptions", "Projection", "CollectiveProjection", "fits_from_runs", "project_runs",
            "project_collectives", "TRANSPORT"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench_lib.projection.project import Assumptions, CollectiveProjection, Projection
-from bench_lib.report.tables import fmt_bytes, markdown_table
+from bench_lib.results.format import fmt_bytes, markdown_table
 
 __all__ = ["projection_markdown", "collectives_markdown", "plot_efficiency"]
 

@@ -29,19 +29,17 @@ from bench_lib.report.tables import (
     decode_tradeoffs,
     energy_notes,
     failed_table,
-    fmt_bytes,
-    fmt_num,
     host_bound_table,
     inference_cost_table,
     inference_latency_table,
     inference_tradeoffs,
     latest_per_case,
-    markdown_table,
     noisy_table,
     ok_rows,
     skipped_table,
     training_table,
 )
+from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 
 __all__ = ["Report", "build_report"]
 

@@ -20,7 +20,8 @@ from matplotlib.ticker import FuncFormatter
 
 from bench_lib.atomic import atomic_write_bytes
 from bench_lib.report.references import Reference
-from bench_lib.report.tables import fmt_bytes, fmt_num, pareto_front, roofline_tokens_per_s, select_time_unit
+from bench_lib.report.tables import pareto_front, roofline_tokens_per_s
+from bench_lib.results.format import fmt_bytes, fmt_num, select_time_unit
 
 __all__ = [
     "latency_vs_batch",

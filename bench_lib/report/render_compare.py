@@ -11,8 +11,8 @@ from collections import Counter
 import pandas as pd
 
 from bench_lib.report.compare import Comparison, EnergyChange, Verdict
-from bench_lib.report.tables import fmt_num, markdown_table, select_time_unit
 from bench_lib.results.environment import comparability_key
+from bench_lib.results.format import fmt_num, markdown_table, select_time_unit
 
 __all__ = ["MARKS", "render_comparison", "environment_differences"]
 

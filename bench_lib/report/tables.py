@@ -1,24 +1,20 @@
 """The report's tables: pandas frames derived from `results_frame`, and their markdown.
 
 Derivation (speedups, Pareto fronts, per-suite summaries) is kept apart from rendering:
-`markdown_table` is the only place that turns a frame into text, and each table uses one
-unit for all its cells (`select_time_unit`), so columns can be read down.
+`results.format.markdown_table` is the only place that turns a frame into text, and each table
+uses one unit for all its cells (`select_time_unit`), so columns can be read down.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from bench_lib.report.compare import baseline_variant, ratio_of_sides
+from bench_lib.results.format import fmt_bytes, fmt_num, num, select_time_unit, whole
 
 __all__ = [
-    "markdown_table",
-    "select_time_unit",
-    "fmt_num",
-    "fmt_bytes",
     "param_columns",
     "ok_rows",
     "inference_tradeoffs",
@@ -41,65 +37,6 @@ __all__ = [
     "decode_table",
     "decode_shortfalls",
 ]
-
-_TIME_UNITS = [(1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")]
-
-
-def select_time_unit(seconds: pd.Series | list[float]) -> tuple[float, str]:
-    """The largest unit in which the typical (median) value is >= 1 (one unit per table)."""
-    values = [v for v in seconds if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
-    typical = float(np.median(values)) if values else 1.0
-    for scale, unit in _TIME_UNITS:
-        if typical >= scale:
-            return scale, unit
-    return _TIME_UNITS[-1]
-
-
-def fmt_num(value: float) -> str:
-    """Three significant digits, never exponent notation: 0.0123, 4.56, 789, 12,345."""
-    if not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
-        return "-"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if value == 0:
-        return "0"
-    digits = max(0, 2 - math.floor(math.log10(abs(value))))
-    return f"{value:.{digits}f}"
-
-
-def fmt_bytes(n: object) -> str:
-    if not isinstance(n, (int, float)) or not math.isfinite(n):
-        return "-"
-    for scale, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{int(n)} B"
-
-
-def _num(value: object, fmt: str | None = None) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
-        return "-"
-    return fmt.format(value) if fmt else fmt_num(value)
-
-
-def _int(value: object) -> str:
-    """Params come back as floats when another suite's rows lack them (NaN); show them whole."""
-    return _num(value, "{:.0f}")
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub-flavoured markdown table of a frame whose cells are already formatted."""
-    if df.empty:
-        return "_(none)_"
-    cols = [str(c) for c in df.columns]
-
-    def cell(v: object) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
 
 def param_columns(df: pd.DataFrame) -> list[str]:
     return sorted(c for c in df.columns if c.startswith("param.") and df[c].notna().any())
@@ -193,10 +130,10 @@ def _energy(r: pd.Series, key: str, invert: bool = False) -> str:
     """Joules per unit of work (or units of work per joule), marked ROUGH_ENERGY_MARK when the
     counter moved too few times in the window (`energy_warnings`)."""
     value = r.get(key)
-    if _num(value) == "-" or value <= 0:
+    if num(value) == "-" or value <= 0:
         return "-"
     rough = isinstance(r.get("energy_warnings"), list) and bool(r["energy_warnings"])
-    return (ROUGH_ENERGY_MARK if rough else "") + (_num(1 / value, "{:,.0f}") if invert else fmt_num(value))
+    return (ROUGH_ENERGY_MARK if rough else "") + (num(1 / value, "{:,.0f}") if invert else fmt_num(value))
 
 
 def energy_notes(frame: pd.DataFrame) -> list[str]:
@@ -231,23 +168,23 @@ def inference_cost_table(trade: pd.DataFrame) -> pd.DataFrame:
                                          else ""),
             "technique": r["technique"], "batch": r["param.batch"],
             "speedup vs baseline [95% CI]": _speedup_cell(r),
-            "throughput (samples/s)": _num(r.get("throughput_samples_per_s"), "{:,.0f}"),
-            "accuracy": _num(r.get("accuracy"), "{:.2%}"),
-            "vs reference (pts)": _num(100 * r["accuracy_delta"] if "accuracy_delta" in r else math.nan, "{:+.2f}"),
-            "agreement": _num(r.get("agreement_with_reference"), "{:.1%}"),
+            "throughput (samples/s)": num(r.get("throughput_samples_per_s"), "{:,.0f}"),
+            "accuracy": num(r.get("accuracy"), "{:.2%}"),
+            "vs reference (pts)": num(100 * r["accuracy_delta"] if "accuracy_delta" in r else math.nan, "{:+.2f}"),
+            "agreement": num(r.get("agreement_with_reference"), "{:.1%}"),
             "serialized": fmt_bytes(r.get("serialized_bytes")),
             "in memory": fmt_bytes(r.get("in_memory_bytes")),
             "RSS added": fmt_bytes(r.get("rss_added_bytes")),
             "peak CUDA": fmt_bytes(r.get("cuda_max_allocated_bytes")),
-            "GPU busy": _num(r.get("gpu_busy_fraction"), "{:.0%}"),
+            "GPU busy": num(r.get("gpu_busy_fraction"), "{:.0%}"),
             "energy/sample (J)": _energy(r, "energy_j_per_sample"),
             "tokens/J": _energy(r, "energy_j_per_token", invert=True),
-            "power (W)": _num(r.get("power_mean_w"), "{:.0f}"),
+            "power (W)": num(r.get("power_mean_w"), "{:.0f}"),
             "perplexity (ref)": (f"{r['perplexity']:.3g} ({r['reference_perplexity']:.3g})"
-                                 if _num(r.get("perplexity")) != "-" and _num(r.get("reference_perplexity")) != "-"
+                                 if num(r.get("perplexity")) != "-" and num(r.get("reference_perplexity")) != "-"
                                  else "-"),
-            "conversion (s)": _num(r.get("convert_s", r.get("conversion_s")), "{:.2f}"),
-            "first call (s)": _num(r.get("first_call_s"), "{:.2f}"),
+            "conversion (s)": num(r.get("convert_s", r.get("conversion_s")), "{:.2f}"),
+            "first call (s)": num(r.get("first_call_s"), "{:.2f}"),
         })
     table = pd.DataFrame(rows)
     return table.loc[:, (table != "-").any(axis=0)]
@@ -274,13 +211,13 @@ def collectives_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     rows = [{
         **({"run": r["run"]} if col["run"].nunique() > 1 else {}),
         "backend": r["workload"], "op": r["variant"], "dtype": r.get("param.dtype", "-"),
-        "ranks": _int(r.get("param.world_size")), "size": fmt_bytes(r.get("param.size_bytes")),
+        "ranks": whole(r.get("param.world_size")), "size": fmt_bytes(r.get("param.size_bytes")),
         f"latency median ({unit})": f"{fmt_num(r['median_s'] / scale)} [{fmt_num(r['ci_low_s'] / scale)}, "
                                     f"{fmt_num(r['ci_high_s'] / scale)}]",
-        f"p99 ({unit})": _num(r.get("latency_p99_s", r["p99_s"]) / scale),
-        "algbw (GB/s)": _num(r.get("algbw_GBps")),
-        "busbw (GB/s)": _num(r.get("busbw_GBps")),
-        "wrong": _num(r.get("wrong_elements"), "{:.0f}"),
+        f"p99 ({unit})": num(r.get("latency_p99_s", r["p99_s"]) / scale),
+        "algbw (GB/s)": num(r.get("algbw_GBps")),
+        "busbw (GB/s)": num(r.get("busbw_GBps")),
+        "wrong": num(r.get("wrong_elements"), "{:.0f}"),
     } for _, r in col.iterrows()]
     return pd.DataFrame(rows), unit
 
@@ -295,17 +232,17 @@ def convergence_rows(tr: pd.DataFrame, convergence: bool = True) -> pd.DataFrame
 
 
 def _mean_ci(r: pd.Series, mean: str, low: str, high: str, fmt: str) -> str:
-    if _num(r.get(mean)) == "-":
+    if num(r.get(mean)) == "-":
         return "-"
     value = fmt.format(r[mean])
-    if _num(r.get(low)) == "-":
+    if num(r.get(low)) == "-":
         return value + " [one seed]"
     return f"{value} [{fmt.format(r[low])}, {fmt.format(r[high])}]"
 
 
 def _time_to_target_cell(r: pd.Series) -> str:
     """Mean [95% t CI] over seeds when every seed reached the target; else how many did."""
-    if _num(r.get("convergence_target_loss")) == "-":
+    if num(r.get("convergence_target_loss")) == "-":
         return "- (no sync: no target)"
     seeds, reached = int(r.get("convergence_seeds") or 0), int(r.get("time_to_target_reached") or 0)
     if reached < seeds:
@@ -321,14 +258,14 @@ def convergence_table(df: pd.DataFrame) -> pd.DataFrame:
     for _, r in conv.sort_values(["workload", "param.backend", "variant"]).iterrows():
         rows.append({
             **({"run": r["run"]} if conv["run"].nunique() > 1 else {}),
-            "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": _int(r.get("param.world_size")),
-            "strategy": r["variant"], "seeds": _int(r.get("convergence_seeds")),
-            "budget (s)": _num(r.get("param.budget_s"), "{:g}"),
+            "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": whole(r.get("param.world_size")),
+            "strategy": r["variant"], "seeds": whole(r.get("convergence_seeds")),
+            "budget (s)": num(r.get("param.budget_s"), "{:g}"),
             "steps (per seed)": "/".join(str(s) for s in r["steps_by_seed"]) if isinstance(
                 r.get("steps_by_seed"), list) else "-",
             "held-out loss at budget [95% CI]": _mean_ci(r, "eval_loss_at_budget", "eval_loss_at_budget_ci95_low",
                                                          "eval_loss_at_budget_ci95_high", "{:.4g}"),
-            "target loss": _num(r.get("convergence_target_loss"), "{:.4g}"),
+            "target loss": num(r.get("convergence_target_loss"), "{:.4g}"),
             "time to target (s) [95% CI]": _time_to_target_cell(r),
         })
     return pd.DataFrame(rows)
@@ -343,35 +280,35 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     rows = []
     for _, r in tr.sort_values(["workload", "param.backend", "variant"]).iterrows():
         # Results stored before the wall-clock pace have only the median step.
-        pace = r.get("step_time_wall_s") if _num(r.get("step_time_wall_s")) != "-" else r["median_s"]
+        pace = r.get("step_time_wall_s") if num(r.get("step_time_wall_s")) != "-" else r["median_s"]
         exposed = r.get("exposed_comm_s")
-        share = exposed / pace if _num(exposed) != "-" and pace > 0 else math.nan
+        share = exposed / pace if num(exposed) != "-" and pace > 0 else math.nan
         ttt = r.get("time_to_target_s")
         rows.append({
             **({"run": r["run"]} if tr["run"].nunique() > 1 else {}),
-            "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": _int(r.get("param.world_size")),
+            "model": r["workload"], "backend": r.get("param.backend", "-"), "ranks": whole(r.get("param.world_size")),
             "strategy": _technique_label(r, extra),
             f"wall per step ({unit})": fmt_num(pace / scale),
             f"step time ({unit}) [95% CI]": f"{fmt_num(r['median_s'] / scale)} [{fmt_num(r['ci_low_s'] / scale)}, "
                                             f"{fmt_num(r['ci_high_s'] / scale)}]",
-            f"p90 step ({unit})": _num(r.get("step_time_p90_s", math.nan) / scale),
-            "samples/s": _num(r.get("samples_per_s"), "{:,.0f}"),
-            "tokens/s": _num(r.get("tokens_per_s"), "{:,.0f}"),
-            f"exposed comm ({unit})": _num(exposed / scale if _num(exposed) != "-" else math.nan),
+            f"p90 step ({unit})": num(r.get("step_time_p90_s", math.nan) / scale),
+            "samples/s": num(r.get("samples_per_s"), "{:,.0f}"),
+            "tokens/s": num(r.get("tokens_per_s"), "{:,.0f}"),
+            f"exposed comm ({unit})": num(exposed / scale if num(exposed) != "-" else math.nan),
             # A negative exposed time means the no-communication run was the slower one: noise.
-            "comm share of step": _num(share, "{:.0%}") + (" (below 0: noise)" if share < 0 else ""),
+            "comm share of step": num(share, "{:.0%}") + (" (below 0: noise)" if share < 0 else ""),
             "speedup over sync [95% CI]": _speedup_over_sync(r),
-            "harness overhead": _num(r.get("harness_overhead"), "{:+.1%}"),
+            "harness overhead": num(r.get("harness_overhead"), "{:+.1%}"),
             "peak memory": fmt_bytes(r.get("peak_memory_bytes")),
             "energy/step (J)": _energy(r, "energy_j_per_step"),
             "tokens/J": _energy(r, "energy_j_per_token", invert=True),
-            "power (W)": _num(r.get("power_mean_w"), "{:.0f}"),
-            "eval loss": _num(r.get("eval_loss"), "{:.4g}"),
-            "eval accuracy": _num(r.get("eval_accuracy"), "{:.2%}"),
-            "loss at sync's wall time": _num(r.get("loss_at_equal_wall"), "{:.4g}"),
-            "target loss": _num(r.get("target_loss"), "{:.4g}"),
-            "time to target (s)": (_num(ttt, "{:.2f}") if _num(ttt) != "-" else
-                                   ("not reached" if _num(r.get("target_loss")) != "-" else "-")),
+            "power (W)": num(r.get("power_mean_w"), "{:.0f}"),
+            "eval loss": num(r.get("eval_loss"), "{:.4g}"),
+            "eval accuracy": num(r.get("eval_accuracy"), "{:.2%}"),
+            "loss at sync's wall time": num(r.get("loss_at_equal_wall"), "{:.4g}"),
+            "target loss": num(r.get("target_loss"), "{:.4g}"),
+            "time to target (s)": (num(ttt, "{:.2f}") if num(ttt) != "-" else
+                                   ("not reached" if num(r.get("target_loss")) != "-" else "-")),
         })
     table = pd.DataFrame(rows)
     return (table.loc[:, (table != "-").any(axis=0)] if not table.empty else table), unit
@@ -383,10 +320,10 @@ def _speedup_over_sync(r: pd.Series) -> str:
     (marked "range")."""
     if r["variant"] == "sync":
         return "-"
-    if _num(r.get("speedup")) != "-" and _num(r.get("speedup_pairs")) != "-":
+    if num(r.get("speedup")) != "-" and num(r.get("speedup_pairs")) != "-":
         return f"{r['speedup']:.2f} [{r['speedup_ci95_low']:.2f}, {r['speedup_ci95_high']:.2f}]"
     speedup, by_stretch = r.get("speedup_over_sync"), r.get("speedup_over_sync_by_stretch")
-    if _num(speedup) == "-":
+    if num(speedup) == "-":
         return "-"
     spread = (f" [range {min(by_stretch):.2f}-{max(by_stretch):.2f}]" if isinstance(by_stretch, list) and by_stretch
               else "")
@@ -441,7 +378,7 @@ def roofline_tokens_per_s(batch: float, peak_bandwidth_bytes_per_s: float, bytes
     """The decode tokens/s that memory bandwidth allows: a step emits `batch` tokens and must read
     `bytes_per_step` (weights and KV cache), at best at the device's peak; NaN where either is unknown."""
     values = (batch, peak_bandwidth_bytes_per_s, bytes_per_step)
-    if any(_num(v) == "-" for v in values) or bytes_per_step <= 0:
+    if any(num(v) == "-" for v in values) or bytes_per_step <= 0:
         return math.nan
     return float(batch * peak_bandwidth_bytes_per_s / bytes_per_step)
 
@@ -486,7 +423,7 @@ def decode_tradeoffs(df: pd.DataFrame) -> pd.DataFrame:
         ref = base.get(tuple(row[k] for k in keys))
         if row["is_baseline"]:
             speed.append(1.0), lo.append(1.0), hi.append(1.0), paired.append(True)
-        elif _num(stored["speedup"][i]) != "-":
+        elif num(stored["speedup"][i]) != "-":
             speed.append(stored["speedup"][i]), lo.append(stored["speedup_ci95_low"][i])
             hi.append(stored["speedup_ci95_high"][i]), paired.append(True)
         elif ref is None:
@@ -543,7 +480,7 @@ def decode_table(trade: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     for pre, dec in decode_rows(trade):
         r = dec if dec is not None else pre
         d = dec if dec is not None else pd.Series(dtype=object)
-        quality = dec if dec is not None and _num(dec.get("greedy_token_agreement")) != "-" else r
+        quality = dec if dec is not None and num(dec.get("greedy_token_agreement")) != "-" else r
         bw, frac = d.get("achieved_bandwidth_bytes_per_s"), d.get("bandwidth_fraction")
         p90, p99 = d.get("tpot_step_p90_s"), d.get("tpot_step_p99_s")
         ppl, ref_ppl = quality.get("perplexity"), quality.get("reference_perplexity")
@@ -552,20 +489,20 @@ def decode_table(trade: pd.DataFrame) -> tuple[pd.DataFrame, str]:
                if several_runs else {}),
             "workload": r["workload"], "device": r["device"], "technique": r["technique"],
             "mode": r["param.mode"], "batch": r["param.batch"], "prompt": r["param.prompt"],
-            f"TTFT ({unit})": _num(pre["ttft_median_s"] / scale) if pre is not None else "-",
-            f"TPOT ({unit})": _num(d.get("tpot_median_s", math.nan) / scale),
+            f"TTFT ({unit})": num(pre["ttft_median_s"] / scale) if pre is not None else "-",
+            f"TPOT ({unit})": num(d.get("tpot_median_s", math.nan) / scale),
             f"step p90 / p99 ({unit})": (f"{fmt_num(p90 / scale)} / {fmt_num(p99 / scale)}"
-                                         if _num(p90) != "-" and _num(p99) != "-" else "-"),
-            "decode tokens/s": _num(d.get("throughput_tokens_per_s"), "{:,.1f}"),
-            "bandwidth GB/s (of peak)": (_num(bw / 1e9 if _num(bw) != "-" else math.nan)
-                                         + (f" ({frac:.0%})" if _num(frac) != "-" else "")),
-            "roofline tokens/s": _num(d.get("roofline_tokens_per_s"), "{:,.0f}"),
+                                         if num(p90) != "-" and num(p99) != "-" else "-"),
+            "decode tokens/s": num(d.get("throughput_tokens_per_s"), "{:,.1f}"),
+            "bandwidth GB/s (of peak)": (num(bw / 1e9 if num(bw) != "-" else math.nan)
+                                         + (f" ({frac:.0%})" if num(frac) != "-" else "")),
+            "roofline tokens/s": num(d.get("roofline_tokens_per_s"), "{:,.0f}"),
             "decode speedup [95% CI]": _decode_speedup_cell(dec),
             "greedy agreement (prefix tokens)": (
-                f"{quality['greedy_token_agreement']:.1%} ({_num(quality.get('greedy_prefix_tokens'), '{:.0f}')})"
-                if _num(quality.get("greedy_token_agreement")) != "-" else "-"),
-            "perplexity (ref)": (f"{ppl:.3g} ({ref_ppl:.3g})" if _num(ppl) != "-" and _num(ref_ppl) != "-"
-                                 else _num(ppl, "{:.3g}")),
+                f"{quality['greedy_token_agreement']:.1%} ({num(quality.get('greedy_prefix_tokens'), '{:.0f}')})"
+                if num(quality.get("greedy_token_agreement")) != "-" else "-"),
+            "perplexity (ref)": (f"{ppl:.3g} ({ref_ppl:.3g})" if num(ppl) != "-" and num(ref_ppl) != "-"
+                                 else num(ppl, "{:.3g}")),
             "energy/token (J)": _energy(d, "energy_j_per_token") if dec is not None else "-",
             "weights": str(r.get("weights") or "-").split(" ")[0],
         })
@@ -588,18 +525,18 @@ def decode_shortfalls(trade: pd.DataFrame) -> list[str]:
         text = (f"`{dec['technique']}` ({where}) decodes at {_decode_speedup_cell(dec)} the speed of "
                 f"{baseline_variant('decode', dec['device'])}")
         frac = dec.get("bandwidth_fraction")
-        if _num(frac) != "-":
+        if num(frac) != "-":
             base_frac = dec.get("baseline_bandwidth_fraction")
             text += f", reaching {frac:.0%} of peak memory bandwidth" + (
-                f" against the baseline's {base_frac:.0%}" if _num(base_frac) != "-" else "")
+                f" against the baseline's {base_frac:.0%}" if num(base_frac) != "-" else "")
         top = dec.get("top_ops")
         if isinstance(top, list) and top and isinstance(top[0], dict):
             op = top[0]
             clock = dec.get("top_ops_clock") or "self time"
-            calls = f" over {_num(op.get('count_per_call'), '{:.0f}')} calls" if _num(op.get("count_per_call")) != "-" \
+            calls = f" over {num(op.get('count_per_call'), '{:.0f}')} calls" if num(op.get("count_per_call")) != "-" \
                 else ""
-            text += (f"; its top kernel is `{op.get('op')}`, {_num(op.get('share'), '{:.0%}')} of the step's "
-                     f"{clock} under the profiler ({_num(op.get('self_us_per_call'))} us a step{calls})")
+            text += (f"; its top kernel is `{op.get('op')}`, {num(op.get('share'), '{:.0%}')} of the step's "
+                     f"{clock} under the profiler ({num(op.get('self_us_per_call'))} us a step{calls})")
         else:
             text += "; the result carries no profiler evidence"
         out.append(text + ".")

@@ -26,7 +26,7 @@ from pathlib import Path
 from bench_lib.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[2]
-TARGET_FILE = "bench_lib/inference/suite.py"
+TARGET_FILE = "bench_lib/suites/inference/suite.py"
 # The timed call of an A/B round (InferenceSuite.measure_round).
 ORIGINAL = "measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)"
 

@@ -24,8 +24,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bench_lib.decode.engine import Engine
-from bench_lib.decode.roofline import step_bytes
+from bench_lib.suites.decode.engine import Engine
+from bench_lib.suites.decode.roofline import step_bytes
 from bench_lib.workloads import llama
 from bench_lib.workloads.llama import DECODE_WORKLOADS
 

@@ -21,9 +21,9 @@ import time
 
 import torch
 
-from bench_lib.inference.suite import InferenceSuite
 from bench_lib.measure.energy import EnergyMeter, EnergyWindow, counter_for
 from bench_lib.results.case import CaseSpec
+from bench_lib.suites.inference.suite import InferenceSuite
 
 WARM_S, GEMM_S, N = 1.0, 4.0, 8192
 CASES = (("byte_gpt_d2048_random", "bf16"), ("byte_gpt_d2048_random", "bf16_compile"), ("byte_gpt", "bf16"))

@@ -79,7 +79,7 @@ def run_isolated(cases: list[CaseSpec], profile: str, timeout_s: float, env: dic
         problem = None
         with open(log, "wb") as logf:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench_lib.runners.worker", str(spec), str(out)],
+                [sys.executable, "-m", "bench_lib.execution.worker", str(spec), str(out)],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                 start_new_session=True, env={**os.environ, **(env or {})},
             )

@@ -1,16 +1,17 @@
 """What the distributed suites share: backends, world size, skip rules, and the launch per group.
 
 A distributed suite's cases run on every rank at once: `run_on_rank` is the code each rank
-executes (under effbench's launcher or under torchrun), yielding one result per case; only
-rank 0's results are stored. Cases that share a backend and world size share one launch.
+executes (under effbench's launcher, `execution/launcher.py`, or under torchrun), yielding one
+result per case; only rank 0's results are stored. Cases that share a backend and world size
+share one launch.
 """
 
 from __future__ import annotations
 
 import os
 from abc import abstractmethod
-from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
 
 from bench_lib.platform import Platform
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -32,6 +33,9 @@ class RankContext:
     local_world_size: int
     backend: str
     device: str  # "cpu" or "cuda:<i>"
+    #: Called as a rank starts case `index` of its launch: the launcher that started the ranks reads it to lay
+    #: a hang or crash at the case that was running, also when a suite's cases take turns (training).
+    on_case: Callable[[int, CaseSpec], None] = field(default=lambda index, case: None, compare=False, repr=False)
 
     @property
     def is_cuda(self) -> bool:
@@ -101,14 +105,9 @@ class DistributedSuite(Suite):
         """How long the launcher waits for each case's result after the one before it."""
         return [self.timeout_s(c, profile) for c in cases]
 
-    def execute_group(self, cases: list[CaseSpec], profile: str) -> Iterator[CaseResult]:
-        from bench_lib.distributed.launcher import run_cases
-
-        world_size = int(cases[0].param("world_size"))
-        yield from run_cases(cases, profile, world_size, self.launch_timeouts(cases, profile))
-
     def execute(self, case: CaseSpec, profile: str) -> CaseResult:
-        return next(iter(self.execute_group([case], profile)))
+        raise TypeError(f"{case.id} runs on {case.param('world_size')} ranks at once: bench_lib.execution launches "
+                        "them, and each runs run_on_rank")
 
     @abstractmethod
     def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:

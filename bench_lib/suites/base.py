@@ -13,19 +13,21 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterator
+from dataclasses import replace
 from typing import ClassVar
 
+from bench_lib.measure.stats import Measurement
 from bench_lib.platform import Platform
 from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
 
-__all__ = ["Suite", "SUITES", "BACKENDS", "get_suite", "suite_names", "failure_text"]
+__all__ = ["Suite", "SUITES", "BACKENDS", "get_suite", "suite_names", "failure_text", "merge_launches"]
 
 # name -> "module:Class"; imported lazily so that `effbench list` stays cheap.
 SUITES: dict[str, str] = {
-    "inference": "bench_lib.inference.suite:InferenceSuite",
-    "collectives": "bench_lib.distributed.collectives:CollectivesSuite",
-    "training": "bench_lib.distributed.training:TrainingSuite",
-    "decode": "bench_lib.decode.suite:DecodeSuite",
+    "inference": "bench_lib.suites.inference.suite:InferenceSuite",
+    "collectives": "bench_lib.suites.distributed.collectives:CollectivesSuite",
+    "training": "bench_lib.suites.distributed.training:TrainingSuite",
+    "decode": "bench_lib.suites.decode.suite:DecodeSuite",
 }
 BACKENDS = ("gloo", "nccl", "all")
 
@@ -34,7 +36,7 @@ class Suite(ABC):
     NAME: ClassVar[str]
     DEFAULT_TIMEOUT_S: ClassVar[float] = 600.0
     #: Whether `effbench run` measures this suite's cases in interleaved rounds over several
-    #: long-lived processes (`runners/interleaved.py`); else one isolated worker per launch group.
+    #: long-lived processes (`execution/interleaved.py`); else one isolated worker per launch group.
     INTERLEAVED: ClassVar[bool] = False
     #: Otherwise, how many times a run launches each group (new processes, the cases in a new random
     #: order, `launch_order`) and pools the samples (`merge_launches`). Each launch's environment
@@ -88,9 +90,7 @@ class Suite(ABC):
 
     def merge_launches(self, launches: list[dict[CaseSpec, CaseResult]]) -> dict[CaseSpec, CaseResult]:
         """Each case's result from the launches so far (each maps case to result): by default samples
-        pooled, each launch a process of the interval (`runners.session.merge_launches`)."""
-        from bench_lib.runners.session import merge_launches
-
+        pooled, each launch a process of the interval (`merge_launches`)."""
         return {case: merge_launches(self, [launch[case] for launch in launches]) for case in launches[0]}
 
     def launch_key(self, case: CaseSpec) -> Hashable:
@@ -108,6 +108,25 @@ class Suite(ABC):
                 yield CaseResult.skipped(case, str(e) or "skipped")
             except Exception as e:  # noqa: BLE001 - any failure of a case becomes its failed result
                 yield CaseResult.failed(case, failure_text(e), time.perf_counter() - started)
+
+def merge_launches(suite: Suite, results: list[CaseResult]) -> CaseResult:
+    """One case's results from separate launches as one: samples pooled, each launch a process of
+    the interval (`Measurement.processes`); a launch that failed or skipped decides the outcome."""
+    first = results[0]
+    bad = next((r for r in results if r.status != "ok"), None)
+    if bad is not None or len(results) == 1:
+        if bad is not None and bad is not first and bad.status == "failed":
+            return replace(bad, reason=f"launch {results.index(bad) + 1} of {len(results)}: {bad.reason}")
+        return bad or first
+    ms = [r.measurement for r in results]
+    m = Measurement(tuple(x for mi in ms for x in mi.samples), first.measurement.number_per_sample,
+                    first.measurement.unit, tuple(i for i, mi in enumerate(ms) for _ in mi.samples),
+                    process_kind="launch")
+    metrics = {**first.metrics, **suite.rescale_metrics(first.case, first.metrics, m.median, m.p90, m.p99),
+               "launches": {"count": len(results), "median_s": [mi.median for mi in ms],
+                            "wall_s": [r.wall_s for r in results]}}
+    return replace(first, measurement=m, metrics=metrics, wall_s=sum(r.wall_s for r in results))
+
 
 
 def failure_text(exc: BaseException) -> str:

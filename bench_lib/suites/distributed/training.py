@@ -51,16 +51,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from bench_lib.distributed.base import DistributedSuite, RankContext, backends_for, default_world_size
-from bench_lib.distributed.pace import Pace
-from bench_lib.distributed.stretches import INTERVAL_NOTE, Stretches, paired_stretch_speedup, stretch_state_sd
 from bench_lib.measure import energy
 from bench_lib.platform import Platform, detect
 from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.suites.distributed.base import DistributedSuite, RankContext, backends_for, default_world_size
+from bench_lib.suites.distributed.pace import Pace
+from bench_lib.suites.distributed.stretches import INTERVAL_NOTE, Stretches, paired_stretch_speedup, stretch_state_sd
 
 if TYPE_CHECKING:
-    from bench_lib.distributed.tasks import TrainTask
-    from bench_lib.distributed.train_runs import BareRun, MemoryShare, StrategyRun
+    from bench_lib.suites.distributed.tasks import TrainTask
+    from bench_lib.suites.distributed.train_runs import BareRun, MemoryShare, StrategyRun
 
 __all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "CONVERGENCE_PARAM", "extended_steps", "take_turns",
            "launch_plan", "is_convergence", "convergence_results"]
@@ -162,7 +162,7 @@ def _warm_up(profile: str, ctx: RankContext, workload: str, steps: int = 2) -> N
     handles, kernel selection for these shapes) stay out of the first strategy's clock and curve."""
     import torch
 
-    from bench_lib.distributed.tasks import task_for
+    from bench_lib.suites.distributed.tasks import task_for
 
     task, _ = task_for(profile, ctx.device, workload)
     model = task.model().to(ctx.device)
@@ -212,7 +212,7 @@ def _energy_over_ranks(mine: energy.EnergyWindow | str, ctx: RankContext, work: 
 def _energy(run: StrategyRun | BareRun, task: TrainTask, ctx: RankContext) -> dict:
     """The run's energy per step, sample and token over a window of its own (`energy_window`), in the
     first launch only: the merged result takes its energy from there."""
-    from bench_lib.distributed.convergence_runs import launch_index
+    from bench_lib.suites.distributed.convergence_runs import launch_index
 
     if launch_index() != 0:
         return {}
@@ -286,8 +286,8 @@ class TrainingSuite(DistributedSuite):
         return merged
 
     def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
-        from bench_lib.distributed.strategies import STRATEGIES
-        from bench_lib.distributed.tasks import CONVERGENCE, TASKS, convergence_budget_s
+        from bench_lib.suites.distributed.tasks import CONVERGENCE, TASKS, convergence_budget_s
+        from bench_lib.techniques.strategies import STRATEGIES
 
         platform = detect()
         out = []
@@ -341,9 +341,8 @@ class TrainingSuite(DistributedSuite):
                            ctx: RankContext) -> Iterator[CaseResult]:
         """The convergence cases of one workload (convergence_runs.py): this launch's seeds, each seed's
         strategies taking turns checkpoint by checkpoint; one result per case, in order."""
-        from bench_lib.distributed.convergence_runs import converge, launch_index, seeds_of_launch
-        from bench_lib.distributed.rank import announce, inject_fault
-        from bench_lib.distributed.tasks import CONVERGENCE, ConvergencePlan, task_for
+        from bench_lib.suites.distributed.convergence_runs import converge, launch_index, seeds_of_launch
+        from bench_lib.suites.distributed.tasks import CONVERGENCE, ConvergencePlan, task_for
 
         kind = "cuda" if ctx.is_cuda else "cpu"
         task, _ = task_for(profile, ctx.device, cases[0].workload)
@@ -351,8 +350,7 @@ class TrainingSuite(DistributedSuite):
                                .checkpoints, int(cases[0].param(CONVERGENCE_PARAM)))
 
         def turn(i: int) -> None:
-            announce(ctx.rank, first + i, cases[i])
-            inject_fault(cases[i], ctx.rank)
+            ctx.on_case(first + i, cases[i])
 
         launch = launch_index()
         records: dict[CaseSpec, list[dict]] = {c: [] for c in cases}
@@ -376,10 +374,9 @@ class TrainingSuite(DistributedSuite):
         one result per case, in order. Each turn is announced, so that a fault is laid at its case."""
         import torch
 
-        from bench_lib.distributed.rank import announce, inject_fault
-        from bench_lib.distributed.tasks import task_for
-        from bench_lib.distributed.train_runs import WARMUP_STEPS, MemoryShare
         from bench_lib.measure import memory
+        from bench_lib.suites.distributed.tasks import task_for
+        from bench_lib.suites.distributed.train_runs import WARMUP_STEPS, MemoryShare
 
         task, profile_steps = task_for(profile, ctx.device, cases[0].workload)
         min_steps, stretch = launch_plan(profile_steps, _launches(), WARMUP_STEPS)
@@ -389,8 +386,7 @@ class TrainingSuite(DistributedSuite):
         before_runs = torch.cuda.memory_allocated() if ctx.is_cuda else memory.current_rss_bytes()
 
         def turn(i: int) -> None:  # an injected fault (tests) fires at the case's first turn, when it is built
-            announce(ctx.rank, first + i, cases[i])
-            inject_fault(cases[i], ctx.rank)
+            ctx.on_case(first + i, cases[i])
 
         runs = {}
         for i, case in enumerate(cases):
@@ -419,7 +415,7 @@ class TrainingSuite(DistributedSuite):
         import torch
         import torch.distributed as dist
 
-        from bench_lib.distributed.train_runs import WARMUP_STEPS
+        from bench_lib.suites.distributed.train_runs import WARMUP_STEPS
 
         pace = run.pace(min_steps)
         mine = stretches[case.variant]
@@ -468,7 +464,7 @@ class TrainingSuite(DistributedSuite):
     def _training_metrics(case: CaseSpec, run: StrategyRun, task: TrainTask, ctx: RankContext, base: _Baselines,
                           min_steps: int) -> dict:
         """The strategy's loss and comparison figures (the reference has none: it is a speed yardstick)."""
-        from bench_lib.distributed.strategies import STRATEGIES
+        from bench_lib.techniques.strategies import STRATEGIES
 
         run.strategy.finish()
         evaluation = task.evaluate(run.model, ctx.device, autocast=ctx.is_cuda)
@@ -500,7 +496,7 @@ class TrainingSuite(DistributedSuite):
 def _build_run(case: CaseSpec, task: TrainTask, min_steps: int, ctx: RankContext,
                share: MemoryShare) -> StrategyRun | BareRun:
     """The case's model, optimizer and strategy, built while `share` counts what they take."""
-    from bench_lib.distributed.train_runs import BareRun, StrategyRun
+    from bench_lib.suites.distributed.train_runs import BareRun, StrategyRun
 
     share.begin()
     if case.variant == REFERENCE:
@@ -546,9 +542,9 @@ def convergence_results(records: dict[CaseSpec, list[dict]], extra: dict, timer:
     """The convergence cases of one workload from their seeds' records (`convergence_runs.converge`, each
     with its launch): the figures over seeds (convergence.py), the records kept beside them. The samples
     are the seconds per step between consecutive checkpoints, each seed a unit of the interval."""
-    from bench_lib.distributed.convergence import summarize
-    from bench_lib.distributed.strategies import STRATEGIES
     from bench_lib.measure.stats import Measurement
+    from bench_lib.suites.distributed.convergence import summarize
+    from bench_lib.techniques.strategies import STRATEGIES
 
     records = {case: sorted(runs, key=lambda r: r["seed"]) for case, runs in records.items()}
     ran = {case: runs for case, runs in records.items() if runs}

@@ -2,13 +2,13 @@
 
 Under effbench's launcher (one process per rank, RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT set):
 
-    python -m bench_lib.distributed.rank --request REQUEST.json --records RECORDS.jsonl
+    python -m bench_lib.execution.rank --request REQUEST.json --records RECORDS.jsonl
 
 Under torchrun, on one machine or several (rank 0 writes a results directory, as `effbench run`):
 
-    torchrun --standalone --nproc-per-node 2 -m bench_lib.distributed.rank --suite collectives --backend gloo
+    torchrun --standalone --nproc-per-node 2 -m bench_lib.execution.rank --suite collectives --backend gloo
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 --rdzv-id job1 \\
-        -m bench_lib.distributed.rank --suite training --backend nccl --profile full
+        -m bench_lib.execution.rank --suite training --backend nccl --profile full
 
 Fault injection for tests: EFFBENCH_FAULT="ACTION:RANK:TEXT[,...]" makes rank RANK kill itself (kill),
 exit with status 3 (exit) or sleep for an hour (hang) just before each case whose id contains TEXT.
@@ -24,15 +24,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-from bench_lib.distributed.base import DistributedSuite, RankContext
-from bench_lib.distributed.launcher import PORT_BUSY_EXIT
+from bench_lib.execution.launcher import PORT_BUSY_EXIT
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import record_of
 from bench_lib.suites import get_suite
+from bench_lib.suites.distributed.base import DistributedSuite, RankContext
 
-__all__ = ["main", "init_rank", "announce"]
+__all__ = ["main", "init_rank", "announce", "start_case"]
 
 
 def _log(ctx_rank: int, text: str) -> None:
@@ -43,6 +44,12 @@ def announce(rank: int, index: int, case: CaseSpec) -> None:
     """Log that this rank works on case `index` of its launch now: the launcher reads the last such line to
     tell a hang's case, and to lay a fault at the case that was running when cases take turns."""
     _log(rank, f"case {index} start: {case.id}")
+
+
+def start_case(rank: int, index: int, case: CaseSpec) -> None:
+    """`RankContext.on_case`: announce the case, then fire any fault injected for it."""
+    announce(rank, index, case)
+    inject_fault(case, rank)
 
 
 def inject_fault(case: CaseSpec, rank: int) -> None:
@@ -90,7 +97,7 @@ def init_rank(backend: str, device_kind: str, timeout_s: float) -> RankContext:
             _log(rank, f"rendezvous port busy: {str(e).splitlines()[0]}")
             sys.exit(PORT_BUSY_EXIT)
         raise
-    return RankContext(rank, world, local_rank, local_world, backend, device)
+    return RankContext(rank, world, local_rank, local_world, backend, device, on_case=partial(start_case, rank))
 
 
 def run(suite: DistributedSuite, cases: list[CaseSpec], profile: str, emit: Callable[[CaseResult], None]) -> None:
@@ -103,15 +110,13 @@ def run(suite: DistributedSuite, cases: list[CaseSpec], profile: str, emit: Call
     ctx = init_rank(suite.backend_of(cases[0]), "cuda" if cases[0].device.startswith("cuda") else "cpu", timeout)
     _log(ctx.rank, f"joined: {ctx}")
     try:
-        announce(ctx.rank, 0, cases[0])
-        inject_fault(cases[0], ctx.rank)
+        ctx.on_case(0, cases[0])
         for i, result in enumerate(suite.run_on_rank(cases, profile, ctx)):
             if ctx.rank == 0:
                 emit(result)
             _log(ctx.rank, f"case {i} done: {cases[i].id} ({result.status})")
             if i + 1 < len(cases):
-                announce(ctx.rank, i + 1, cases[i + 1])
-                inject_fault(cases[i + 1], ctx.rank)
+                ctx.on_case(i + 1, cases[i + 1])
     finally:
         dist.destroy_process_group()
 
@@ -132,7 +137,7 @@ def _launched(args: argparse.Namespace) -> None:
 
 def _under_torchrun(args: argparse.Namespace) -> None:
     """Plan as `effbench run` does, for this job's world size; rank 0 stores the results."""
-    from bench_lib.runners.session import RunSession, plan
+    from bench_lib.execution.session import RunSession, plan
 
     os.environ.setdefault("EFFBENCH_WORLD_SIZE", os.environ["WORLD_SIZE"])
     planned = plan([args.suite], args.profile, args.device, args.backend, args.keyword)
@@ -142,7 +147,7 @@ def _under_torchrun(args: argparse.Namespace) -> None:
     if int(os.environ["RANK"]) == 0:
         session = RunSession.create(Path(args.out), args.profile, {
             "suite": args.suite, "device": args.device, "backend": args.backend, "keyword": args.keyword,
-            "command": "torchrun ... -m bench_lib.distributed.rank " + " ".join(sys.argv[1:]),
+            "command": "torchrun ... -m bench_lib.execution.rank " + " ".join(sys.argv[1:]),
             "launcher": "torchrun"})
         for p in planned:
             if p.skip_reason:
@@ -161,7 +166,7 @@ def _under_torchrun(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench_lib.distributed.rank", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench_lib.execution.rank", description=__doc__.splitlines()[0])
     p.add_argument("--request", help="(effbench's launcher) the request JSON")
     p.add_argument("--records", help="(effbench's launcher) where rank 0 appends one JSON record per case")
     p.add_argument("--suite", choices=("collectives", "training"), default="collectives")

@@ -16,9 +16,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from bench_lib.distributed.base import TRANSPORTS, DistributedSuite, RankContext, backends_for, default_world_size
 from bench_lib.platform import detect
 from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
+from bench_lib.suites.distributed.base import (
+    TRANSPORTS,
+    DistributedSuite,
+    RankContext,
+    backends_for,
+    default_world_size,
+)
 
 __all__ = ["CollectivesSuite", "OPS", "SIZES", "bus_factor"]
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from bench_lib.distributed.base import RankContext
-from bench_lib.distributed.pace import Pace, step_times
-from bench_lib.distributed.tasks import TrainTask
 from bench_lib.measure import energy, memory
+from bench_lib.suites.distributed.base import RankContext
+from bench_lib.suites.distributed.pace import Pace, step_times
+from bench_lib.suites.distributed.tasks import TrainTask
 
 __all__ = ["HostClock", "CudaClock", "MemoryShare", "StrategyRun", "BareRun"]
 
@@ -188,7 +188,7 @@ class StrategyRun(_Run):
 
     def __init__(self, task: TrainTask, ctx: RankContext, memory_share: MemoryShare, planned: int,
                  variant: str, sync_every: int, log_every: int, seed: int = 0) -> None:
-        from bench_lib.distributed.strategies import make_strategy
+        from bench_lib.techniques.strategies import make_strategy
 
         super().__init__(task, ctx, memory_share, planned, seed=seed)
         self.strategy = make_strategy(variant, self.model, sync_every, ctx.device)

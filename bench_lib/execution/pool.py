@@ -17,9 +17,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench_lib.execution.isolated import kill_group
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import result_of
-from bench_lib.runners.process import kill_group
 
 __all__ = ["Side", "resolve_side", "SideServer", "SidePool", "SideError"]
 

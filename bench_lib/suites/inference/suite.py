@@ -17,15 +17,15 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from bench_lib.inference.evidence import op_evidence
-from bench_lib.inference.size import layer_kinds, model_size
-from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, skip_reason
 from bench_lib.measure import energy, memory
 from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
 from bench_lib.platform import Platform
 from bench_lib.profiles import ROUND, VISIT, measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import Suite
+from bench_lib.suites.inference.evidence import op_evidence
+from bench_lib.suites.inference.size import layer_kinds, model_size
+from bench_lib.techniques.inference import TECHNIQUES, Context, serving_dtype, skip_reason
 from bench_lib.workloads import WORKLOADS
 from bench_lib.workloads.base import feed
 

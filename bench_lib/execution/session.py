@@ -8,18 +8,17 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench_lib.measure.stats import Measurement
+from bench_lib.execution.interleaved import InterleavedRun
+from bench_lib.execution.isolated import run_isolated
 from bench_lib.platform import Platform, detect
 from bench_lib.profiles import Interleave
 from bench_lib.results import environment
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import RunWriter, new_run_dir, safe_label
-from bench_lib.runners.interleaved import InterleavedRun
-from bench_lib.runners.process import run_isolated
-from bench_lib.suites import Suite, get_suite, suite_names
+from bench_lib.suites import get_suite, suite_names
 
 __all__ = ["PlannedCase", "plan", "keyword_selector", "launch_groups", "RunSession", "format_result_line"]
 
@@ -82,24 +81,6 @@ def launch_groups(cases: list[PlannedCase]) -> list[list[PlannedCase]]:
         groups[-1].append(planned)
     return groups
 
-
-def merge_launches(suite: Suite, results: list[CaseResult]) -> CaseResult:
-    """One case's results from separate launches as one: samples pooled, each launch a process of
-    the interval (`Measurement.processes`); a launch that failed or skipped decides the outcome."""
-    first = results[0]
-    bad = next((r for r in results if r.status != "ok"), None)
-    if bad is not None or len(results) == 1:
-        if bad is not None and bad is not first and bad.status == "failed":
-            return replace(bad, reason=f"launch {results.index(bad) + 1} of {len(results)}: {bad.reason}")
-        return bad or first
-    ms = [r.measurement for r in results]
-    m = Measurement(tuple(x for mi in ms for x in mi.samples), first.measurement.number_per_sample,
-                    first.measurement.unit, tuple(i for i, mi in enumerate(ms) for _ in mi.samples),
-                    process_kind="launch")
-    metrics = {**first.metrics, **suite.rescale_metrics(first.case, first.metrics, m.median, m.p90, m.p99),
-               "launches": {"count": len(results), "median_s": [mi.median for mi in ms],
-                            "wall_s": [r.wall_s for r in results]}}
-    return replace(first, measurement=m, metrics=metrics, wall_s=sum(r.wall_s for r in results))
 
 
 def expand_suites(suite: str) -> list[str]:
@@ -185,7 +166,7 @@ class RunSession:
     def execute_interleaved(self, planned: list[PlannedCase], plan: Interleave,
                             progress: Callable[[str, int], None] = lambda text, n: None) -> list[CaseResult]:
         """Measure one suite's planned cases in interleaved rounds over several processes
-        (`runners/interleaved.py`); skipped cases are stored at once, the rest after every block."""
+        (`execution/interleaved.py`); skipped cases are stored at once, the rest after every block."""
         skipped = [CaseResult.skipped(p.case, p.skip_reason) for p in planned if p.skip_reason]
         runnable = [p.case for p in planned if not p.skip_reason]
         if skipped:

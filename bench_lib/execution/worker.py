@@ -1,6 +1,6 @@
 """The isolated worker: measures a group of cases and answers with one JSON line per case.
 
-Usage: python -m bench_lib.runners.worker REQUEST_JSON RESULTS_JSONL
+Usage: python -m bench_lib.execution.worker REQUEST_JSON RESULTS_JSONL
 
 Each result is appended and flushed as soon as it exists, so the parent keeps every case
 finished before a crash or a timeout; the cases with no line become failed results there.
@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from bench_lib.execution.groups import measure_group
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.store import record_of
 from bench_lib.suites import failure_text, get_suite
@@ -31,7 +32,7 @@ def main(argv: list[str]) -> int:
             os.fsync(out.fileno())
 
         try:
-            for result in get_suite(cases[0].suite).execute_group(cases, request["profile"]):
+            for result in measure_group(get_suite(cases[0].suite), cases, request["profile"]):
                 emit(result)
                 done += 1
         except Exception as e:  # noqa: BLE001 - a broken group fails its remaining cases, with the error

@@ -142,7 +142,7 @@ class _RecordTail:
 
 def launch_ranks(request: dict, world_size: int, case_timeouts: list[float], port: int,
                  env: dict[str, str] | None = None) -> Iterator[dict]:
-    """Run `python -m bench_lib.distributed.rank` on world_size ranks; yield rank 0's records.
+    """Run `python -m bench_lib.execution.rank` on world_size ranks; yield rank 0's records.
 
     Raises PortBusy or LaunchFailure (with the count of records yielded); every rank is reaped
     before this generator ends, however it ends.
@@ -151,7 +151,7 @@ def launch_ranks(request: dict, world_size: int, case_timeouts: list[float], por
         tmp = Path(tmp_name)
         req, records = tmp / "request.json", tmp / "records.jsonl"
         req.write_text(json.dumps(request))
-        ranks = _spawn(["-m", "bench_lib.distributed.rank", "--request", str(req), "--records", str(records)],
+        ranks = _spawn(["-m", "bench_lib.execution.rank", "--request", str(req), "--records", str(records)],
                        world_size, port, tmp, env)
         tail = _RecordTail(records)
         done, joined = 0, False

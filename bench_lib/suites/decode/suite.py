@@ -28,11 +28,6 @@ from dataclasses import asdict, dataclass
 import torch
 from torch.nn import functional as F
 
-from bench_lib.decode.engine import Engine
-from bench_lib.decode.roofline import peak_bandwidth, step_bytes
-from bench_lib.inference.evidence import op_evidence
-from bench_lib.inference.size import layer_kinds, tensor_bytes
-from bench_lib.inference.techniques import TECHNIQUES, Context, serving_dtype, skip_reason
 from bench_lib.measure import energy, memory
 from bench_lib.measure.stats import Measurement
 from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
@@ -40,6 +35,11 @@ from bench_lib.platform import Platform
 from bench_lib.profiles import ROUND, VISIT, measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import Suite
+from bench_lib.suites.decode.engine import Engine
+from bench_lib.suites.decode.roofline import peak_bandwidth, step_bytes
+from bench_lib.suites.inference.evidence import op_evidence
+from bench_lib.suites.inference.size import layer_kinds, tensor_bytes
+from bench_lib.techniques.inference import TECHNIQUES, Context, serving_dtype, skip_reason
 from bench_lib.workloads.llama import DECODE_WORKLOADS, Llama, LlamaLM
 
 __all__ = ["DecodeSuite", "DecodeGrid", "MATRIX", "BASELINES", "PHASES"]

@@ -1,6 +1,6 @@
 """A long-lived measuring process for one side of an A/B job (importing torch is paid once).
 
-Run as a script, not as a module: `python .../bench_lib/ab/server.py` with PYTHONPATH set to
+Run as a script, not as a module: `python .../bench_lib/execution/server.py` with PYTHONPATH set to
 the code under test, so that `bench_lib` below is that side's code (a git worktree of BASE or
 NEW), while this file comes from the harness. It relies only on APIs every revision has:
 `get_suite`, `CaseSpec.from_params`, `Suite.execute` (or `Suite.measure_round` where the revision
@@ -28,6 +28,13 @@ def main() -> int:
     from bench_lib.results.store import record_of
     from bench_lib.suites import failure_text, get_suite
 
+    try:
+        from bench_lib.execution.groups import measure_round
+    except ImportError:  # a revision from before the one engine: its suites measured a round themselves
+
+        def measure_round(suite, case, profile):
+            return getattr(suite, "measure_round", suite.execute)(case, profile)
+
     channel.write(json.dumps({"ready": True, "bench_lib": os.path.dirname(sys.modules["bench_lib"].__file__)}) + "\n")
     channel.flush()
     suites: dict = {}  # one instance per suite, so that a suite can keep prepared cases between rounds
@@ -49,7 +56,7 @@ def main() -> int:
             if request.get("op") == "characterize":
                 result = suite.characterize(case, request["profile"])
             else:
-                result = getattr(suite, "measure_round", suite.execute)(case, request["profile"])
+                result = measure_round(suite, case, request["profile"])
         except SkipCase as e:
             result = CaseResult.skipped(case, str(e) or "skipped")
         except Exception as e:  # noqa: BLE001 - a failing round is reported, the server lives on

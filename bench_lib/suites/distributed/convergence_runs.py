@@ -28,9 +28,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from bench_lib.distributed.base import RankContext
-from bench_lib.distributed.tasks import TrainTask
-from bench_lib.distributed.train_runs import MemoryShare, StrategyRun
+from bench_lib.suites.distributed.base import RankContext
+from bench_lib.suites.distributed.tasks import TrainTask
+from bench_lib.suites.distributed.train_runs import MemoryShare, StrategyRun
 
 __all__ = ["LAUNCH_ENV", "seeds_of_launch", "converge", "launch_index"]
 
@@ -73,7 +73,7 @@ def converge(task: TrainTask, ctx: RankContext, variants: list[str], sync_every:
              checkpoints: list[float], seed: int, before: Callable[[int], None]) -> dict[str, dict]:
     """One seed of every strategy, to the last checkpoint; per strategy its curve
     ([checkpoint_s, wall_s, step, eval_loss, eval_accuracy] per checkpoint, time 0 first) and its pace."""
-    from bench_lib.distributed.strategies import STRATEGIES
+    from bench_lib.techniques.strategies import STRATEGIES
 
     share = MemoryShare(ctx.is_cuda, 0)
     runs = {v: StrategyRun(task, ctx, share, _NEVER, v, sync_every.get(v, 1), log_every=_NEVER, seed=seed)

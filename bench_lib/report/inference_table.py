@@ -1,6 +1,6 @@
 """The inference suite's speedup and quality table, from stored results.
 
-    python -m bench_lib.inference.table RUN_DIR
+    python -m bench_lib.report.inference_table RUN_DIR
 
 Speedups are against the device's baseline (fp32 eager on CPU, bf16 eager on GPU) of the
 same workload and batch. Runs of `effbench run` store them from paired rounds (technique and
@@ -72,7 +72,7 @@ def summary_frame(results: list[CaseResult]) -> pd.DataFrame:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m bench_lib.inference.table RUN_DIR", file=sys.stderr)
+        print("usage: python -m bench_lib.report.inference_table RUN_DIR", file=sys.stderr)
         return 2
     try:
         runs = load_run(Path(argv[0]))

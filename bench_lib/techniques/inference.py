@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from bench_lib.inference.structured import remove_units
 from bench_lib.platform import Platform
 from bench_lib.results.case import CaseSpec, SkipCase
+from bench_lib.techniques.structured import remove_units
 from bench_lib.workloads.base import Workload
 from bench_lib.workloads.cache import cached_state_dict
 

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from bench_lib.ab.sides import REPO, Side, SideError, SideServer
+from bench_lib.execution.pool import REPO, Side, SideError, SideServer
 from bench_lib.measure.stats import Measurement, median_interval, state_sd
 from bench_lib.profiles import VISIT, Interleave
 from bench_lib.results.case import CaseResult, CaseSpec

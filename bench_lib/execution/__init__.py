@@ -1,0 +1,8 @@
+"""The one measurement engine: what `effbench run`, `effbench ab` and `pytest benchmarks/` go through.
+
+- `session`: plan the cases, write each result as soon as it exists;
+- `interleaved`: the round scheduler of `effbench run` (fixed interleaved blocks over several processes);
+- `pool`: long-lived measuring servers (`server`) of one side of the code, and a pool of them;
+- `isolated` + `worker`: a one-shot process for a group of cases;
+- `launcher` + `rank`: one process per rank for the distributed suites (also the torchrun entry).
+"""

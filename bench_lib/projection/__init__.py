@@ -1,0 +1,1 @@
+"""`effbench project`: scaling projections from measured collectives and training runs."""

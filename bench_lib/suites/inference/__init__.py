@@ -1,0 +1,1 @@
+"""Inference of served models: technique x workload x batch."""

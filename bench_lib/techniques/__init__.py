@@ -1,0 +1,2 @@
+"""Techniques and strategies that suites measure: quantization and pruning for inference,
+the synchronous and asynchronous data-parallel strategies for training."""
