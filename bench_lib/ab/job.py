@@ -8,9 +8,8 @@ verdict is decided; the job ends when all have, or when the time budget is spent
 pairs first say slower or faster moves to fresh servers (new processes), and the verdict stands
 only once they agree (`verdict.confirmed`).
 
-Why suspects first: on the 2-core machine at half its usual pace, 5-minute jobs gave each of 28
-cases 9-13 pairs, and a case slowed by 10% stayed undecided (ratio 1.088-1.096) in 3 of 11 such
-jobs while the budget went to cases that looked unchanged (benchmarks/notes/ab-validation.md).
+Why suspects first: on a slow machine a budget shared evenly gives each case few pairs, and a slowed
+case stays undecided while the budget goes to cases that look unchanged (docs/validation/ab-validation).
 """
 
 from __future__ import annotations

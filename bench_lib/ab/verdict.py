@@ -1,7 +1,7 @@
 """Verdicts from paired ratios: pure functions, literal samples in, records out.
 
 Each pair is one round of BASE and one of NEW, measured back to back in random order, so
-the machine's slow states (up to 2.5x between runs on the 2-core CI box) hit both sides of
+the machine's slow states (which move whole runs: docs/validation/compare-rates) hit both sides of
 a pair and cancel in the ratio NEW/BASE. The median ratio's interval comes from binomial
 order statistics (distribution-free), as for every median in effbench.
 """
@@ -145,9 +145,8 @@ def confirmed(verdict: PairedVerdict, fresh_ratios: Sequence[float], rule: ABRul
     """A slower or faster verdict stands only once fresh servers point the same way.
 
     `fresh_ratios` are the case's paired ratios measured in new processes, started after its pairs
-    first pointed that way. Three processes a side can share a bias by chance: on the 2-core box an
-    unchanged case was judged slower at 1.057 (interval 1.027-1.088) when its six servers agreed
-    within 2.7%, while its ratio moves by 4.5% (sd) from job to job (benchmarks/notes/ab-validation.md).
+    first pointed that way. Three processes a side can share a bias by chance, and an unchanged
+    case then looks changed while its servers agree with each other (docs/validation/ab-validation).
     New processes draw new biases; a real change keeps its direction in them. The verdict stands
     when all pairs still give it and the fresh pairs' median lies beyond half the threshold, the
     same way, after min_pairs // 2 of them; until then it is 'undecided', `unconfirmed` naming it.

@@ -1,9 +1,8 @@
 """Interleaved, multi-process measurement: figures that a rerun reproduces.
 
 A case measured once, in one process, in one stretch of time, carries that process's bias
-(10-40% in the ab validation) and that minute's machine state, and an interval built from its
-samples covers neither: two back-to-back runs of identical code agreed within their printed
-95% intervals in 0 of 28 cases (../shared/anchors, cpu-aa-2026-12-01). So, as `effbench ab`
+and that minute's machine state, and an interval built from its samples covers neither: a rerun
+of identical code lands outside it in most cases (docs/validation/rerun-validation, "Before"). So, as `effbench ab`
 does for A/B jobs, a run measures every case in several long-lived processes (the ab
 servers: each builds a case once and keeps it) and in short rounds (`ROUND`), interleaved
 over the whole run in random order:
@@ -188,8 +187,8 @@ class InterleavedRun:
         """Whether the process has the case ready: before its first timed round of a case, a
         process builds it and runs one untimed round. Builds happen amid the rounds rather than
         in a phase of their own, so that the rounds spread over twice the time and sample more of
-        the machine's slow states (10-20 s long on the 2-core box, and the largest term of a
-        figure's variance there)."""
+        the machine's slow states (which last seconds, and can be the largest term of a
+        figure's variance)."""
         if (case, process) not in self._ready:
             result = self._ask(process, case)
             self._ready[(case, process)] = result.status == "ok"

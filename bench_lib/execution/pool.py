@@ -158,8 +158,8 @@ class SidePool:
     """Several servers of one side; each round goes to one of them, drawn at random.
 
     One long-lived process has a bias of its own that lasts its life (what it prepared before a
-    case, where its buffers landed): on the 2-core box one A/A job saw a batch-1 case run 10%
-    slower in one server than in the other, pair after pair, which pairing cannot cancel. Drawing
+    case, where its buffers landed): a case can run slower in one server than in another,
+    pair after pair, which pairing cannot cancel (docs/validation/ab-validation). Drawing
     each round's process from a pool turns that bias into spread between pairs, which the
     interval of the median ratio then sees. Three processes can still share a bias by chance, so
     a case whose verdict needs confirming is measured in a fresh generation of servers (new

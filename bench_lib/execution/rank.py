@@ -188,5 +188,5 @@ if __name__ == "__main__":
     sys.stdout.flush()
     sys.stderr.flush()
     # Every record is written and fsynced, the process group destroyed: skip the interpreter's teardown
-    # of torch (about half a second a rank on the 2-core box, paid by every launch).
+    # of torch (slow, and paid by every launch).
     os._exit(code)

@@ -3,7 +3,7 @@
 A history is a sequence of points, one per commit in commit order. A point's value is the log
 of its figure (the mean of its runs' log medians) and its own variance comes from its runs'
 stored 95% intervals. Those intervals cover a rerun in the same state of the machine, but a CI
-machine also moves between jobs (up to 2.5x on the 2-core box), so the noise a step must beat is
+machine also moves between jobs (docs/validation/compare-rates), so the noise a step must beat is
 the larger of the point's own variance and the between-run variance measured over the history
 itself: half the squared robust spread (MAD) of successive differences, which a few steps or a
 slow drift barely move.

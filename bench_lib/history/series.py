@@ -10,7 +10,7 @@ Each case has its absolute series (its time). A technique case measured in an in
 also stores its paired speedup over its baseline in the same run, with a 95% interval
 (`speedup`, `speedup_ci95_low`, `speedup_ci95_high` in its metrics, as `compare` judges them):
 that figure is a series of its own, the relative series. A technique and its baseline alternate
-in ~10 ms blocks, so the run's machine state, which moves whole runs by ~10% on the 2-core box,
+in ~10 ms blocks, so the run's machine state, which moves whole runs against each other,
 cancels from it; a slowdown of the technique is a drop of its speedup. Both kinds of series go
 through the same detection (detect.py), each with its own between-run spread.
 """

@@ -127,8 +127,8 @@ def process_ci(samples: np.ndarray, processes: np.ndarray, confidence: float = C
     """Interval of the median with the measuring process as a random effect.
 
     A process carries a bias of its own for its whole life (memory layout, what it built
-    before, the state the machine was in while it compiled): 10-40% on the 2-core box
-    (benchmarks/notes/ab-validation.md). Samples of one process share it, so their spread
+    before, the state the machine was in while it compiled), as large as
+    the changes to be judged (docs/validation/ab-validation). Samples of one process share it, so their spread
     says nothing about where another process, a rerun, would land. On the log scale the
     processes' medians are a sample of that bias; the interval is the median of all samples
     +- t(P-1) standard errors of their mean. With three processes t is 4.3: honest about
@@ -163,8 +163,8 @@ def state_sd(series: list[tuple[float, float]], windows: int = STATE_WINDOWS) ->
     from its own case's median (a speed index common to all cases). `series` holds (time,
     log deviation) of every round of every case.
 
-    On the 2-core box this index moved by 9-13% (sd) between 20-second stretches of one run, and
-    by about 7% between runs' means: the largest term of a figure's variance there, common to
+    On a loaded machine this index can be the largest term of a figure's variance
+    (docs/validation/rerun-validation), common to
     every case of a run, and invisible to intervals over its processes, which all lived through
     the same states. Adjacent stretches share a state, so the spread of the stretches is not
     divided by their count: it stands for how far the next run's mean state may lie.

@@ -93,7 +93,7 @@ def _block_size(fn: Callable[[], object], timer, cfg: MeasureConfig) -> int:
 
 # A block of interleaved_autorange lasts about this long: long enough that the cost of switching
 # models (cold caches) is a small part of it, short enough that machine states (which move a round's
-# time by 15-25% from one round to the next on the 2-core box) hit the functions of a turn alike.
+# time from one round to the next more than most changes to be judged) hit the functions of a turn alike.
 INTERLEAVED_BLOCK_S = 0.01
 
 

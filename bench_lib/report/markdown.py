@@ -46,7 +46,7 @@ __all__ = ["Report", "build_report"]
 DEPRECATION_NOTE = (
     "`int8_dynamic` uses `torch.ao.quantization.quantize_dynamic`, which is **deprecated** in `torch.ao` in favour "
     "of torchao (`torchao.quantization`); it is measured because it is still the fastest int8 path on AVX2-only "
-    "CPUs, where torchao's int8 GEMM (`torch._int_mm`) runs a slow kernel (see the CPU anchors).")
+    "CPUs, where torchao's int8 GEMM (`torch._int_mm`) runs a slow kernel (the case's top ops show it).")
 
 
 @dataclass
@@ -193,8 +193,8 @@ def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]
                              "latency (us)": fmt_num(r.latency_s * 1e6) if r.latency_s else "-",
                              "busbw (GB/s)": f"{r.busbw_GBps:.2f}" if r.busbw_GBps else "-",
                              "source": r.source} for r in refs])
-        parts += ["Reference figures measured on the same kind of machine (`../shared/anchors`, one run each: "
-                  "what a good tool reaches there, not exact targets):\n", markdown_table(ref), ""]
+        parts += ["Reference figures measured on the same kind of machine (`bench_lib/report/references.py`, "
+                  "one run each: what a good tool reaches there, not exact targets):\n", markdown_table(ref), ""]
     else:
         parts += ["No reference figures: this machine is none of the anchor machines.\n"]
     return parts
@@ -290,9 +290,9 @@ def _notes(df: pd.DataFrame) -> list[str]:
     parts += [f"**Noisy cases ({len(noisy)})**: IQR above 10% of the median, or too few samples for a 95% "
               "interval; read their figures as rough.\n", markdown_table(noisy), ""]
     parts += ["A difference between two figures here is real only when it exceeds the noise. On a shared or "
-              "2-core machine the median of the same code can move by up to 2.5x between runs of one process "
-              "(anchors, regression rules), which intervals from one process's samples do not cover; interleaved "
-              "multi-process figures (benchmarks/notes/rerun-validation.md) come much closer, but a machine state "
+              "small machine the median of the same code can move several times over between runs of one process "
+              "(docs/validation/compare-rates), which intervals from one process's samples do not cover; interleaved "
+              "multi-process figures (docs/validation/rerun-validation) come much closer, but a machine state "
               "that lasts a whole run still moves them. Use `effbench compare` with several runs a side, or "
               "`effbench ab`, for verdicts.\n"]
     return parts

@@ -216,7 +216,7 @@ def collective_vs_size(col: pd.DataFrame, path: Path, metric: str, refs: list[Re
             if ref.op == op and value is not None and ref.backend in set(sub["workload"]):
                 ax.plot(ref.size_bytes, value, marker="x", color="black", markersize=9, linestyle="none")
         if any(r.op == op for r in refs):
-            ax.plot([], [], marker="x", color="black", linestyle="none", label="reference (anchors, same machine)")
+            ax.plot([], [], marker="x", color="black", linestyle="none", label="reference (same kind of machine)")
         ax.set_title(f"{op} ({int(sub['param.world_size'].max()) if 'param.world_size' in sub else '?'} ranks)")
         _size_axis(ax)
         ax.set_xlabel("message size (log2)")

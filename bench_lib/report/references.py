@@ -1,6 +1,6 @@
-"""Reference collective figures from ../shared/anchors (2026-11-24/25), shown beside a run
-only when the run's machine matches the one they were measured on: a figure from another
-machine is no reference."""
+"""Reference collective figures (nccl-tests, or a plain torch.distributed loop, one run on each
+machine below), shown beside a run only when the run's machine matches the one they were
+measured on: a figure from another machine is no reference."""
 
 from __future__ import annotations
 

@@ -89,13 +89,13 @@ def render_comparison(cmp: Comparison, base_names: list[str], new_names: list[st
     if few < 2 and len(single) < len({v.case.id for v in judged}):
         lines += ["> [!NOTE]", "> One run on a side, each measured in several processes: every process is a unit "
                   "of the intervals (the `runs B/N` column counts them), so they hold the spread between processes; "
-                  "a machine state that lasted a whole run is not in them (benchmarks/notes/rerun-validation.md).", ""]
+                  "a machine state that lasted a whole run is not in them (docs/validation/rerun-validation).", ""]
     if few < 2 and single:
         named = ", ".join(f"`{c}`" for c in single[:3]) + (f" and {len(single) - 3} more" if len(single) > 3 else "")
         lines += ["> [!CAUTION]", f"> One run of one process on a side for {len(single)} case(s) ({named}): **the "
-                  "spread between runs is unknown** there, and on a noisy machine it dominates (up to 2.5x on the "
-                  "2-core CI box). Their bar for a verdict is raised to the single-run floor; pass several runs a "
-                  "side (`BASE1,BASE2,...` or a directory of runs) for intervals that include it.", ""]
+                  "spread between runs is unknown** there, and on a noisy machine it dominates "
+                  "(docs/validation/compare-rates). Their bar for a verdict is raised to the single-run floor; pass "
+                  "several runs a side (`BASE1,BASE2,...` or a directory of runs) for intervals that include it.", ""]
     if few >= 2:
         lines += [f"Intervals are hierarchical bootstraps over runs, then samples ({len(base_names)} BASE and "
                   f"{len(new_names)} NEW runs): they include the spread between runs.", ""]

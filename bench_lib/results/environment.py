@@ -27,8 +27,8 @@ def commit_info(cwd: Path = _REPO) -> dict:
     """pytest-benchmark's `commit_info` fields, for the code under test.
 
     EFFBENCH_COMMIT, where the launcher sets it, names the code: a lent GPU machine runs a copy
-    of the working tree whose .git (if any) may still point at an older HEAD, and the H200 decode
-    runs of 2026-12-01 were labelled with the session's first commit, "dirty", that way.
+    of the working tree whose .git (if any) may still point at an older HEAD, which would
+    label the results with that commit, "dirty".
     """
     given = os.environ.get("EFFBENCH_COMMIT")
     commit = _git("rev-parse", "HEAD", cwd=cwd)

@@ -105,10 +105,9 @@ class Attention(nn.Module):
 
 def _decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """One query per head: scores and mix as two batched matmuls over each KV group's heads, which
-    inductor fuses into small kernels. SDPA's flash kernel, tiled for 64 query rows, took 8 us a
-    layer (5% of a bf16 8B step on one H200); this path took the compiled step from 4.85 to 4.70 ms
-    (`benchmarks/notes/decode_bandwidth_probe.py`). Eager, its eight ops cost more than SDPA's one
-    (the byte model's CPU step: 3.28 against 2.72 ms), so only compiled code takes it."""
+    inductor fuses into small kernels. SDPA's flash kernel, tiled for 64 query rows, wastes most
+    of its work on one; this path makes the compiled step faster (docs/validation/decode-h200). Eager, its
+    eight ops cost more than SDPA's one, so only compiled code takes it."""
     b, h, t, hd = q.shape
     groups = h // k.shape[1]
     scores = (q.reshape(b, k.shape[1], groups * t, hd) @ k.transpose(-1, -2)).float() * hd ** -0.5
@@ -118,8 +117,8 @@ def _decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
 
 class FeedForward(nn.Module):
     """SwiGLU, w2(silu(w1 x) * w3 x), with w1 (gate) and w3 (up) stacked in one weight `w13`, as
-    vLLM's gate_up_proj: one GEMM reads both. Compiled with coordinate-descent tuning on one H200,
-    the 8B step went from 4.70 to 4.47 ms (`benchmarks/notes/decode_bandwidth_probe.py`)."""
+    vLLM's gate_up_proj: one GEMM reads both. Compiled with coordinate-descent tuning, the one
+    GEMM makes the decode step faster (docs/validation/decode-h200)."""
 
     def __init__(self, s: LlamaShape) -> None:
         super().__init__()

@@ -32,7 +32,7 @@ MODES = ("eager", "compile", "graphs", "graphs_tuned")
 
 # Every served model of a process compiles the same `Block.forward`: Dynamo's default of 8
 # compiled versions per code object ran out after four models (two shapes each) in one process,
-# and the rest silently ran eager (H200 run of 2026-12-01, `compiled_graphs` 0).
+# and the rest silently ran eager (their `compiled_graphs` read 0: docs/validation/decode-h200).
 _RECOMPILE_LIMIT = 512
 
 
@@ -91,7 +91,7 @@ class Engine:
 
     def _compile_head(self, batch: int) -> str:
         """Compile the final norm and output head, or say why they stay eager. Eager, a quantized
-        head's weight was dequantized into a 1 GB bf16 copy at every step (H200, fp8 and int8 weights);
+        head's weight was dequantized into a 1 GB bf16 copy at every step (fp8 and int8 weights);
         compiled on torch 2.11, torchao's int4 and fp8 heads failed in Dynamo ("Polyfill handler
         <method-wrapper '__eq__'...> does not have a traceable function")."""
         model = self.model

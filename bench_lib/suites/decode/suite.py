@@ -71,8 +71,8 @@ _CPU_TECHNIQUES = ("fp32", "int8_dynamic", "int8_dynamic_torchao", "int8_weight_
 
 # quick, CPU: the trained byte-level model at batch 1 (what `nox -s bench` can afford on 2 cores);
 # full adds batch 8, the ~100M shape and compiled blocks. GPU: the 8B shape at batch 1 (the
-# published figures' regime) on each technique's fastest path (graphs_tuned; about 8 minutes of an
-# H200, most of it compiling), bf16 eager beside it; full adds the untuned graph paths (torchao's
+# published figures' regime) on each technique's fastest path (graphs_tuned; minutes of a GPU, most
+# of it compiling), bf16 eager beside it; full adds the untuned graph paths (torchao's
 # int8 and 2:4 among them), batches, a long prompt, the 1B shape and the trained model's quality.
 MATRIX: dict[tuple[str, str], tuple[DecodeGrid, ...]] = {
     ("quick", "cpu"): (DecodeGrid(("llama_byte",), ("fp32", "int8_dynamic", "int8_weight_only", "structured",

@@ -2,16 +2,16 @@
 
 Throughput is tokens over the wall time of the timed steps, not over the median step: a periodic
 strategy (local SGD, DiLoCo: H cheap steps, then an averaging step) has a median step that leaves the
-averaging out. On Gloo, local SGD with H=16 had a median step of 35.3 ms while the wall clock gave
-48.8 ms a step: 232k tokens/s from the median against 168k from the wall (shared/anchors/README.md).
+averaging out, and so overstates its throughput by the averaging steps' share of the wall time
+(docs/validation/training-harness-h200).
 
 A step of the group ends when its last rank ends it. Each rank records when its steps end, counted
 from a start the ranks share (the barrier before the timed steps); the group's step ends are the
 maxima over ranks. They never decrease, their differences (the group's step times) add up to the
 group's wall time, and their median cannot climb above the pace by stacking each rank's slowest
 steps, as the maximum over ranks of each step's *duration* does when ranks drift apart between
-collectives (nocomm, local SGD): there the anchors' median of per-step maxima, 31.7 ms, exceeded
-the 30.5 ms that the wall clock gave.
+collectives (nocomm, local SGD): there a median of per-step maxima exceeds the pace the wall clock
+gives.
 """
 
 from __future__ import annotations

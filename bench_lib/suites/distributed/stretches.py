@@ -2,8 +2,8 @@
 
 The training suite's strategies take turns in stretches of a few steps (training.py). The steps of one
 stretch are not independent samples: they share the stretch's moment of the machine and their launch's
-ranks, so an interval built from the steps alone (as the suite's figures were until issue 16) is far too
-narrow: a rerun's median fell inside it in 15 of 42 cases (benchmarks/notes/rerun-validation.md). Here
+ranks, so an interval built from the steps alone is far too narrow: a rerun's median falls outside it far
+more often than one time in twenty (docs/validation/rerun-validation). Here
 the stretch is the unit, in the spirit of the inference suite's processes (`stats.process_ci`):
 
 - a case's figure is the median of its step times; its interval treats each stretch (of every launch)

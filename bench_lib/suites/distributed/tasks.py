@@ -136,7 +136,7 @@ class DigitsTask(TrainTask):
 
 
 # (profile, device kind) -> task name -> (task, steps). Quick: seconds per strategy on 2 CPU cores. Full on
-# CUDA: a ~114M-parameter GPT (16 layers, d=768, 512-byte context; bf16 autocast, fused AdamW) for H200-class
+# CUDA: a ~114M-parameter GPT (16 layers, d=768, 512-byte context; bf16 autocast, fused AdamW) for data-center
 # GPUs; full on CPU: a GPT that one core per rank trains in minutes.
 TASKS: dict[tuple[str, str], dict[str, tuple[TrainTask, int]]] = {
     ("quick", "cpu"): {"gpt_bytes": (GPTBytes(d=64), 40), "digits_mlp": (DigitsTask(), 120)},
@@ -172,8 +172,8 @@ class ConvergencePlan:
 
 # (profile, device kind) -> task name -> plan (the task is TASKS's). Quick: the digits MLP only, 1 s a run,
 # so that 6 strategies x 3 seeds add about 20 s to the quick suite on 2 CPU cores (about 1,000 steps a run
-# there). Full: long enough for the held-out loss to flatten: on CUDA 90 s a run of the ~114M GPT (about
-# 2,000-2,500 steps of sync at 35-45 ms on 2 x H200), on the CPU a minute of the small GPT.
+# there). Full: long enough for the held-out loss to flatten: on CUDA 90 s a run of the ~114M GPT (some
+# thousands of sync steps on data-center GPUs), on the CPU a minute of the small GPT.
 CONVERGENCE: dict[tuple[str, str], dict[str, ConvergencePlan]] = {
     ("quick", "cpu"): {"digits_mlp": ConvergencePlan(1.0, checkpoints=5)},
     ("quick", "cuda"): {"digits_mlp": ConvergencePlan(1.0, checkpoints=5)},

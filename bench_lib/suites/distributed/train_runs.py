@@ -135,7 +135,7 @@ class _Run:
 
     def energy_window(self, seconds: float) -> tuple[energy.EnergyWindow | str, int]:
         """(This rank's energy, steps) over one window of at least `seconds` of further steps at the run's
-        timed pace, or why there is none. A timed stretch (0.04-0.14 s on one H200) is shorter than the
+        timed pace, or why there is none. A timed stretch (a fraction of a second on a GPU) is shorter than the
         counter's ~100 ms update interval, so the energy has a window of its own, after every figure of the
         run is read (its steps train on, off the clock and out of the step count's figures)."""
         if isinstance(self.counter, str):

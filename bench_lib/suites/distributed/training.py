@@ -8,12 +8,12 @@ runs on the same ranks, taking turns: stretch 1 of every strategy runs before st
 so that a state of the machine that lasts a minute hits every strategy alike. Each strategy keeps its
 model, optimizer and data stream across its stretches, and its clock counts only its own stretches. A
 figure's interval has the stretch (of every launch) as its unit and a strategy's speedup over sync comes
-from paired stretches (stretches.py). Two launches rather than one: on the 2-core box, with the same 8
-stretches in one launch a rerun's median fell inside the interval in 29 of 42 cases and compare of
-identical code flagged 2 of 3 pairs; in two launches 100 of 112 and 2 of 8 (rerun-validation.md), for
-about 4 s more a quick run. `nocomm`'s pace is the compute-only baseline that exposed communication is
-measured against; `sync`'s loss is the target, and its wall time the budget for the equal-wall
-comparison. Every strategy starts from the same weights and sees the same per-rank batches. Once every
+from paired stretches (stretches.py). Two launches rather than one: a launch's ranks carry
+a bias of their own, as a process does, which the stretches of one launch share and their interval cannot
+see; a second launch shows it, for a few seconds more a quick run (docs/validation/rerun-validation).
+`nocomm`'s pace is the compute-only baseline that exposed communication is measured against; `sync`'s
+loss is the target, and its wall time the budget for the equal-wall comparison. Every strategy starts
+from the same weights and sees the same per-rank batches. Once every
 strategy has run its launch's steps, a strategy faster than sync trains on (at most 4x the steps, in
 stretches taking turns again) until it has used sync's wall time, so `loss_at_equal_wall` compares
 what each buys in the same time; the timed figures come from the profile's steps only, which every

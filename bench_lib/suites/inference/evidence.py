@@ -3,9 +3,8 @@
 Stored with every case, so a technique slower than its baseline carries the evidence of why
 (e.g. `aten::_int_mm` on a CPU without VNNI) next to its figure. On CUDA it also gives the
 kernel time per call: a case whose kernels fill a small part of its latency is host-bound,
-and its figure follows the host's launch speed, not the technique (on the lent H100 such
-figures moved up to 2.45x between runs while their kernel times stayed within 0.3%:
-benchmarks/notes/h100-between-runs.md).
+and its figure follows the host's launch speed, not the technique (such figures move between
+runs far more than their kernel times do: docs/validation/h100-between-runs).
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
         Grid(("byte_gpt",), (8,), ("bf16", "bf16_cudagraphs", "fp8_dynamic", "structured"),
              params={"sparsity": (0.5,)}),
     ),
-    # Sized for two 10-minute calls on one H100, `-k "byte_gpt- or batch1"` (450 s) and its negation
-    # (305 s) (per-case costs of the 2026-11-25 runs: ~10 s to start a worker, 10-20 s a compile).
+    # Sized for a GPU lent in 10-minute calls: two calls, `-k "byte_gpt- or batch1"` and its negation
+    # (a worker's start and each compile dominate a case's cost: docs/validation/h100-between-runs).
     # The GEMM-bound shape (8 x 512 tokens) and one sequence for the main paths first, then
     # quality on the trained LM, then the remaining paths at 8 x 512.
     # Left out (measured once, results/20261125T012018Z-inference-full-cuda): CSR on the large shape
@@ -233,8 +233,8 @@ class InferenceSuite(Suite):
 
     def measure_visit(self, cases: list[CaseSpec], profile: str) -> list[CaseResult]:
         """A round of each case with their blocks (~10 ms) in turns of random order, so that a
-        technique and its baseline meet the same machine states, which moved a case's rounds by about
-        26% (RMS) from one visit to the next on the 2-core box (benchmarks/notes/rerun-validation.md)."""
+        technique and its baseline meet the same machine states, which move a case's rounds from one
+        visit to the next far more than they move a pair's ratio (docs/validation/rerun-validation)."""
         served = [self._kept(case) for case in cases]
         timer = timer_for(cases[0].device)
         with torch.no_grad():

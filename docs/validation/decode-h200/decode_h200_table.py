@@ -1,4 +1,7 @@
-"""Prints the H200 decode table of docs/validation/decode-h200/README.md from the committed runs (from the repo root)."""
+"""Prints the H200 decode table of docs/validation/decode-h200/README.md from the committed runs.
+
+Run from the repository root.
+"""
 
 from __future__ import annotations
 
