@@ -172,6 +172,7 @@ def _slow_python(tmp_path: Path) -> str:
     return str(script)
 
 
+@pytest.mark.slow
 def test_ab_end_to_end_exit_codes(fake_suite_env, tmp_path):
     same = effbench("ab", "HEAD", "HEAD", "--suite", "fake", "-k", "toy-ok", "--budget", "2", "--seed", "1",
                     "--out", str(tmp_path / "aa"), env=fake_suite_env)
@@ -196,6 +197,7 @@ def test_ab_end_to_end_exit_codes(fake_suite_env, tmp_path):
     assert len(fresh) >= 4 and {s for pair in fresh for s in pair} <= {3, 4, 5}
 
 
+@pytest.mark.slow
 def test_ab_bad_sides_are_exit_2(fake_suite_env, tmp_path):
     proc = effbench("ab", "no-such-rev", "HEAD", "--suite", "fake", "--out", str(tmp_path), env=fake_suite_env)
     assert proc.returncode == 2 and "neither a git revision" in proc.stderr
@@ -268,6 +270,7 @@ def test_three_processes_a_side_that_disagree_cannot_decide_a_small_difference()
     assert v.verdict == "undecided" and v.ci_low < 1.0
 
 
+@pytest.mark.slow
 def test_sigterm_keeps_finished_pairs_and_leaves_no_process_or_worktree(fake_suite_env, tmp_path):
     pidfile = tmp_path / "pids"
     worktrees_before = subprocess.run(["git", "worktree", "list"], cwd=REPO, capture_output=True, text=True).stdout

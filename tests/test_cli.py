@@ -25,10 +25,12 @@ def _one_line_error(proc):
     (["list", "--suite", "bogus"], "unknown suite"),
     ([], "required"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(args, expected):
     assert expected in _one_line_error(effbench(*args))
 
 
+@pytest.mark.slow
 def test_unwritable_out_is_exit_2(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -36,6 +38,7 @@ def test_unwritable_out_is_exit_2(tmp_path):
     assert "cannot write results" in line
 
 
+@pytest.mark.slow
 def test_list_shows_cases_and_skips(fake_suite_env):
     proc = effbench("list", "--suite", "fake", "--device", "cpu", env=fake_suite_env)
     assert proc.returncode == 0
@@ -51,6 +54,7 @@ def test_python_m_bench_lib_is_the_cli():
     assert proc.returncode == 0 and "run" in proc.stdout and "list" in proc.stdout
 
 
+@pytest.mark.slow
 def test_tiny_inference_run_end_to_end(tmp_path):
     proc = effbench("run", "--suite", "inference", "--device", "cpu", "-k", "digits_mlp- and fp32 and batch1",
                     "--out", str(tmp_path))

@@ -88,6 +88,7 @@ def test_runs_with_no_case_in_common_exit_2(run, tmp_path):
     assert "no measured case in common" in _one_line_error(effbench("compare", str(run), str(tmp_path / "other")))
 
 
+@pytest.mark.slow
 def test_missing_path_and_bad_threshold_exit_2(run, tmp_path):
     assert "no such results" in _one_line_error(effbench("compare", str(run), str(tmp_path / "nope")))
     assert "--threshold" in _one_line_error(effbench("compare", str(run), str(run), "--threshold", "-5"))

@@ -155,6 +155,7 @@ def test_a_run_s_peak_memory_leaves_out_what_the_other_runs_hold(monkeypatch):
     assert (share.own, share.own_peak, share.peak) == (40, 80, 180)
 
 
+@pytest.mark.slow
 def test_training_run_stores_every_figure(tmp_path):
     proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
                     "-k", "digits_mlp and (nocomm or sync-backend or async_stale or reference) and not convergence",
@@ -195,6 +196,7 @@ def test_training_run_stores_every_figure(tmp_path):
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
                     reason="torchrun not installed")
+@pytest.mark.slow
 def test_the_rank_code_runs_under_torchrun(tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "bench_lib.execution.rank",
@@ -218,6 +220,7 @@ def test_iteration_counts_follow_the_pilot_within_bounds():
     assert full.iterations(10.0) == 5  # never fewer than the floor
 
 
+@pytest.mark.slow
 def test_convergence_cases_share_checkpoints_and_pool_seeds_over_launches(tmp_path, monkeypatch):
     monkeypatch.setenv("EFFBENCH_CONVERGENCE_BUDGET_S", "0.3")
     proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",

@@ -47,6 +47,7 @@ def fast(monkeypatch):
     monkeypatch.delenv("EFFBENCH_FAULT", raising=False)
 
 
+@pytest.mark.slow
 def test_a_killed_rank_and_a_hung_rank_fail_their_cases_and_the_rest_run(fast, monkeypatch):
     monkeypatch.setenv("EFFBENCH_FAULT", "kill:1:broadcast,hang:1:all_gather")
     results = list(measure_group(CollectivesSuite(), FOUR, "quick"))
@@ -57,6 +58,7 @@ def test_a_killed_rank_and_a_hung_rank_fail_their_cases_and_the_rest_run(fast, m
     assert _rank_children() == []
 
 
+@pytest.mark.slow
 def test_a_busy_port_is_retried(fast):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -87,6 +89,7 @@ def test_with_every_try_busy_the_case_fails_without_hanging(fast):
     assert _rank_children() == []
 
 
+@pytest.mark.slow
 def test_ranks_that_cannot_start_fail_the_group_after_two_tries(fast, monkeypatch):
     monkeypatch.setenv("EFFBENCH_FAULT", "exit:1:size_bytes4096")  # every case: rank 1 exits before it
     results = list(measure_group(CollectivesSuite(), CASES, "quick"))
@@ -96,6 +99,7 @@ def test_ranks_that_cannot_start_fail_the_group_after_two_tries(fast, monkeypatc
     assert _rank_children() == []
 
 
+@pytest.mark.slow
 def test_a_fault_in_a_strategy_s_turn_fails_that_strategy_and_the_others_run(fast, monkeypatch):
     from bench_lib.suites.distributed.training import TrainingSuite
 

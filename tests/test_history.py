@@ -214,6 +214,7 @@ def _one_line_error(proc) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_history_bad_input_is_one_line_and_exit_2(tmp_path):
     runs = stored_history(tmp_path / "runs", n=4)
     assert "no such results file" in _one_line_error(effbench("history", str(tmp_path / "nope")))
@@ -224,6 +225,7 @@ def test_history_bad_input_is_one_line_and_exit_2(tmp_path):
     assert "--threshold" in _one_line_error(effbench("history", str(runs), "--threshold", "0"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["report", "project"])
 def test_every_reader_takes_the_same_run_spec(tmp_path, command):
     runs = stored_history(tmp_path / "runs", n=3)
@@ -233,6 +235,7 @@ def test_every_reader_takes_the_same_run_spec(tmp_path, command):
         assert proc.returncode == 0, (spec, proc.stderr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["history", "compare", "report", "project"])
 def test_help_of_every_reader(command):
     proc = effbench(command, "--help")

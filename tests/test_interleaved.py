@@ -92,6 +92,7 @@ def test_compare_treats_the_processes_of_one_run_as_units():
     assert slower.verdicts[0].kind == "slower"
 
 
+@pytest.mark.slow
 def test_run_interleaves_processes_stores_paired_speedups_and_survives_failing_rounds(fake_suite_env, tmp_path):
     env = {**fake_suite_env, "EFFBENCH_SUITES": "rounds=fake_suite:FakeRoundSuite", "FAKE_TIMEOUT_S": "2"}
     proc = effbench("run", "--suite", "rounds", "--processes", "2", "--out", str(tmp_path), env=env, timeout=300)
@@ -113,6 +114,7 @@ def test_run_interleaves_processes_stores_paired_speedups_and_survives_failing_r
     assert not any(alive(p) for p in pids)  # the servers are gone
 
 
+@pytest.mark.slow
 def test_processes_must_be_positive():
     proc = effbench("run", "--suite", "inference", "--processes", "0")
     assert proc.returncode == 2 and "--processes must be >= 1" in proc.stderr and "Traceback" not in proc.stderr

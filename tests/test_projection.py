@@ -78,6 +78,7 @@ def test_projection_reads_the_wall_clock_pace_and_leaves_out_the_bare_loop():
     assert rows["local_sgd"]["measured_step_s"] == 0.050 and "reference" not in rows
 
 
+@pytest.mark.slow
 def test_project_command_prints_table_and_plot(tmp_path):
     run_dir = tmp_path / "run"
     w = RunWriter(run_dir, "mixed", {}, {}, {}, {})

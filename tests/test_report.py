@@ -173,6 +173,7 @@ def test_machine_tags():
     assert machine_tag({"cpu_model": "Apple M3", "cpu_count": 8}) is None
 
 
+@pytest.mark.slow
 def test_report_cli_writes_readme_and_rejects_bad_input(tmp_path):
     w = RunWriter(tmp_path / "run", "inference", {"profile": "quick"}, {}, {"id": "abc"}, CPU_ENV)
     for r in inference_results():

@@ -28,6 +28,7 @@ def test_each_outcome_becomes_a_result(fake_suite_env, behaviour, status, reason
     assert reason in result.reason
 
 
+@pytest.mark.slow
 def test_a_hung_case_is_killed_with_its_children(fake_suite_env, tmp_path, monkeypatch):
     pidfile = tmp_path / "pids"
     monkeypatch.setenv("FAKE_PIDFILE", str(pidfile))
@@ -39,6 +40,7 @@ def test_a_hung_case_is_killed_with_its_children(fake_suite_env, tmp_path, monke
     assert not any(alive(p) for p in pids)
 
 
+@pytest.mark.slow
 def test_run_goes_on_after_failures_and_exits_1(fake_suite_env, tmp_path):
     env = {**fake_suite_env, "FAKE_TIMEOUT_S": "3"}
     proc = effbench("run", "--suite", "fake", "--device", "cpu", "-k", "not spawn and not slow", "--out",
@@ -49,6 +51,7 @@ def test_run_goes_on_after_failures_and_exits_1(fake_suite_env, tmp_path):
     assert statuses == ["failed"] * 4 + ["ok", "skipped"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_results_and_leaves_no_process(fake_suite_env, tmp_path):
     pidfile = tmp_path / "pids"
     env = {**fake_suite_env, "FAKE_PIDFILE": str(pidfile), "FAKE_TIMEOUT_S": "60", "FAKE_SLOW_S": "600"}
