@@ -79,8 +79,8 @@ MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
     # (a worker's start and each compile dominate a case's cost: docs/validation/h100-between-runs).
     # The GEMM-bound shape (8 x 512 tokens) and one sequence for the main paths first, then
     # quality on the trained LM, then the remaining paths at 8 x 512.
-    # Left out (measured once, results/20261125T012018Z-inference-full-cuda): CSR on the large shape
-    # (1.26 s a call, 390x slower than bf16) and fp16_compile (no faster than fp16 eager).
+    # Left out: CSR on the large shape (hundreds of times slower than bf16) and fp16_compile (no faster than
+    # fp16 eager), each measured once (docs/validation/h100-between-runs).
     ("full", "cuda"): (
         Grid(("byte_gpt_d2048_random",), (1, 8), ("bf16", "bf16_compile", "bf16_cudagraphs", "int8_dynamic_torchao",
                                                   "fp8_dynamic", "structured"), params={"sparsity": (0.5,)}),
