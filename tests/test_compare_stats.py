@@ -1,8 +1,11 @@
 """The verdict statistics, called with literal samples (no files, no timing)."""
 
+import math
+
 import numpy as np
 import pytest
 
+from bench_lib.measure.paired import PairedRatio
 from bench_lib.measure.stats import Measurement
 from bench_lib.report.compare import (
     SINGLE_RUN_FLOOR,
@@ -13,6 +16,7 @@ from bench_lib.report.compare import (
     compare_runs,
     hierarchical,
     ratio_of_sides,
+    stored_relative,
 )
 from bench_lib.results.case import CaseResult, CaseSpec
 
@@ -159,3 +163,15 @@ def test_the_one_run_caution_names_only_the_cases_that_one_process_measured():
     caution = text.split("> [!CAUTION]\n")[1].splitlines()[0]
     assert caution.startswith(f"> One run of one process on a side for 1 case(s) (`{ref.id}`)")
     assert FP32.id not in caution
+
+
+def test_stored_speedups_are_judged_by_their_intervals_and_units():
+    base = PairedRatio(2.0, 1.9, 2.1, 8, 8, "stretch").to_metrics()
+    new = PairedRatio(1.6, 1.5, 1.7, 8, 8, "stretch").to_metrics()
+    est = stored_relative(base, new)  # the technique's time over its baseline's rose by 2.0/1.6
+    assert est.ratio == 2.0 / 1.6 and (est.base, est.new) == (1 / 2.0, 1 / 1.6) and not est.single_run
+    assert est.low == pytest.approx(1.25 / math.exp(math.hypot(math.log(2.0 / 1.9), math.log(1.7 / 1.6))))
+    assert est.high == pytest.approx(1.25 * math.exp(math.hypot(math.log(2.1 / 2.0), math.log(1.6 / 1.5))))
+    # Without the units they rest on, or with an open end, the rounds decide instead.
+    assert stored_relative({k: v for k, v in base.items() if k != "speedup_processes"}, new) is None
+    assert stored_relative(base, {**new, "speedup_ci95_low": 0.0}) is None

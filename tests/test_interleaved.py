@@ -48,8 +48,8 @@ def test_paired_rounds_cancel_a_process_bias_that_unpaired_figures_carry():
     base = _rounds([2e-3 * bias[p] for p in procs], procs, range(12))
     fast = _rounds([1e-3 * bias[p] * (1 + 0.01 * (i % 2)) for i, p in enumerate(procs)], procs, range(12))
     sp = paired_speedup(fast, base)
-    assert sp["speedup_pairs"] == 12 and sp["speedup_processes"] == 3
-    assert 1.97 < sp["speedup_ci95_low"] <= sp["speedup"] <= sp["speedup_ci95_high"] < 2.01
+    assert sp.pairs == 12 and sp.units == 3 and sp.unit_kind == "process"
+    assert 1.97 < sp.low <= sp.ratio <= sp.high < 2.01
     unpaired = Measurement(tuple(fast.samples), processes=tuple(procs))
     lo, hi = unpaired.ci95
     assert hi / lo > 1.4  # the bias between processes, which pairing cancelled
@@ -58,7 +58,7 @@ def test_paired_rounds_cancel_a_process_bias_that_unpaired_figures_carry():
 def test_rounds_of_other_visits_are_never_paired():
     base = _rounds([1e-3, 1e-3], [0, 0], [0, 1])
     case = _rounds([1e-3, 1e-3], [1, 1], [5, 6])
-    assert paired_speedup(case, base) == {}
+    assert paired_speedup(case, base) is None
 
 
 def test_the_interval_widens_to_the_processes_disagreement_and_never_narrows():

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench_lib.measure.paired import PairedRatio
 from bench_lib.measure.stats import Measurement
 from bench_lib.report.compare import by_process, compare_runs
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -200,6 +201,9 @@ def test_launches_merge_into_one_figure_per_case_with_their_stretches_as_units()
     stored = _entry_to_result(result_to_entry(local), Path("x.json")).measurement
     assert stored.processes == m.processes and stored.state_sd == m.state_sd and stored.process_kind == "stretch"
     assert stored.ci95 == m.ci95
+    speedup = PairedRatio.from_metrics(_entry_to_result(result_to_entry(local), Path("x.json")).metrics)
+    assert speedup.unit_kind == "stretch" and speedup.units == speedup.pairs == STRETCHES
+    assert speedup.ratio == local.metrics["speedup"] and speedup.low < speedup.ratio < speedup.high
 
 
 def test_a_failed_launch_fails_the_case_and_leaves_the_others_pooled():

@@ -2,8 +2,9 @@
 
 Each pair is one round of BASE and one of NEW, measured back to back in random order, so
 the machine's slow states (which move whole runs: docs/validation/compare-rates) hit both sides of
-a pair and cancel in the ratio NEW/BASE. The median ratio's interval comes from binomial
-order statistics (distribution-free), as for every median in effbench.
+a pair and cancel in the ratio NEW/BASE. The median ratio and its distribution-free interval
+are the paired estimator's (`measure.paired`), as for every paired ratio in effbench; a job's
+servers, two a pair, widen it with an interval of their own (`server_t_ci`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from bench_lib.measure.stats import median_ci
+from bench_lib.measure.paired import paired_ratio
 
 __all__ = ["ABRule", "PairedVerdict", "confirmed", "judge", "server_spread", "server_t_ci"]
 
@@ -114,18 +115,19 @@ def judge(case_id: str, base: list[float], new: list[float], rule: ABRule,
     if len(base) != len(new):
         raise ValueError(f"{case_id}: {len(base)} BASE rounds but {len(new)} NEW rounds")
     n = len(base)
-    if n == 0:
-        return PairedVerdict(case_id, "undecided", float("nan"), float("nan"), float("nan"), 0)
     ratios = np.asarray(new, dtype=float) / np.asarray(base, dtype=float)
-    ratio = float(np.median(ratios))
-    lo, hi = median_ci(ratios)
+    # The pairs' estimate as one server a side would give it. With several, a pair has a server on each side,
+    # two crossed random effects that no one unit label carries: `server_t_ci` widens the interval to them.
+    estimate = paired_ratio(ratios, unit_kind="server")
+    if estimate is None:
+        return PairedVerdict(case_id, "undecided", float("nan"), float("nan"), float("nan"), 0)
     spread = float("nan")
     if servers is not None and len(set(servers)) > 1:
         if len(servers) != n:
             raise ValueError(f"{case_id}: {n} pairs but {len(servers)} server labels")
-        t_lo, t_hi = server_t_ci(ratios, servers)
-        lo, hi = min(lo, t_lo), max(hi, t_hi)
+        estimate = estimate.widened(*server_t_ci(ratios, servers))
         spread = server_spread(ratios, servers)
+    ratio, lo, hi = estimate.ratio, estimate.low, estimate.high
     up, down = 1.0 + rule.threshold, 1.0 / (1.0 + rule.threshold)
     verdict: Verdict = "undecided"
     # The interval must clear half the threshold, not just 1: a margin for the many looks a job

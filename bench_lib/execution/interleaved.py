@@ -34,7 +34,8 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from bench_lib.execution.pool import REPO, Side, SideError, SideServer
-from bench_lib.measure.stats import Measurement, median_interval, state_sd
+from bench_lib.measure.paired import PairedRatio, paired_ratio
+from bench_lib.measure.stats import Measurement, state_sd
 from bench_lib.profiles import VISIT, Interleave
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import get_suite
@@ -103,20 +104,15 @@ class CaseRounds:
         self.per_call.extend(m.samples)
 
 
-def paired_speedup(case: CaseRounds, base: CaseRounds) -> dict[str, float | int]:
+def paired_speedup(case: CaseRounds, base: CaseRounds) -> PairedRatio | None:
     """Baseline time over technique time from rounds of the same visit (same process, back to
-    back); the interval is the median ratio's, with the process as a random effect, inverted."""
+    back): the paired time ratios' estimate with the process as the unit, inverted. None where
+    no round of the case shares a visit with one of its baseline."""
     by_visit = dict(zip(base.visits, base.samples, strict=True))
     pairs = [(s / by_visit[v], p) for s, p, v in zip(case.samples, case.processes, case.visits, strict=True)
              if v in by_visit]
-    if not pairs:
-        return {}
-    ratios, procs = np.array([r for r, _ in pairs]), np.array([p for _, p in pairs])
-    lo, hi = median_interval(ratios, procs)
-    ratio = float(np.median(ratios))
-    return {"speedup": 1 / ratio, "speedup_ci95_low": 1 / hi if hi > 0 else 0.0,
-            "speedup_ci95_high": 1 / lo if lo > 0 else math.inf, "speedup_pairs": len(pairs),
-            "speedup_processes": len(set(procs.tolist()))}
+    time_ratio = paired_ratio([r for r, _ in pairs], [p for _, p in pairs], "process")
+    return None if time_ratio is None else time_ratio.inverse()
 
 
 class InterleavedRun:
@@ -224,5 +220,6 @@ class InterleavedRun:
                                    "visit": asdict(VISIT), "failed_rounds": rounds.failures}}
         base = self.suite.baseline_of(case)
         if base in self.rounds and base != case and self.rounds[base].samples:
-            metrics.update(paired_speedup(rounds, self.rounds[base]), speedup_baseline=base.id)
+            speedup = paired_speedup(rounds, self.rounds[base])
+            metrics.update(speedup.to_metrics() if speedup else {}, speedup_baseline=base.id)
         return replace(first, measurement=m, metrics=metrics)

@@ -25,7 +25,7 @@ from statistics import NormalDist
 from typing import Literal
 
 from bench_lib.history.detect import Change, detect_changes
-from bench_lib.report.compare import is_number
+from bench_lib.measure.paired import PairedRatio
 from bench_lib.report.load import Run
 from bench_lib.results.case import CaseSpec
 
@@ -149,12 +149,9 @@ def _usable(lo: float, median: float, hi: float) -> bool:
 
 
 def stored_speedup(metrics: dict) -> tuple[float, float, float] | None:
-    """(speedup, low, high) as an interleaved run stores them for a technique case, else None."""
-    keys = ("speedup", "speedup_ci95_low", "speedup_ci95_high")
-    if not all(is_number(metrics.get(k)) for k in keys):
-        return None
-    s, lo, hi = (float(metrics[k]) for k in keys)
-    return (s, lo, hi) if _usable(lo, s, hi) else None
+    """(speedup, low, high) as a run stores them for a technique case (`PairedRatio`), else None."""
+    s = PairedRatio.from_metrics(metrics)
+    return (s.ratio, s.low, s.high) if s is not None and _usable(s.low, s.ratio, s.high) else None
 
 
 Cells = dict[tuple[str, CaseSpec], dict[Commit, list[tuple[str, float, float, float]]]]

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as _st
 
+from bench_lib.measure.paired import PairedRatio
 from bench_lib.measure.stats import MIN_SAMPLES_PER_PROCESS, NORMAL_95, Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
 
@@ -240,24 +241,18 @@ def relative_ratio(base: Sequence[tuple[Sequence[float], Sequence[float]]],
 
 def stored_relative(base: dict, new: dict) -> RatioEstimate | None:
     """How a technique's paired speedup moved, NEW over BASE as a time ratio, from the speedups and
-    intervals that interleaved runs store (paired rounds over several processes: tighter than
-    any ratio of two cases' figures, since the pairs cancel the run's machine state). The two
-    sides' log-scale half-widths add in quadrature. None unless both metrics hold them."""
-    keys = ("speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_processes")
-    if not all(is_number(m.get(k)) and m[k] > 0 for m in (base, new) for k in keys):
+    intervals that runs store (`PairedRatio`: paired rounds over several processes, or paired training
+    stretches: tighter than any ratio of two cases' figures, since the pairs cancel the run's machine state). The two
+    sides' log-scale half-widths add in quadrature. None unless both metrics hold them, with their units."""
+    b, n = PairedRatio.from_metrics(base), PairedRatio.from_metrics(new)  # speedups: baseline over technique
+    if b is None or n is None or not all(x > 0 for s in (b, n) for x in (s.ratio, s.low, s.high, s.units)):
         return None
-    ratio = base["speedup"] / new["speedup"]
+    ratio = b.ratio / n.ratio
     # NEW/BASE time ratio rises when NEW's speedup falls: NEW's low end and BASE's high end widen it upward.
-    up = math.hypot(math.log(base["speedup_ci95_high"] / base["speedup"]),
-                    math.log(new["speedup"] / new["speedup_ci95_low"]))
-    down = math.hypot(math.log(base["speedup"] / base["speedup_ci95_low"]),
-                      math.log(new["speedup_ci95_high"] / new["speedup"]))
-    return RatioEstimate(ratio, ratio * math.exp(-down), ratio * math.exp(up), 1 / base["speedup"],
-                         1 / new["speedup"], int(base["speedup_processes"]), int(new["speedup_processes"]))
-
-
-def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    up = math.hypot(math.log(b.high / b.ratio), math.log(n.ratio / n.low))
+    down = math.hypot(math.log(b.ratio / b.low), math.log(n.high / n.ratio))
+    return RatioEstimate(ratio, ratio * math.exp(-down), ratio * math.exp(up), 1 / b.ratio, 1 / n.ratio,
+                         b.units, n.units)
 
 
 def with_machine_states(est: RatioEstimate, base_sd: float, new_sd: float) -> RatioEstimate:

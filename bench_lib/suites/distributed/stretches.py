@@ -13,7 +13,7 @@ the stretch is the unit, in the spirit of the inference suite's processes (`stat
   `Measurement.ci95` does for the inference suite;
 - a strategy's speedup over sync comes from paired stretches: stretch k of the strategy and stretch k
   of sync ran in the same round of turns of the same launch; the speedup is the median of the paired
-  pace ratios, its interval over the pairs, each pair a unit (`stats.median_interval`).
+  pace ratios, its interval over the pairs, each pair a unit (`measure.paired`).
 
 Pure functions of stored figures, so that a run's launches can be pooled (`Stretches.then`) and the
 figures rebuilt from files.
@@ -27,9 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench_lib.measure.stats import Measurement, median_interval, state_sd
+from bench_lib.measure.paired import STORED_KEYS, paired_ratio
+from bench_lib.measure.stats import Measurement, state_sd
 
-__all__ = ["Stretches", "stretch_state_sd", "paired_stretch_speedup", "INTERVAL_NOTE"]
+__all__ = ["Stretches", "stretch_state_sd", "paired_stretch_speedup", "SPEEDUP_KEYS", "INTERVAL_NOTE"]
+
+# Every metric a training case's speedup over sync is stored under (`paired_stretch_speedup`, and its baseline).
+SPEEDUP_KEYS = (*STORED_KEYS, "speedup_by_launch", "speedup_baseline")
 
 INTERVAL_NOTE = ("stretch as a random effect (t over per-stretch medians of step times, stretches of every "
                  "launch), never narrower than the distribution-free interval of the steps, widened in quadrature "
@@ -98,22 +102,19 @@ def stretch_state_sd(cases: Sequence[Stretches]) -> float:
 
 
 def paired_stretch_speedup(case: Stretches, base: Stretches) -> dict:
-    """Base pace over the case's from stretches of the same round (stretch k of each, same launch):
-    the median of the paired ratios. Each pair is a unit of the interval: `median_interval` of the
-    ratios with every pair a "process" of one sample (t over the pairs' log ratios, never narrower than
-    the distribution-free interval), inverted. The common machine state cancels in a pair; with two
-    launches, the launch as a random effect of its own would rest on t(1) (12.7) and a spread of two
-    medians, an interval of no use: the per-launch speedups are stored beside it instead."""
+    """The metrics of the case's speedup over base, base pace over the case's from stretches of the same
+    round (stretch k of each, same launch): the paired pace ratios' estimate (`paired_ratio`) with every
+    pair a unit of its own (t over the pairs' log ratios, never narrower than the distribution-free
+    interval), inverted; {} where the stretches do not pair. The common machine state cancels in a pair;
+    with two launches, the launch as a random effect of its own would rest on t(1) (12.7) and a spread of
+    two medians, an interval of no use: the per-launch speedups are stored beside it instead."""
     if len(case.paces) != len(base.paces) or case.launch_of_unit != base.launch_of_unit:
         return {}
     pairs = [(c / b, launch) for c, b, launch in zip(case.paces, base.paces, case.launch_of_unit, strict=True)
              if b > 0 and c > 0]
-    if not pairs:
+    time_ratio = paired_ratio([r for r, _ in pairs], range(len(pairs)), "stretch", min_per_unit=1)
+    if time_ratio is None:
         return {}
     ratios, launches = np.array([r for r, _ in pairs]), [launch for _, launch in pairs]
-    lo, hi = median_interval(ratios, np.arange(len(ratios)), min_samples=1)
-    ratio = float(np.median(ratios))
-    return {"speedup": 1 / ratio, "speedup_ci95_low": 1 / hi if hi > 0 else 0.0,
-            "speedup_ci95_high": 1 / lo if lo > 0 else math.inf, "speedup_pairs": len(pairs),
-            "speedup_processes": len(pairs), "speedup_units": "paired stretches",
+    return {**time_ratio.inverse().to_metrics(),
             "speedup_by_launch": [1 / float(np.median(ratios[np.array(launches) == k])) for k in sorted(set(launches))]}

@@ -56,7 +56,13 @@ from bench_lib.platform import Platform, detect
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites.distributed.base import DistributedSuite, RankContext, backends_for, default_world_size
 from bench_lib.suites.distributed.pace import Pace
-from bench_lib.suites.distributed.stretches import INTERVAL_NOTE, Stretches, paired_stretch_speedup, stretch_state_sd
+from bench_lib.suites.distributed.stretches import (
+    INTERVAL_NOTE,
+    SPEEDUP_KEYS,
+    Stretches,
+    paired_stretch_speedup,
+    stretch_state_sd,
+)
 
 if TYPE_CHECKING:
     from bench_lib.suites.distributed.tasks import TrainTask
@@ -68,8 +74,6 @@ __all__ = ["TrainingSuite", "SYNC_EVERY", "REFERENCE", "CONVERGENCE_PARAM", "ext
 SYNC_EVERY = {"quick": 8, "full": 16}
 STRETCHES = 8  # a run's stretches of each strategy's timed steps, shared by its launches, taking turns with the others
 LAUNCHES = 2  # a run's launches (`Suite.LAUNCHES`): each a launch bias and a moment of the machine of its own
-SPEEDUP_KEYS = ("speedup", "speedup_ci95_low", "speedup_ci95_high", "speedup_pairs", "speedup_processes",
-                "speedup_units", "speedup_by_launch", "speedup_baseline")
 # Set by `effbench run` in each launch's environment: how many launches share the profile's steps.
 LAUNCHES_ENV = "EFFBENCH_LAUNCHES"
 REFERENCE = "reference"
