@@ -92,8 +92,8 @@ def result_to_entry(result: CaseResult) -> dict:
             "summary": m.summary(),
             "metrics": result.metrics,
             "wall_s": result.wall_s,
-            **({} if m.processes is None else {"process_of_sample": list(m.processes),
-                                               "machine_state_sd": m.state_sd, "process_kind": m.process_kind}),
+            **({} if m.unit_of_sample is None else {"process_of_sample": list(m.unit_of_sample),
+                                                    "machine_state_sd": m.state_sd, "process_kind": m.unit_kind}),
         },
         "options": {"timer": result.timer, **result.measure_config},
         "stats": m.as_pytest_benchmark_stats(),
@@ -194,11 +194,11 @@ def _entry_to_result(entry: dict, path: Path) -> CaseResult:
     _require(isinstance(stats, dict) and isinstance(stats.get("data"), list) and stats["data"], path,
              f"benchmark {entry.get('name')!r} has no raw samples in stats.data")
     extra = entry.get("extra_info") or {}
-    processes = extra.get("process_of_sample")
+    units = extra.get("process_of_sample")  # the key files have always had, whatever the units' kind
     try:
         case = CaseSpec.from_params(entry.get("params") or {})
         m = Measurement(tuple(float(x) for x in stats["data"]), int(stats.get("iterations", 1)),
-                        extra.get("unit", "s"), None if processes is None else tuple(int(p) for p in processes),
+                        extra.get("unit", "s"), None if units is None else tuple(int(p) for p in units),
                         float(extra.get("machine_state_sd") or 0.0), str(extra.get("process_kind") or "process"))
     except (TypeError, ValueError) as e:
         raise ResultFormatError(f"{path}: benchmark {entry.get('name')!r}: {e}") from None
