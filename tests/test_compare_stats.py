@@ -155,7 +155,7 @@ def test_two_runs_a_side_with_a_slow_state_are_within_noise():
 def test_the_one_run_caution_names_only_the_cases_that_one_process_measured():
     from bench_lib.report.render_compare import render_comparison
 
-    spread = Measurement(STEADY * 3, processes=(0,) * 11 + (1,) * 11 + (2,) * 11)  # an interleaved run's case
+    spread = Measurement(STEADY * 3, unit_of_sample=(0,) * 11 + (1,) * 11 + (2,) * 11)  # an interleaved run's case
     ref = CaseSpec.make("training", "mlp", "reference", "cpu")  # measured by one process, as training's reference
     run = {FP32: CaseResult(FP32, "ok", spread), ref: CaseResult(ref, "ok", Measurement(STEADY))}
     text = render_comparison(compare_runs([run], [run]), ["b"], ["n"], ["c"], ["c"])

@@ -185,7 +185,7 @@ def test_training_run_stores_every_figure(tmp_path):
     # Taking turns in STRETCHES stretches over the launches, each stretch a unit of the interval.
     assert len(stale["stretch_step_s"]) == len(stale["speedup_over_sync_by_stretch"]) == STRETCHES
     assert stale["stretch_launch"] == sorted(stale["stretch_launch"]) and len(set(stale["stretch_launch"])) == LAUNCHES
-    assert len(set(by["async_stale"].measurement.processes)) == STRETCHES
+    assert len(set(by["async_stale"].measurement.unit_of_sample)) == STRETCHES
     assert stale["speedup_pairs"] == STRETCHES and stale["speedup_baseline"] == by["sync"].case.id
     assert stale["speedup_ci95_low"] <= stale["speedup"] <= stale["speedup_ci95_high"]
     assert stale["speedup_over_sync"] == pytest.approx(sync["step_time_wall_s"] / stale["step_time_wall_s"])

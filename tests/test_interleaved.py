@@ -50,7 +50,7 @@ def test_paired_rounds_cancel_a_process_bias_that_unpaired_figures_carry():
     sp = paired_speedup(fast, base)
     assert sp.pairs == 12 and sp.units == 3 and sp.unit_kind == "process"
     assert 1.97 < sp.low <= sp.ratio <= sp.high < 2.01
-    unpaired = Measurement(tuple(fast.samples), processes=tuple(procs))
+    unpaired = Measurement(tuple(fast.samples), unit_of_sample=tuple(procs))
     lo, hi = unpaired.ci95
     assert hi / lo > 1.4  # the bias between processes, which pairing cancelled
 
@@ -64,14 +64,14 @@ def test_rounds_of_other_visits_are_never_paired():
 def test_the_interval_widens_to_the_processes_disagreement_and_never_narrows():
     rng = np.random.default_rng(0)
     tight = rng.normal(1.0, 0.01, 30)
-    agree = Measurement(tuple(tight), processes=tuple(i % 3 for i in range(30)))
+    agree = Measurement(tuple(tight), unit_of_sample=tuple(i % 3 for i in range(30)))
     assert agree.ci95[0] <= median_ci(tight)[0] and agree.ci95[1] >= median_ci(tight)[1]  # never narrower
     biased = tight * np.array([1.0, 1.2, 0.85] * 10)
-    m = Measurement(tuple(biased), processes=tuple(i % 3 for i in range(30)))
+    m = Measurement(tuple(biased), unit_of_sample=tuple(i % 3 for i in range(30)))
     lo, hi = m.ci95
     w_lo, w_hi = median_ci(biased)
     assert lo < w_lo and hi > w_hi
-    assert lo < min(m.per_process_median.values()) and hi > max(m.per_process_median.values())
+    assert lo < min(m.per_unit_median.values()) and hi > max(m.per_unit_median.values())
     assert hi - lo > 5 * (agree.ci95[1] - agree.ci95[0])  # processes that disagree widen it far more
     assert any("processes disagree" in w for w in m.warnings)
     assert not any("processes disagree" in w for w in agree.warnings)
@@ -82,7 +82,7 @@ def test_compare_treats_the_processes_of_one_run_as_units():
     def run(scale: float, seed: int) -> dict:
         rng = np.random.default_rng(seed)
         samples = [scale * (1 + 0.05 * (i % 3)) * rng.normal(1e-3, 1e-5) for i in range(12)]
-        m = Measurement(tuple(samples), processes=tuple(i % 3 for i in range(12)))
+        m = Measurement(tuple(samples), unit_of_sample=tuple(i % 3 for i in range(12)))
         return {_case("fp32"): CaseResult(_case("fp32"), "ok", m)}
 
     same = compare_runs([run(1.0, 1)], [run(1.0, 2)], threshold=0.10)
@@ -102,7 +102,7 @@ def test_run_interleaves_processes_stores_paired_speedups_and_survives_failing_r
     assert {v: r.status for v, r in by.items()} == {"base": "ok", "fast": "ok", "broken": "failed", "hang": "failed"}
     assert "always fails" in by["broken"].reason and "timed out" in by["hang"].reason
     fast = by["fast"]
-    assert fast.measurement.n == 2 * 4 and sorted(set(fast.measurement.processes)) == [0, 1]
+    assert fast.measurement.n == 2 * 4 and sorted(set(fast.measurement.unit_of_sample)) == [0, 1]
     assert fast.metrics["speedup"] == pytest.approx(2.0, rel=0.03)
     assert fast.metrics["speedup_baseline"] == by["base"].case.id and fast.metrics["answer"] == 42
     doc = json.loads(data.path.read_text())
@@ -131,7 +131,7 @@ def test_launches_pool_their_samples_and_a_failed_launch_fails_the_case():
     slow = CaseResult(case, "ok", Measurement((2e-4, 2.1e-4, 1.9e-4, 2e-4)), metrics)
     merged = merge_launches(CollectivesSuite(), [fast, slow])
     m = merged.measurement
-    assert m.n == 8 and m.processes == (0, 0, 0, 0, 1, 1, 1, 1)
+    assert m.n == 8 and m.unit_of_sample == (0, 0, 0, 0, 1, 1, 1, 1)
     assert m.ci95[0] < 1e-4 and m.ci95[1] > 2e-4  # two launches that disagree: the interval says so
     assert merged.metrics["busbw_GBps"] == pytest.approx(4096 / m.median / 1e9)
     assert merged.metrics["launches"]["median_s"] == [pytest.approx(1e-4), pytest.approx(2e-4)]
@@ -147,8 +147,8 @@ def test_a_machine_state_that_wanders_over_the_run_widens_every_interval():
     wandering = [(t, float(rng.normal(0, 0.01)) + (0.15 if 40 <= t < 80 else 0.0)) for t in range(120)]
     assert state_sd(steady) < 0.02 and state_sd(wandering) > 0.06
     samples = tuple(1e-3 * (1 + 0.01 * (i % 5)) for i in range(12))
-    plain = Measurement(samples, processes=tuple(i % 3 for i in range(12)))
-    widened = Measurement(samples, processes=tuple(i % 3 for i in range(12)), state_sd=state_sd(wandering))
+    plain = Measurement(samples, unit_of_sample=tuple(i % 3 for i in range(12)))
+    widened = Measurement(samples, unit_of_sample=tuple(i % 3 for i in range(12)), state_sd=state_sd(wandering))
     assert widened.ci95[0] < plain.ci95[0] and widened.ci95[1] > plain.ci95[1]
     assert widened.ci95[1] / widened.median > np.exp(1.9 * state_sd(wandering))
 
@@ -156,7 +156,7 @@ def test_a_machine_state_that_wanders_over_the_run_widens_every_interval():
 def test_compare_judges_a_technique_by_its_stored_paired_speedups():
     def run(speedup: float, lo: float, hi: float) -> dict:
         fp32, int8 = _case("fp32"), _case("int8")
-        m = Measurement((1e-3,) * 6, processes=(0, 0, 1, 1, 2, 2))
+        m = Measurement((1e-3,) * 6, unit_of_sample=(0, 0, 1, 1, 2, 2))
         paired = {"speedup": speedup, "speedup_ci95_low": lo, "speedup_ci95_high": hi, "speedup_processes": 3}
         return {fp32: CaseResult(fp32, "ok", m), int8: CaseResult(int8, "ok", m, paired)}
 
@@ -170,7 +170,7 @@ def test_compare_judges_a_technique_by_its_stored_paired_speedups():
 def test_compare_widens_a_one_run_verdict_by_both_runs_machine_states():
     def run(scale: float, state: float) -> dict:
         samples = tuple(scale * 1e-3 * (1 + 0.002 * i) for i in range(12))
-        m = Measurement(samples, processes=tuple(i % 3 for i in range(12)), state_sd=state)
+        m = Measurement(samples, unit_of_sample=tuple(i % 3 for i in range(12)), state_sd=state)
         return {_case("fp32"): CaseResult(_case("fp32"), "ok", m)}
 
     assert compare_runs([run(1.0, 0.0)], [run(1.2, 0.0)], threshold=0.10).verdicts[0].kind == "slower"

@@ -108,7 +108,7 @@ def test_launches_pool_their_seeds_and_the_figures_are_recomputed_over_all():
     assert merged[sync].metrics["convergence_target_loss"] == 0.6
     assert merged[local].metrics["time_to_target_reached"] == 2  # seed 2 ends at 0.7 > 0.6
     assert merged[local].metrics["backend"] == "gloo"
-    assert sorted(set(merged[sync].measurement.processes)) == [0, 1, 2]  # each seed a unit of the interval
+    assert sorted(set(merged[sync].measurement.unit_of_sample)) == [0, 1, 2]  # each seed a unit of the interval
     again = _entry_to_result(result_to_entry(merged[local]), Path("t.json"))  # and it survives the store
     assert again.metrics["time_to_target_by_seed"][2] is None
 

@@ -180,7 +180,7 @@ def test_launches_merge_into_one_figure_per_case_with_their_stretches_as_units()
     merged, launches = _run(cases, levels, 5, slow=1.2)
     local, sync = merged[cases["local_sgd"]], merged[cases["sync"]]
     m = local.measurement
-    assert len(set(m.processes)) == STRETCHES and m.n == STRETCHES * STEPS
+    assert len(set(m.unit_of_sample)) == STRETCHES and m.n == STRETCHES * STEPS
     assert m.state_sd > 0.05  # the second launch ran 20% slower for every case
     assert local.metrics["stretch_launch"] == [0] * (STRETCHES // 2) + [1] * (STRETCHES // 2)
     # The speedup from the pairs of both launches, not the first launch's stale figure.
@@ -199,7 +199,7 @@ def test_launches_merge_into_one_figure_per_case_with_their_stretches_as_units()
     # compare judges the case by its stretches, and the speedup by the stored pairs; they survive the file.
     assert len(by_process(m)) == STRETCHES
     stored = _entry_to_result(result_to_entry(local), Path("x.json")).measurement
-    assert stored.processes == m.processes and stored.state_sd == m.state_sd and stored.process_kind == "stretch"
+    assert stored.unit_of_sample == m.unit_of_sample and stored.state_sd == m.state_sd and stored.unit_kind == "stretch"
     assert stored.ci95 == m.ci95
     speedup = PairedRatio.from_metrics(_entry_to_result(result_to_entry(local), Path("x.json")).metrics)
     assert speedup.unit_kind == "stretch" and speedup.units == speedup.pairs == STRETCHES
@@ -215,7 +215,7 @@ def test_a_failed_launch_fails_the_case_and_leaves_the_others_pooled():
     merged = TrainingSuite().merge_launches(launches)
     assert merged[cases["sync"]].status == "failed" and "launch 2 of 2" in merged[cases["sync"]].reason
     local = merged[cases["local_sgd"]]
-    assert len(set(local.measurement.processes)) == STRETCHES and "speedup" not in local.metrics
+    assert len(set(local.measurement.unit_of_sample)) == STRETCHES and "speedup" not in local.metrics
 
 
 def test_compare_of_two_runs_of_identical_code_finds_no_regression():

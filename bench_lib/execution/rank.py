@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench_lib.execution.launcher import PORT_BUSY_EXIT
 from bench_lib.results.case import CaseResult, CaseSpec
-from bench_lib.results.store import record_of
+from bench_lib.results.record import record_of
 from bench_lib.suites import get_suite
 from bench_lib.suites.distributed.base import DistributedSuite, RankContext
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench_lib.execution.groups import measure_group
 from bench_lib.results.case import CaseResult, CaseSpec
-from bench_lib.results.store import record_of
+from bench_lib.results.record import record_of
 from bench_lib.suites import failure_text, get_suite
 
 

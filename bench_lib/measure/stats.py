@@ -184,26 +184,26 @@ class Measurement:
     """Raw samples of one quantity (seconds per call) and their statistics.
 
     The samples are the truth; every statistic is derived lazily from them, so a
-    Measurement loaded from a file and one measured now behave the same. `processes`
-    names the process that took each sample (rounds of `effbench run`, interleaved over
-    several processes); where there are several, the interval treats the process as a
-    random effect (`process_ci`).
+    Measurement loaded from a file and one measured now behave the same. `unit_of_sample`
+    names the unit of the interval that took each sample, a `unit_kind`: the process of an
+    interleaved run's round, a launch, a training stretch or a seed; where there are several
+    units, the interval treats the unit as a random effect (`process_ci`).
     """
 
     samples: tuple[float, ...]
     number_per_sample: int = 1
     unit: str = "s"
-    processes: tuple[int, ...] | None = None
+    unit_of_sample: tuple[int, ...] | None = None
     state_sd: float = 0.0  # log-scale sd of the run's machine state (`state_sd`), added to the interval
-    process_kind: str = "process"  # what a `processes` label names: a process, or a training stretch
+    unit_kind: str = "process"  # what a `unit_of_sample` label names: a process, launch, stretch or seed
 
     def __post_init__(self) -> None:
         if not self.samples:
             raise ValueError("a Measurement needs at least one sample")
         if any(not math.isfinite(s) or s < 0 for s in self.samples):
             raise ValueError("samples must be finite and non-negative")
-        if self.processes is not None and len(self.processes) != len(self.samples):
-            raise ValueError(f"{len(self.samples)} samples but {len(self.processes)} process labels")
+        if self.unit_of_sample is not None and len(self.unit_of_sample) != len(self.samples):
+            raise ValueError(f"{len(self.samples)} samples but {len(self.unit_of_sample)} unit labels")
 
     @cached_property
     def _x(self) -> np.ndarray:
@@ -246,18 +246,18 @@ class Measurement:
         return float(np.percentile(self._x, 99))
 
     @cached_property
-    def per_process_median(self) -> dict[int, float]:
-        return {} if self.processes is None else process_medians(self._x, np.asarray(self.processes))
+    def per_unit_median(self) -> dict[int, float]:
+        return {} if self.unit_of_sample is None else process_medians(self._x, np.asarray(self.unit_of_sample))
 
     @property
-    def process_spread(self) -> float:
-        """Largest quotient of two processes' medians (nan below two processes): 1.0 = no process bias seen."""
-        m = list(self.per_process_median.values())
+    def unit_spread(self) -> float:
+        """Largest quotient of two units' medians (nan below two units): 1.0 = no unit bias seen."""
+        m = list(self.per_unit_median.values())
         return max(m) / min(m) if len(m) > 1 and min(m) > 0 else math.nan
 
     @cached_property
     def ci95(self) -> tuple[float, float]:
-        lo, hi = median_interval(self._x, None if self.processes is None else np.asarray(self.processes))
+        lo, hi = median_interval(self._x, None if self.unit_of_sample is None else np.asarray(self.unit_of_sample))
         if self.state_sd > 0 and lo > 0:
             z = float(NORMAL_95)
             lo = self.median * math.exp(-math.hypot(math.log(self.median / lo), z * self.state_sd))
@@ -281,9 +281,9 @@ class Measurement:
             out.append(f"very noisy: IQR is {self.relative_spread:.0%} of the median")
         elif not self.meets_confidence(IQR_WARN_THRESHOLD):
             out.append(f"noisy: IQR is {self.relative_spread:.0%} of the median")
-        if self.process_spread > 1 + PROCESS_WARN_THRESHOLD:
-            plural = self.process_kind + ("es" if self.process_kind.endswith(("s", "ch")) else "s")
-            out.append(f"{plural} disagree: their medians differ by up to {self.process_spread - 1:.0%}")
+        if self.unit_spread > 1 + PROCESS_WARN_THRESHOLD:
+            plural = self.unit_kind + ("es" if self.unit_kind.endswith(("s", "ch")) else "s")
+            out.append(f"{plural} disagree: their medians differ by up to {self.unit_spread - 1:.0%}")
         return tuple(out)
 
     @property
@@ -338,12 +338,12 @@ class Measurement:
             "number_per_sample": self.number_per_sample,
             "relative_spread": self.relative_spread,
             "warnings": list(self.warnings),
-            **({} if self.processes is None else {
+            **({} if self.unit_of_sample is None else {  # stored under the keys files have always had
                 "machine_state_sd": self.state_sd,
-                "processes": len(set(self.processes)),
-                "per_process_median": {str(k): v for k, v in self.per_process_median.items()},
-                "process_spread": self.process_spread,
-                "interval": f"{self.process_kind} as a random effect (t over per-{self.process_kind} medians), never "
+                "processes": len(set(self.unit_of_sample)),
+                "per_process_median": {str(k): v for k, v in self.per_unit_median.items()},
+                "process_spread": self.unit_spread,
+                "interval": f"{self.unit_kind} as a random effect (t over per-{self.unit_kind} medians), never "
                             "narrower than the distribution-free interval of the samples, widened in quadrature by "
                             "1.96 x the run's machine-state sd"}),
         }

@@ -339,10 +339,10 @@ RunResults = dict[CaseSpec, CaseResult]
 def by_process(m: Measurement) -> dict[int, tuple[float, ...]]:
     """A measurement's samples per process (processes with MIN_SAMPLES_PER_PROCESS or more);
     one entry, all samples, where one process took them."""
-    if m.processes is None:
+    if m.unit_of_sample is None:
         return {0: m.samples}
     groups: dict[int, list[float]] = {}
-    for sample, process in zip(m.samples, m.processes, strict=True):
+    for sample, process in zip(m.samples, m.unit_of_sample, strict=True):
         groups.setdefault(process, []).append(sample)
     kept = {p: tuple(v) for p, v in groups.items() if len(v) >= MIN_SAMPLES_PER_PROCESS}
     return kept if len(kept) > 1 else {0: m.samples}

@@ -1,6 +1,7 @@
-"""Cases, results, the environment they carry, and the store that keeps them."""
+"""Cases, results, the environment they carry, and the store that keeps them.
 
-from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
-from bench_lib.results.store import ResultFormatError, RunData, RunWriter, load_run
-
-__all__ = ["CaseResult", "CaseSpec", "SkipCase", "ResultFormatError", "RunData", "RunWriter", "load_run"]
+`case` (what is measured, and its outcome), `environment` (what it ran on), `record` (a result
+as JSON, as workers send it and the store writes it), `schema` (the validated layout every reader
+goes through), `store` (run directories and their files), `format` (figures as text). Nothing is
+imported here, so that a worker process that writes records never imports the readers' pydantic.
+"""

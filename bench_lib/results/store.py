@@ -5,7 +5,9 @@ os.replace), so an interrupted or crashed run keeps every result it finished and
 leaves a half-written file. Measured cases go to `benchmarks[]` in pytest-benchmark's
 layout, so its own `compare` and the CI tools that read that format work on them; skipped
 and failed cases live under the `effbench` key beside them, since those tools expect every
-benchmark entry to carry timing stats. Loading validates and never unpickles.
+benchmark entry to carry timing stats. Every reading goes through the schema
+(`results/schema.py`): a file or record that does not follow it is refused with the path of the
+bad field. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import Any
 from bench_lib.atomic import atomic_write_text
 from bench_lib.measure.stats import Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.record import SCHEMA_VERSION, outcome_of, result_to_entry
+from bench_lib.results.schema import Benchmark, Outcome, Params, ResultFile, ResultFormatError, parse
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -30,17 +34,11 @@ __all__ = [
     "RunWriter",
     "new_run_dir",
     "load_run",
-    "record_of",
     "result_of",
     "safe_label",
 ]
 
-SCHEMA_VERSION = 1
 TOOL_VERSION = "0.1.0"
-
-
-class ResultFormatError(Exception):
-    """A results path that is missing, foreign or malformed; the message names it."""
 
 
 def new_run_dir(root: Path, label: str = "") -> Path:
@@ -74,36 +72,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
-
-
-def result_to_entry(result: CaseResult) -> dict:
-    """A measured result as a pytest-benchmark `benchmarks[]` entry."""
-    case, m = result.case, result.measurement
-    assert m is not None
-    return {
-        "group": case.group,
-        "name": case.name,
-        "fullname": case.fullname,
-        "params": case.as_params(),
-        "param": case.id,
-        "extra_info": {
-            "effbench_schema": SCHEMA_VERSION,
-            "unit": m.unit,
-            "summary": m.summary(),
-            "metrics": result.metrics,
-            "wall_s": result.wall_s,
-            **({} if m.processes is None else {"process_of_sample": list(m.processes),
-                                               "machine_state_sd": m.state_sd, "process_kind": m.process_kind}),
-        },
-        "options": {"timer": result.timer, **result.measure_config},
-        "stats": m.as_pytest_benchmark_stats(),
-    }
-
-
-def _outcome(result: CaseResult) -> dict:
-    return {"name": result.case.name, "group": result.case.group, "params": result.case.as_params(),
-            "status": result.status, "reason": result.reason, "metrics": result.metrics,
-            "wall_s": result.wall_s}
 
 
 @dataclass
@@ -150,7 +118,7 @@ class RunWriter:
                 "suite": self.suite,
                 "run": self.run_meta,
                 "environment": self.environment,
-                "outcomes": [_outcome(r) for r in self.results],
+                "outcomes": [outcome_of(r) for r in self.results],
             },
         }
 
@@ -174,69 +142,45 @@ class RunData:
         return self.path.parent
 
 
-def _require(cond: bool, path: Path, what: str) -> None:
-    if not cond:
-        raise ResultFormatError(f"{path}: {what}")
-
-
-def _upgrade(doc: dict, path: Path) -> dict:
-    """Bring an older effbench schema up to the current one (none exist yet)."""
-    version = doc["effbench"].get("schema_version")
-    _require(isinstance(version, int), path, "effbench.schema_version is not an integer")
-    _require(version <= SCHEMA_VERSION, path,
-             f"schema version {version} is newer than this effbench understands ({SCHEMA_VERSION})")
-    return doc
-
-
-def _entry_to_result(entry: dict, path: Path) -> CaseResult:
-    _require(isinstance(entry, dict), path, "a benchmarks[] entry is not an object")
-    stats = entry.get("stats")
-    _require(isinstance(stats, dict) and isinstance(stats.get("data"), list) and stats["data"], path,
-             f"benchmark {entry.get('name')!r} has no raw samples in stats.data")
-    extra = entry.get("extra_info") or {}
-    processes = extra.get("process_of_sample")
+def _case(params: Params, origin: object, name: str) -> CaseSpec:
     try:
-        case = CaseSpec.from_params(entry.get("params") or {})
-        m = Measurement(tuple(float(x) for x in stats["data"]), int(stats.get("iterations", 1)),
-                        extra.get("unit", "s"), None if processes is None else tuple(int(p) for p in processes),
-                        float(extra.get("machine_state_sd") or 0.0), str(extra.get("process_kind") or "process"))
+        return CaseSpec.from_params(params.model_dump())
     except (TypeError, ValueError) as e:
-        raise ResultFormatError(f"{path}: benchmark {entry.get('name')!r}: {e}") from None
-    options = dict(entry.get("options") or {})
+        raise ResultFormatError(f"{origin}: case {name!r}: {e}") from None
+
+
+def _measured(entry: Benchmark, origin: object) -> CaseResult:
+    extra, stats = entry.extra_info, entry.stats
+    labels = None if extra.process_of_sample is None else tuple(extra.process_of_sample)
+    m = Measurement(tuple(stats.data), stats.iterations, extra.unit, labels, extra.machine_state_sd or 0.0,
+                    extra.process_kind or "process")
+    options = dict(entry.options)
     timer = str(options.pop("timer", ""))
-    return CaseResult(case, "ok", m, dict(extra.get("metrics") or {}), "", timer, options,
-                      float(extra.get("wall_s") or 0.0))
+    return CaseResult(_case(entry.params, origin, entry.name), "ok", m, extra.metrics, "", timer, options,
+                      extra.wall_s)
 
 
-def _outcome_to_result(item: dict, path: Path) -> CaseResult:
-    _require(isinstance(item, dict) and item.get("status") in ("skipped", "failed"), path,
-             "an effbench.outcomes item has no valid status")
-    try:
-        case = CaseSpec.from_params(item.get("params") or {})
-    except (TypeError, ValueError) as e:
-        raise ResultFormatError(f"{path}: outcome {item.get('name')!r}: {e}") from None
-    return CaseResult(case, item["status"], None, dict(item.get("metrics") or {}),
-                      str(item.get("reason") or "unknown"), wall_s=float(item.get("wall_s") or 0.0))
+def _unmeasured(item: Outcome, origin: object) -> CaseResult:
+    return CaseResult(_case(item.params, origin, item.name), item.status, None, item.metrics,
+                      item.reason or "unknown", wall_s=item.wall_s)
+
+
+def _entry_to_result(entry: object, origin: object) -> CaseResult:
+    return _measured(parse(Benchmark, entry, origin, "entry"), origin)
 
 
 def load_run_file(path: Path) -> RunData:
+    """One result file, validated against the schema (`results/schema.py`). Raises ResultFormatError."""
     try:
-        doc = json.loads(path.read_text())
+        text = path.read_bytes()
     except OSError as e:
         raise ResultFormatError(f"{path}: cannot read ({e.strerror})") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ResultFormatError(f"{path}: not valid JSON ({e})") from None
-    _require(isinstance(doc, dict), path, "not a JSON object")
-    _require(isinstance(doc.get("effbench"), dict), path,
-             "not an effbench result file (no 'effbench' section; a plain pytest-benchmark file?)")
-    doc = _upgrade(doc, path)
-    meta = doc["effbench"]
-    _require(isinstance(doc.get("benchmarks"), list), path, "'benchmarks' is not a list")
-    _require(isinstance(meta.get("outcomes", []), list), path, "'effbench.outcomes' is not a list")
-    results = [_entry_to_result(e, path) for e in doc["benchmarks"]]
-    results += [_outcome_to_result(o, path) for o in meta.get("outcomes", []) if o.get("status") != "ok"]
-    return RunData(path, str(meta.get("suite", "")), dict(meta.get("run") or {}),
-                   dict(meta.get("environment") or {}), dict(doc.get("commit_info") or {}), results)
+    file = parse(ResultFile, text, path)
+    meta = file.effbench
+    results = [_measured(b, path) for b in file.benchmarks]
+    results += [_unmeasured(o, path) for o in meta.outcomes if o.status != "ok"]
+    return RunData(path, meta.suite, meta.run, meta.environment.model_dump(exclude_unset=True),
+                   file.commit_info.model_dump(exclude_unset=True), results)
 
 
 def load_run(path: Path) -> list[RunData]:
@@ -252,18 +196,16 @@ def load_run(path: Path) -> list[RunData]:
     return [load_run_file(p) for p in files]
 
 
-def record_of(result: CaseResult) -> dict:
-    """A result as the JSON record the worker protocol carries (the store's own shapes)."""
-    if result.status == "ok":
-        return {"status": "ok", "entry": result_to_entry(result)}
-    return {"status": result.status, "outcome": _outcome(result)}
-
-
-def result_of(record: dict, origin: Path) -> CaseResult:
-    _require(isinstance(record, dict), origin, "a result record is not an object")
-    if record.get("status") == "ok":
+def result_of(record: object, origin: object) -> CaseResult:
+    """A worker's or server's record (`record.record_of`), validated as the store's own shapes."""
+    if not isinstance(record, dict) or record.get("status") not in ("ok", "skipped", "failed"):
+        raise ResultFormatError(f"{origin}: a result record is not an object with a status")
+    if record["status"] == "ok":
         return _entry_to_result(record.get("entry"), origin)
-    return _outcome_to_result(record.get("outcome"), origin)
+    item = parse(Outcome, record.get("outcome"), origin, "outcome")
+    if item.status == "ok":
+        raise ResultFormatError(f"{origin}: outcome.status: a {record['status']} record holds an ok outcome")
+    return _unmeasured(item, origin)
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -110,8 +110,8 @@ class Suite(ABC):
                 yield CaseResult.failed(case, failure_text(e), time.perf_counter() - started)
 
 def merge_launches(suite: Suite, results: list[CaseResult]) -> CaseResult:
-    """One case's results from separate launches as one: samples pooled, each launch a process of
-    the interval (`Measurement.processes`); a launch that failed or skipped decides the outcome."""
+    """One case's results from separate launches as one: samples pooled, each launch a unit of
+    the interval (`Measurement.unit_of_sample`); a launch that failed or skipped decides the outcome."""
     first = results[0]
     bad = next((r for r in results if r.status != "ok"), None)
     if bad is not None or len(results) == 1:
@@ -121,7 +121,7 @@ def merge_launches(suite: Suite, results: list[CaseResult]) -> CaseResult:
     ms = [r.measurement for r in results]
     m = Measurement(tuple(x for mi in ms for x in mi.samples), first.measurement.number_per_sample,
                     first.measurement.unit, tuple(i for i, mi in enumerate(ms) for _ in mi.samples),
-                    process_kind="launch")
+                    unit_kind="launch")
     metrics = {**first.metrics, **suite.rescale_metrics(first.case, first.metrics, m.median, m.p90, m.p99),
                "launches": {"count": len(results), "median_s": [mi.median for mi in ms],
                             "wall_s": [r.wall_s for r in results]}}

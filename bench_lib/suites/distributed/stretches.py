@@ -82,8 +82,8 @@ class Stretches:
 
     def measurement(self, machine_state_sd: float) -> Measurement:
         """The figure: the samples with their stretches as the units of the interval."""
-        return Measurement(self.samples, processes=self.unit_of_sample, state_sd=machine_state_sd,
-                           process_kind="stretch")
+        return Measurement(self.samples, unit_of_sample=self.unit_of_sample, state_sd=machine_state_sd,
+                           unit_kind="stretch")
 
     def deviations(self) -> list[tuple[float, float]]:
         """(start, log of the stretch's pace over this case's median pace) per stretch."""

@@ -536,9 +536,9 @@ def _wall_pace(results: list[CaseResult]) -> Pace:
 def _stretches_of_result(result: CaseResult) -> Stretches | None:
     """A stored result's stretches (None: stored before its stretches were, or not measured)."""
     m, metrics = result.measurement, result.metrics
-    if result.status != "ok" or m is None or m.processes is None or "stretch_started_s" not in metrics:
+    if result.status != "ok" or m is None or m.unit_of_sample is None or "stretch_started_s" not in metrics:
         return None
-    return Stretches(m.samples, m.processes, tuple(metrics["stretch_step_s"]), tuple(metrics["stretch_started_s"]),
+    return Stretches(m.samples, m.unit_of_sample, tuple(metrics["stretch_step_s"]), tuple(metrics["stretch_started_s"]),
                      tuple(metrics.get("stretch_launch") or [0] * len(metrics["stretch_step_s"])))
 
 
@@ -559,7 +559,7 @@ def convergence_results(records: dict[CaseSpec, list[dict]], extra: dict, timer:
             out[case] = CaseResult.skipped(case, "no seed of this case ran in this launch (fewer seeds than launches)")
             continue
         samples = [(p, i) for i, r in enumerate(runs) for p in r["interval_paces"]]
-        m = Measurement(tuple(p for p, _ in samples), processes=tuple(i for _, i in samples), process_kind="seed")
+        m = Measurement(tuple(p for p, _ in samples), unit_of_sample=tuple(i for _, i in samples), unit_kind="seed")
         metrics = {**extra, **summary[case.variant],
                    "convergence_runs": runs,
                    "steps_by_seed": [r["steps"] for r in runs],

@@ -130,7 +130,7 @@ def _figures(run_dir: Path) -> dict:
         procs = b["extra_info"].get("process_of_sample")
         # The training suite's state comes from its stretches (distributed/stretches.py), stored with each case.
         state = run_state if run_state is not None else float(b["extra_info"].get("machine_state_sd") or 0.0)
-        lo, hi = Measurement(tuple(b["stats"]["data"]), processes=tuple(procs) if procs else None,
+        lo, hi = Measurement(tuple(b["stats"]["data"]), unit_of_sample=tuple(procs) if procs else None,
                              state_sd=state).ci95
         out[b["param"]] = {"median": s["median"], "lo": lo, "hi": hi, "stored_lo": s["ci95_low"],
                            "stored_hi": s["ci95_high"], "speedup": m.get("speedup") or m.get("speedup_over_sync"),
@@ -175,7 +175,7 @@ def _compare(a: Path, b: Path) -> tuple[int, str]:
     def runs(d: Path) -> dict:
         figures = _figures(d)
         return {c: replace(r, measurement=replace(r.measurement, state_sd=figures[c.id]["state_sd"]))
-                if r.measurement is not None and r.measurement.processes else r
+                if r.measurement is not None and r.measurement.unit_of_sample else r
                 for c, r in load_spec(str(d))[0].results.items()}
 
     cmp = compare_runs([runs(a)], [runs(b)], threshold=DEFAULT_THRESHOLD)
