@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bench_lib.measure import energy
-from bench_lib.platform import Platform, detect
+from bench_lib.platform import Platform, detect, device_kind
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites.distributed.base import DistributedSuite, RankContext, backends_for, default_world_size
 from bench_lib.suites.distributed.pace import Pace
@@ -293,7 +293,7 @@ class TrainingSuite(DistributedSuite):
         out = []
         for dist_backend, dev in backends_for(device, backend):
             world = default_world_size(dev, platform)
-            kind = "cuda" if dev.startswith("cuda") else "cpu"
+            kind = device_kind(dev)
             for workload in TASKS[(profile, kind)]:
                 for name in (*STRATEGIES, REFERENCE):
                     periodic = name in STRATEGIES and STRATEGIES[name].periodic
