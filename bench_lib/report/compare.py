@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as _st
 
-from bench_lib.measure.stats import MIN_SAMPLES_PER_PROCESS, NORMAL_95, Measurement
+from bench_lib.measure.stats import CONFIDENCE, MIN_SAMPLES_PER_PROCESS, NORMAL_95, Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.techniques.baselines import baseline_variant
 
@@ -59,7 +59,6 @@ Kind = Literal["faster", "slower", "within noise", "failed", "not comparable"]
 
 DEFAULT_THRESHOLD = 0.10
 BOOTSTRAP_RESAMPLES = 2000
-CONFIDENCE = 0.95
 # The bar a change must clear when a side has one run, so between-run noise is unknown.
 # From the anchor's A/A batches on the 2-core CI machine (regression-rules-2026-11-25.md):
 # the 95th percentile of the one-run-per-side median ratio was x1.16 for the steadiest case
