@@ -17,9 +17,7 @@ from bench_lib.platform import device_kind
 from bench_lib.projection.project import Assumptions, project_runs
 from bench_lib.projection.render import plot_efficiency, projection_markdown
 from bench_lib.report import plots
-from bench_lib.report.load import Run, environment_frame, results_frame
-from bench_lib.report.references import machine_tag, references_for
-from bench_lib.report.tables import (
+from bench_lib.report.frames import (
     HOST_BOUND_BELOW,
     UNPAIRED_MARK,
     collectives_table,
@@ -40,6 +38,8 @@ from bench_lib.report.tables import (
     skipped_table,
     training_table,
 )
+from bench_lib.report.load import Run, environment_frame, results_frame
+from bench_lib.report.references import machine_tag, references_for
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 from bench_lib.techniques.baselines import SERVED_BASELINES
 
