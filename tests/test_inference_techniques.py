@@ -11,8 +11,10 @@ from bench_lib.results.case import CaseSpec
 from bench_lib.suites.inference.suite import InferenceSuite
 from bench_lib.suites.served.size import layer_kinds, model_size
 from bench_lib.techniques.baselines import SERVED_BASELINES
-from bench_lib.techniques.inference import TECHNIQUES, Context, CsrLinear, skip_reason
+from bench_lib.techniques.inference import TECHNIQUES, skip_reason
+from bench_lib.techniques.modules import CsrLinear
 from bench_lib.techniques.structured import remove_units
+from bench_lib.techniques.technique import Context
 from bench_lib.workloads import WORKLOADS
 from bench_lib.workloads.digits import DigitsCNN, DigitsMLP
 from bench_lib.workloads.text import ByteLM
@@ -171,15 +173,15 @@ def test_a_cached_fine_tune_is_keyed_by_the_cut_weights():
     """Same weights, same key; a changed weight or layout (w1/w3 fused into w13) never reuses the cache."""
     from torch import nn
 
-    from bench_lib.techniques.inference import _digest
+    from bench_lib.techniques.pruning import digest
 
     torch.manual_seed(0)
     a = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
     b = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
     b.load_state_dict(a.state_dict())
-    assert _digest(a) == _digest(b)
+    assert digest(a) == digest(b)
     with torch.no_grad():
         b[0].weight[0, 0] += 1e-3
-    assert _digest(a) != _digest(b)
+    assert digest(a) != digest(b)
     renamed = nn.ModuleDict({"w13": a[0], "w2": a[1]})
-    assert _digest(renamed) != _digest(a) and _digest(a.to(torch.bfloat16)) != _digest(b)
+    assert digest(renamed) != digest(a) and digest(a.to(torch.bfloat16)) != digest(b)

@@ -37,7 +37,8 @@ from bench_lib.suites.decode.engine import Engine
 from bench_lib.suites.decode.roofline import peak_bandwidth, step_bytes
 from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
 from bench_lib.suites.served.size import layer_kinds, tensor_bytes
-from bench_lib.techniques.inference import TECHNIQUES, Context, serving_dtype, skip_reason
+from bench_lib.techniques.inference import TECHNIQUES, skip_reason
+from bench_lib.techniques.technique import Context, serving_dtype
 from bench_lib.workloads.llama import DECODE_WORKLOADS, Llama, LlamaLM
 
 __all__ = ["DecodeSuite", "DecodeGrid", "MATRIX", "PHASES"]

@@ -23,7 +23,8 @@ from bench_lib.profiles import measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
 from bench_lib.suites.served.size import layer_kinds, model_size
-from bench_lib.techniques.inference import TECHNIQUES, Context, serving_dtype, skip_reason
+from bench_lib.techniques.inference import TECHNIQUES, skip_reason
+from bench_lib.techniques.technique import Context, serving_dtype
 from bench_lib.workloads import WORKLOADS
 from bench_lib.workloads.base import feed
 
