@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
-__all__ = ["Platform", "detect"]
+__all__ = ["Platform", "DeviceKind", "detect", "device_kind"]
+
+DeviceKind = Literal["cpu", "cuda"]
+
+
+def device_kind(device: str) -> DeviceKind:
+    """cuda for any CUDA device ("cuda", "cuda:1"), else cpu: the key of what differs by device
+    (a suite's case matrix, its baseline)."""
+    return "cuda" if device.startswith("cuda") else "cpu"
 
 
 @dataclass(frozen=True)

@@ -6,15 +6,15 @@ import pytest
 from test_report import H200_ENV, _m, make_run
 
 from bench_lib.report import plots
-from bench_lib.report.load import results_frame
-from bench_lib.report.markdown import build_report
-from bench_lib.report.tables import (
+from bench_lib.report.frames import (
     decode_shortfalls,
     decode_table,
     decode_tradeoffs,
     latest_per_case,
     roofline_tokens_per_s,
 )
+from bench_lib.report.load import results_frame
+from bench_lib.report.markdown import build_report
 from bench_lib.results.case import CaseResult, CaseSpec
 
 PEAK = 4.8e12

@@ -26,11 +26,9 @@ from bench_lib.suites.distributed.training import (
     MAX_EXTENSION,
     STRETCHES,
     extended_steps,
-    loss_at,
-    smoothed,
     take_turns,
-    time_to,
 )
+from bench_lib.suites.distributed.training.losses import loss_at, smoothed, time_to
 
 CPU_ONLY = Platform(cuda_devices=0, cuda_capability=None, gloo=True, nccl=False)
 ONE_GPU = Platform(cuda_devices=1, cuda_capability=(9, 0), gloo=True, nccl=True)

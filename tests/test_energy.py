@@ -157,15 +157,15 @@ def test_training_energy_is_gathered_over_ranks(tmp_path):
     import torch.distributed as dist
 
     from bench_lib.suites.distributed.base import RankContext
-    from bench_lib.suites.distributed.training import _energy_over_ranks
+    from bench_lib.suites.distributed.training.energy_sums import energy_over_ranks
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
         ctx = RankContext(0, 1, 0, 1, "gloo", "cpu")
-        m = _energy_over_ranks(EnergyWindow(50.0, 0.5, 6, 0.4, "fake"), ctx, {"step": 40, "sample": 1280})
+        m = energy_over_ranks(EnergyWindow(50.0, 0.5, 6, 0.4, "fake"), ctx, {"step": 40, "sample": 1280})
         assert m["energy_j_per_step"] == pytest.approx(1.25) and m["energy_j_per_rank"] == [50.0]
         assert m["power_mean_w"] == pytest.approx(100.0) and m["energy_warnings"]
-        assert _energy_over_ranks("no RAPL", ctx, {"step": 40}) == {"energy_not_measured": "no RAPL"}
+        assert energy_over_ranks("no RAPL", ctx, {"step": 40}) == {"energy_not_measured": "no RAPL"}
     finally:
         dist.destroy_process_group()
 
@@ -225,14 +225,14 @@ def test_a_training_run_s_energy_has_a_window_of_its_own(tmp_path):
     from bench_lib.suites.distributed.base import RankContext
     from bench_lib.suites.distributed.tasks import task_for
     from bench_lib.suites.distributed.train_runs import MemoryShare
-    from bench_lib.suites.distributed.training import _build_run
+    from bench_lib.suites.distributed.training.turns import build_run
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
         ctx = RankContext(0, 1, 0, 1, "gloo", "cpu")
         task, _ = task_for("quick", "cpu", "digits_mlp")
         case = CaseSpec.make("training", "digits_mlp", "sync", "cpu", backend="gloo", world_size=1)
-        run = _build_run(case, task, 30, ctx, MemoryShare(False, 0))
+        run = build_run(case, task, 30, ctx, MemoryShare(False, 0))
         run.stretch(30)
         ends, pace = list(run.ends), run.pace(30).per_step_s  # the warm-up steps left out
         run.counter = RampCounter(250.0, 0.01)

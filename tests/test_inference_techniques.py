@@ -8,10 +8,13 @@ from torch import nn
 
 from bench_lib.platform import Platform
 from bench_lib.results.case import CaseSpec
-from bench_lib.suites.inference.size import layer_kinds, model_size
-from bench_lib.suites.inference.suite import BASELINES, InferenceSuite
-from bench_lib.techniques.inference import TECHNIQUES, Context, CsrLinear, skip_reason
+from bench_lib.suites.inference.suite import InferenceSuite
+from bench_lib.suites.served.size import layer_kinds, model_size
+from bench_lib.techniques.baselines import SERVED_BASELINES
+from bench_lib.techniques.inference import TECHNIQUES, skip_reason
+from bench_lib.techniques.modules import CsrLinear
 from bench_lib.techniques.structured import remove_units
+from bench_lib.techniques.technique import Context
 from bench_lib.workloads import WORKLOADS
 from bench_lib.workloads.digits import DigitsCNN, DigitsMLP
 from bench_lib.workloads.text import ByteLM
@@ -110,7 +113,7 @@ def test_matrix_cases_are_unique_known_and_have_baselines(profile, device):
     assert len({c.id for c in cases}) == len(cases)
     assert {c.workload for c in cases} <= set(WORKLOADS) and {c.variant for c in cases} <= set(TECHNIQUES)
     for workload, batch in {(c.workload, c.param("batch")) for c in cases}:
-        assert CaseSpec.make("inference", workload, BASELINES[device], device, batch=batch) in cases
+        assert CaseSpec.make("inference", workload, SERVED_BASELINES[device], device, batch=batch) in cases
 
 
 def test_quick_cpu_lists_every_technique_on_the_linear_heavy_mlp():
@@ -137,7 +140,7 @@ def test_summary_table_speedup_against_the_device_baseline():
 def test_static_int8_freezes_its_own_compile_only():
     """Freezing must be on while PT2E's model compiles, and off for whatever compiles after it
     (left on, it froze the next case's fp32 model in the same A/B server)."""
-    from bench_lib.suites.inference.evidence import op_evidence
+    from bench_lib.suites.served.evidence import op_evidence
 
     workload = DigitsMLP(hidden=32)
     model = TECHNIQUES["int8_static_pt2e"].convert(workload.architecture().eval(), _ctx("int8_static_pt2e", workload))
@@ -157,7 +160,7 @@ def test_compile_modes_are_modes_inductor_knows():
 
 
 def test_op_evidence_has_no_kernel_clock_on_cpu():
-    from bench_lib.suites.inference.evidence import op_evidence
+    from bench_lib.suites.served.evidence import op_evidence
 
     model = DigitsMLP(hidden=32).architecture().eval()
     with torch.no_grad():
@@ -170,15 +173,15 @@ def test_a_cached_fine_tune_is_keyed_by_the_cut_weights():
     """Same weights, same key; a changed weight or layout (w1/w3 fused into w13) never reuses the cache."""
     from torch import nn
 
-    from bench_lib.techniques.inference import _digest
+    from bench_lib.techniques.pruning import digest
 
     torch.manual_seed(0)
     a = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
     b = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
     b.load_state_dict(a.state_dict())
-    assert _digest(a) == _digest(b)
+    assert digest(a) == digest(b)
     with torch.no_grad():
         b[0].weight[0, 0] += 1e-3
-    assert _digest(a) != _digest(b)
+    assert digest(a) != digest(b)
     renamed = nn.ModuleDict({"w13": a[0], "w2": a[1]})
-    assert _digest(renamed) != _digest(a) and _digest(a.to(torch.bfloat16)) != _digest(b)
+    assert digest(renamed) != digest(a) and digest(a.to(torch.bfloat16)) != digest(b)

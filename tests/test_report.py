@@ -7,10 +7,10 @@ import pytest
 from conftest import effbench
 
 from bench_lib.measure.stats import Measurement
+from bench_lib.report.frames import inference_cost_table, inference_tradeoffs, pareto_front
 from bench_lib.report.load import Run, results_frame
 from bench_lib.report.markdown import build_report
 from bench_lib.report.references import machine_tag
-from bench_lib.report.tables import inference_cost_table, inference_tradeoffs, pareto_front
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.format import fmt_num, select_time_unit
 from bench_lib.results.store import RunData, RunWriter

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench_lib.report.frames import convergence_table, training_table
 from bench_lib.report.load import results_frame
-from bench_lib.report.tables import convergence_table, training_table
 from bench_lib.results.case import CaseSpec
 from bench_lib.results.store import _entry_to_result, result_to_entry
 from bench_lib.suites.distributed.convergence import aligned_checkpoints, summarize, t_interval, time_to_target

@@ -20,7 +20,7 @@ from bench_lib.measure.paired import paired_ratio
 
 __all__ = ["ABRule", "PairedVerdict", "confirmed", "judge", "server_spread", "server_t_ci"]
 
-Verdict = Literal["slower", "faster", "within noise", "undecided"]
+Outcome = Literal["slower", "faster", "within noise", "undecided"]
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,13 @@ class ABRule:
 @dataclass(frozen=True)
 class PairedVerdict:
     case_id: str
-    verdict: Verdict
+    verdict: Outcome
     ratio: float
     ci_low: float
     ci_high: float
     pairs: int
     server_spread: float = float("nan")  # see server_spread(); nan with one server a side
-    unconfirmed: Verdict | None = None  # where the pairs point, while fresh servers have not agreed (see confirmed())
+    unconfirmed: Outcome | None = None  # where the pairs point, while fresh servers have not agreed (see confirmed())
 
     @property
     def decided(self) -> bool:
@@ -129,7 +129,7 @@ def judge(case_id: str, base: list[float], new: list[float], rule: ABRule,
         spread = server_spread(ratios, servers)
     ratio, lo, hi = estimate.ratio, estimate.low, estimate.high
     up, down = 1.0 + rule.threshold, 1.0 / (1.0 + rule.threshold)
-    verdict: Verdict = "undecided"
+    verdict: Outcome = "undecided"
     # The interval must clear half the threshold, not just 1: a margin for the many looks a job
     # takes (one after every pair) and for process biases the few servers did not reveal.
     clear_up, clear_down = 1.0 + rule.threshold / 2, 1.0 / (1.0 + rule.threshold / 2)

@@ -41,11 +41,12 @@ from typing import Literal
 import numpy as np
 from scipy import stats as _st
 
+from bench_lib.measure.stats import CONFIDENCE
+
 __all__ = [
     "FALSE_ALARM_RATE",
     "MIN_SEGMENT",
     "OUTLIER_SD",
-    "CONFIDENCE",
     "Change",
     "between_run_variance",
     "point_variances",
@@ -63,7 +64,6 @@ MIN_SEGMENT = 3
 # A point further than this many of its standard deviations from the running median around it
 # is pulled back to that distance (clip_outliers).
 OUTLIER_SD = 3.0
-CONFIDENCE = 0.95
 _MAD_TO_SD = 1.4826  # MAD of a normal sample times this estimates its standard deviation
 # The MAD is robust but noisy: it estimates a normal scale as well as the standard deviation of
 # 37% as many points would. A step's interval uses Student's t with as few degrees of freedom,

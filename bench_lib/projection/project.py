@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench_lib.projection.alphabeta import RING, Fit, fit_alpha_beta
-from bench_lib.projection.scaling import Links, StrategyRun, allreduce_time, exposure_ratio, project_step
+from bench_lib.projection.scaling import Links, MeasuredStrategy, allreduce_time, exposure_ratio, project_step
 from bench_lib.results.case import CaseResult
 from bench_lib.results.store import RunData
 from bench_lib.suites.distributed.training import REFERENCE, is_convergence
@@ -127,7 +127,7 @@ def project_runs(runs: list[RunData], a: Assumptions) -> list[Projection]:
         intra_bw = a.intra_bw_GBps * 1e9 if a.intra_bw_GBps else fit.bandwidth_Bps
         links = Links(fit.alpha_s, intra_bw, a.inter_latency_us * 1e-6, a.inter_bw_GBps * 1e9, a.gpus_per_node)
         compute = _step_s(by_strategy["nocomm"])
-        runs_ = {s: StrategyRun(s, _step_s(r), compute, _comm_bytes(r) or 0.0,
+        runs_ = {s: MeasuredStrategy(s, _step_s(r), compute, _comm_bytes(r) or 0.0,
                                 int(r.case.param("sync_every", 1) or 1)) for s, r in by_strategy.items()}
         exposure = exposure_ratio(runs_["sync"], n, links)
         proj = Projection(workload, backend, device, n, fit, links, exposure)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from bench_lib.projection.alphabeta import RING
 
-__all__ = ["Links", "StrategyRun", "allreduce_time", "project_step", "exposure_ratio"]
+__all__ = ["Links", "MeasuredStrategy", "allreduce_time", "project_step", "exposure_ratio"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def allreduce_time(size_bytes: float, n: int, links: Links) -> float:
 
 
 @dataclass(frozen=True)
-class StrategyRun:
+class MeasuredStrategy:
     """What was measured for one strategy: its step time, and what it communicates."""
 
     strategy: str
@@ -61,13 +61,13 @@ class StrategyRun:
     sync_every: int = 1
 
 
-def exposure_ratio(run: StrategyRun, measured_n: int, links: Links) -> float:
+def exposure_ratio(run: MeasuredStrategy, measured_n: int, links: Links) -> float:
     """The measured `sync` step's exposed communication over the modelled all_reduce time."""
     predicted = allreduce_time(run.comm_bytes, measured_n, links)
     return max(run.step_s - run.compute_s, 0.0) / predicted if predicted > 0 else 1.0
 
 
-def project_step(run: StrategyRun, n: int, links: Links, sync_exposure: float) -> float:
+def project_step(run: MeasuredStrategy, n: int, links: Links, sync_exposure: float) -> float:
     """Step time of `run.strategy` at n GPUs."""
     comm = allreduce_time(run.comm_bytes, n, links)
     if run.strategy == "nocomm":

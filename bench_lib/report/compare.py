@@ -30,14 +30,14 @@ import numpy as np
 from scipy import stats as _st
 
 from bench_lib.measure.paired import PairedRatio
-from bench_lib.measure.stats import MIN_SAMPLES_PER_PROCESS, NORMAL_95, Measurement
+from bench_lib.measure.stats import CONFIDENCE, MIN_SAMPLES_PER_PROCESS, NORMAL_95, Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.techniques.baselines import baseline_variant
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "DEFAULT_THRESHOLD",
     "SINGLE_RUN_FLOOR",
-    "BASELINES",
     "Kind",
     "RatioEstimate",
     "Verdict",
@@ -54,24 +54,18 @@ __all__ = [
     "compare_runs",
     "energy_changes",
     "baseline_of",
-    "baseline_variant",
 ]
 
 Kind = Literal["faster", "slower", "within noise", "failed", "not comparable"]
 
 DEFAULT_THRESHOLD = 0.10
 BOOTSTRAP_RESAMPLES = 2000
-CONFIDENCE = 0.95
 # The bar a change must clear when a side has one run, so between-run noise is unknown.
 # Above what one run a side of identical code gives on a steady case and a machine's common slow
 # states, below a 25% slowdown, which stays detectable; longer slow episodes and a machine shared
 # with other jobs still pass it: pass several runs a side there (docs/validation/compare-rates).
 # The same bar applies to same-run relative speedups: slow states move them too, less than the times.
 SINGLE_RUN_FLOOR = 0.20
-# The variant each technique or strategy is measured against, within the same run, per
-# suite and device kind (the inference suite's own choice: fp32 eager on CPU, bf16 on GPU).
-BASELINES = {"inference": {"cpu": "fp32", "cuda": "bf16"}, "decode": {"cpu": "fp32", "cuda": "bf16"},
-             "training": {"cpu": "sync", "cuda": "sync"}}
 _CHUNK_ELEMENTS = 4_000_000
 
 
@@ -311,11 +305,6 @@ def _status_verdict(case: CaseSpec, base: list[CaseResult], new: list[CaseResult
     if skipped:
         return Verdict(case, "not comparable", note=f"skipped: {skipped[0].reason.splitlines()[0][:160]}")
     return None
-
-
-def baseline_variant(suite: str, device: str) -> str | None:
-    """The variant a suite's cases are measured against on this device (None: no baseline)."""
-    return BASELINES.get(suite, {}).get("cuda" if device.startswith("cuda") else "cpu")
 
 
 def baseline_of(case: CaseSpec, available: set[CaseSpec]) -> CaseSpec | None:

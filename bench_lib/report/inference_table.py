@@ -18,11 +18,9 @@ import pandas as pd
 
 from bench_lib.results.case import CaseResult
 from bench_lib.results.store import ResultFormatError, load_run
+from bench_lib.techniques.baselines import baseline_variant
 
 __all__ = ["summary_frame", "main"]
-
-_BASELINES = {"cpu": "fp32", "cuda": "bf16"}
-
 
 def _label(result: CaseResult) -> str:
     extra = [f"{k}={v}" for k, v in result.case.params if k != "batch"]
@@ -34,7 +32,8 @@ def summary_frame(results: list[CaseResult]) -> pd.DataFrame:
     base = {}
     for r in results:
         device = r.case.device.split(":")[0]
-        if r.status == "ok" and r.case.variant == _BASELINES.get(device) and not dict(r.case.params).keys() - {"batch"}:
+        if (r.status == "ok" and r.case.variant == baseline_variant("inference", device)
+                and not dict(r.case.params).keys() - {"batch"}):
             base[(r.case.workload, device, r.case.param("batch"))] = r.measurement
     rows = []
     for r in results:
@@ -52,7 +51,7 @@ def summary_frame(results: list[CaseResult]) -> pd.DataFrame:
         elif ref is not None:
             lo, hi = m.ci95
             rlo, rhi = ref.ci95
-            within = lo <= rhi and rlo <= hi and r.case.variant != _BASELINES.get(device)
+            within = lo <= rhi and rlo <= hi and r.case.variant != baseline_variant("inference", device)
             speedup = f"{ref.median / m.median:.2f}x" + ("~" if within else "")
         ppl = x.get("perplexity")
         rows.append({

@@ -13,12 +13,11 @@ from pathlib import Path
 import pandas as pd
 
 from bench_lib.atomic import atomic_write_text
+from bench_lib.platform import device_kind
 from bench_lib.projection.project import Assumptions, project_runs
 from bench_lib.projection.render import plot_efficiency, projection_markdown
 from bench_lib.report import plots
-from bench_lib.report.load import Run, environment_frame, results_frame
-from bench_lib.report.references import machine_tag, references_for
-from bench_lib.report.tables import (
+from bench_lib.report.frames import (
     HOST_BOUND_BELOW,
     UNPAIRED_MARK,
     collectives_table,
@@ -39,7 +38,10 @@ from bench_lib.report.tables import (
     skipped_table,
     training_table,
 )
+from bench_lib.report.load import Run, environment_frame, results_frame
+from bench_lib.report.references import machine_tag, references_for
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
+from bench_lib.techniques.baselines import SERVED_BASELINES
 
 __all__ = ["Report", "build_report"]
 
@@ -107,9 +109,9 @@ def _decode(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
         return []
     trade, superseded = latest_per_case(trade)
     table, unit = decode_table(trade)
-    devices = set(trade["device"].map(lambda d: "cuda" if d.startswith("cuda") else "cpu"))
-    baseline = " and ".join(f"{b} on {'GPU' if d == 'cuda' else 'CPU'}" for d, b in
-                            (("cuda", "bf16"), ("cpu", "fp32")) if d in devices)
+    devices = set(trade["device"].map(device_kind))
+    baseline = " and ".join(f"{SERVED_BASELINES[d]} on {'GPU' if d == 'cuda' else 'CPU'}" for d in ("cuda", "cpu")
+                            if d in devices)
     parts = ["## Decode (LLM serving)\n",
              "One row per workload, technique, serving mode, batch and prompt length: the two phases of one "
              f"served model. TTFT is the median time of prefill (the whole prompt through the first token), "

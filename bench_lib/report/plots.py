@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from bench_lib.atomic import atomic_write_bytes
+from bench_lib.report.frames import pareto_front, roofline_tokens_per_s
 from bench_lib.report.references import Reference
-from bench_lib.report.tables import pareto_front, roofline_tokens_per_s
 from bench_lib.results.format import fmt_bytes, fmt_num, select_time_unit
 
 __all__ = [
@@ -231,7 +231,7 @@ def loss_vs_wall(tr: pd.DataFrame, path: Path) -> Path | None:
     """Loss against wall-clock seconds. With convergence cases: per strategy the median over seeds of the
     held-out loss at the shared checkpoints, a band from the lowest to the highest seed, and sync's target.
     Otherwise (runs without them) the training-loss curves, smoothed by a trailing mean."""
-    from bench_lib.report.tables import convergence_rows
+    from bench_lib.report.frames import convergence_rows
 
     conv = convergence_rows(tr)
     if "eval_loss_band" in conv:

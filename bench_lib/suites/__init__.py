@@ -1,5 +1,6 @@
 """The suites: what a case is and how one is measured (`base.Suite`), and the built-in suites,
-each in a package of its own (inference, decode, distributed: collectives and training)."""
+each in a package of its own (inference, decode, distributed: collectives and training); inference
+and decode serve models through one base (`served.ServedSuite`)."""
 
 from bench_lib.suites.base import BACKENDS, SUITES, Suite, failure_text, get_suite, suite_names
 

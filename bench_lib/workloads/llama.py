@@ -285,7 +285,7 @@ class LlamaLM:
         stride = max(1, (len(held_out) - length - 1) // count)
         return torch.stack([held_out[i * stride: i * stride + length + 1] for i in range(count)])
 
-    # What `techniques._remove_units` needs of a workload.
+    # What `techniques.pruning.cut_units` needs of a workload.
     def prunable(self, model: nn.Module) -> list[Prunable]:
         """The SwiGLU hidden units of every block: both halves of w13 lose rows together, w2 the matching columns."""
         return [Prunable(b.feed_forward.w13, b.feed_forward.w2, halves=2) for b in model.layers]

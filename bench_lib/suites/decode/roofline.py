@@ -7,7 +7,7 @@ much any technique can still buy, and whether a technique's speedup is the bytes
 
 from __future__ import annotations
 
-from bench_lib.suites.inference.size import tensor_bytes
+from bench_lib.suites.served.size import tensor_bytes
 from bench_lib.workloads.llama import Llama
 
 __all__ = ["PEAK_BANDWIDTH", "peak_bandwidth", "step_bytes"]

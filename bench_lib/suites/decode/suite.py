@@ -21,30 +21,28 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 from torch.nn import functional as F
 
-from bench_lib.measure import energy, memory
+from bench_lib.measure import memory
 from bench_lib.measure.stats import Measurement
-from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
-from bench_lib.platform import Platform
-from bench_lib.profiles import ROUND, VISIT, measure_config
+from bench_lib.measure.timers import MeasureConfig
+from bench_lib.platform import DeviceKind, Platform, device_kind
 from bench_lib.results.case import CaseResult, CaseSpec
-from bench_lib.suites import Suite
 from bench_lib.suites.decode.engine import Engine
 from bench_lib.suites.decode.roofline import peak_bandwidth, step_bytes
-from bench_lib.suites.inference.evidence import op_evidence
-from bench_lib.suites.inference.size import layer_kinds, tensor_bytes
-from bench_lib.techniques.inference import TECHNIQUES, Context, serving_dtype, skip_reason
+from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
+from bench_lib.suites.served.size import layer_kinds, tensor_bytes
+from bench_lib.techniques.inference import TECHNIQUES, skip_reason
+from bench_lib.techniques.technique import Context, serving_dtype
 from bench_lib.workloads.llama import DECODE_WORKLOADS, Llama, LlamaLM
 
-__all__ = ["DecodeSuite", "DecodeGrid", "MATRIX", "BASELINES", "PHASES"]
+__all__ = ["DecodeSuite", "DecodeGrid", "MATRIX", "PHASES"]
 
-BASELINES = {"cpu": "fp32", "cuda": "bf16"}
 PHASES = ("prefill", "decode")
 GEN_TOKENS = 128
 
@@ -74,7 +72,7 @@ _CPU_TECHNIQUES = ("fp32", "int8_dynamic", "int8_dynamic_torchao", "int8_weight_
 # published figures' regime) on each technique's fastest path (graphs_tuned; minutes of a GPU, most
 # of it compiling), bf16 eager beside it; full adds the untuned graph paths (torchao's
 # int8 and 2:4 among them), batches, a long prompt, the 1B shape and the trained model's quality.
-MATRIX: dict[tuple[str, str], tuple[DecodeGrid, ...]] = {
+MATRIX: dict[tuple[str, DeviceKind], tuple[DecodeGrid, ...]] = {
     ("quick", "cpu"): (DecodeGrid(("llama_byte",), ("fp32", "int8_dynamic", "int8_weight_only", "structured",
                                                     "structured_heads", "structured_int8"), ("eager",)),),
     ("full", "cpu"): (
@@ -93,15 +91,6 @@ MATRIX: dict[tuple[str, str], tuple[DecodeGrid, ...]] = {
         DecodeGrid(("llama_1b_random", "llama_byte"), _GPU_TUNED, ("graphs_tuned",), (1, 8, 32)),
     ),
 }
-
-
-def _device_kind(device: str) -> str:
-    return "cuda" if device.startswith("cuda") else "cpu"
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def _perplexity(model: Llama, workload: LlamaLM, device: str) -> float:
@@ -125,25 +114,21 @@ def _agreement(tokens: torch.Tensor, reference: torch.Tensor) -> dict:
 
 
 @dataclass
-class _Served:
+class _Served(Served):
     engine: Engine
-    threads: int
-    started: float
-    facts: dict  # build times, sizes, quality: measured once when the model was built
 
 
-class DecodeSuite(Suite):
+class DecodeSuite(ServedSuite):
     NAME = "decode"
     DEFAULT_TIMEOUT_S = 900.0
-    INTERLEAVED = True
 
     def __init__(self) -> None:
-        self._served: dict[CaseSpec, _Served] = {}
+        super().__init__()
         self._references: dict[tuple, dict] = {}
 
     def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
         out = []
-        for grid in MATRIX[(profile, _device_kind(device))]:
+        for grid in MATRIX[(profile, device_kind(device))]:
             for workload in grid.workloads:
                 for name in grid.techniques:
                     extra = {key: values[0] for key, values in TECHNIQUES[name].params.items()}
@@ -157,14 +142,14 @@ class DecodeSuite(Suite):
         return out
 
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
-        if str(case.param("mode")).startswith("graphs") and not case.device.startswith("cuda"):
+        if str(case.param("mode")).startswith("graphs") and device_kind(case.device) != "cuda":
             return "CUDA graphs need a CUDA device"
         return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform,
                                                                   DECODE_WORKLOADS[case.workload])
 
     def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
         """The baseline dtype (fp32 on CPU, bf16 on GPU) in the same mode, phase, batch and prompt."""
-        variant = BASELINES[_device_kind(case.device)]
+        variant = self.baseline(case.device)
         if case.variant == variant:
             return None
         params = {k: v for k, v in case.params if k not in TECHNIQUES[case.variant].params}
@@ -187,7 +172,7 @@ class DecodeSuite(Suite):
 
     # --- building --------------------------------------------------------------------------------
 
-    def _key(self, case: CaseSpec) -> CaseSpec:
+    def served_key(self, case: CaseSpec) -> CaseSpec:
         """Both phases of a served model share it."""
         return CaseSpec(case.suite, case.workload, case.variant, case.device,
                         tuple(p for p in case.params if p[0] != "phase"))
@@ -199,22 +184,21 @@ class DecodeSuite(Suite):
         key = (case.workload, device, batch, prompt, int(case.param("gen")))
         if key not in self._references:
             workload = DECODE_WORKLOADS[case.workload]
-            dtype = serving_dtype(TECHNIQUES[BASELINES[_device_kind(device)]], device)
+            dtype = serving_dtype(TECHNIQUES[self.baseline(device)], device)
             model = workload.build(device, dtype)
             ppl = _perplexity(model, workload, device) if workload.trained_weights else None
             tokens = Engine(model, workload.prompts(batch, prompt), key[-1], "eager").generate()
             self._references[key] = {"tokens": tokens, "perplexity": ppl}
             del model
             gc.collect()
-            if device.startswith("cuda"):
+            if device_kind(device) == "cuda":
                 torch.cuda.empty_cache()
         return self._references[key]
 
-    def _serve(self, case: CaseSpec, judge: bool) -> _Served:
+    def serve(self, case: CaseSpec, judge: bool) -> _Served:
         """The technique applied, the engine set up (compiled, captured); with `judge`, its quality
         against the reference (built first, then freed: an 8B model is served one copy at a time)."""
-        threads = len(os.sched_getaffinity(0))
-        torch.set_num_threads(threads)
+        threads = use_all_cores()
         device, batch = case.device, int(case.param("batch"))
         workload, technique = DECODE_WORKLOADS[case.workload], TECHNIQUES[case.variant]
         reference = self._reference(case) if judge else None
@@ -228,7 +212,7 @@ class DecodeSuite(Suite):
         model = model.to(dtype).eval()
         if technique.convert:
             model = technique.convert(model, ctx)
-        _sync(device)
+        sync(device)
         converted = time.perf_counter()
         facts: dict = {"convert_s": converted - started, "rss_before_build_bytes": rss_before,
                        "in_memory_bytes": sum(tensor_bytes(v) for v in model.state_dict().values()),
@@ -242,78 +226,30 @@ class DecodeSuite(Suite):
                      **step_bytes(model))
         if judge and reference:
             facts.update(_agreement(engine.generate(), reference["tokens"]))
-        return _Served(engine, threads, started, facts)
+        return _Served(threads=threads, started=started, facts=facts, engine=engine)
 
-    def _kept(self, case: CaseSpec, judge: bool = False) -> _Served:
-        key = self._key(case)
-        if key not in self._served:
-            self._served[key] = self._serve(case, judge)
-        return self._served[key]
-
-    @staticmethod
-    def _call(served: _Served, case: CaseSpec):
+    def timed_call(self, served: _Served, case: CaseSpec) -> Callable[[], object]:
         return served.engine.prefill if case.param("phase") == "prefill" else served.engine.step
 
     # --- measuring -------------------------------------------------------------------------------
 
-    def measure_round(self, case: CaseSpec, profile: str) -> CaseResult:
-        served = self._kept(case)
-        timer = timer_for(case.device)
-        with torch.no_grad():
-            m = blocked_autorange(self._call(served, case), timer, ROUND)
-        return CaseResult(case, "ok", m, {"latency_median_s": m.median}, timer=timer.name,
-                          measure_config=asdict(ROUND))
-
-    def measure_visit(self, cases: list[CaseSpec], profile: str) -> list[CaseResult]:
-        """A round of each case, their ~10 ms blocks in turns of random order (as the inference suite)."""
-        served = [self._kept(case) for case in cases]
-        timer = timer_for(cases[0].device)
-        with torch.no_grad():
-            ms = interleaved_autorange([self._call(s, c) for s, c in zip(served, cases, strict=True)], timer, VISIT)
-        return [CaseResult(case, "ok", m, {"latency_median_s": m.median}, timer=timer.name,
-                           measure_config=asdict(VISIT)) for case, m in zip(cases, ms, strict=True)]
-
-    def characterize(self, case: CaseSpec, profile: str) -> CaseResult:
-        return self._measure(self._kept(case, judge=True), case, ROUND)
-
-    def execute(self, case: CaseSpec, profile: str) -> CaseResult:
-        return self._measure(self._kept(case, judge=True), case, measure_config(profile))
-
-    def _measure(self, served: _Served, case: CaseSpec, cfg) -> CaseResult:
+    def measure_served(self, served: _Served, case: CaseSpec, cfg: MeasureConfig) -> CaseResult:
         device, batch, prompt = case.device, int(case.param("batch")), int(case.param("prompt"))
         decode = case.param("phase") == "decode"
-        fn, timer = self._call(served, case), timer_for(device)
+        tokens_per_call = batch if decode else batch * prompt
+        window = measure_window(self.timed_call(served, case), device, cfg, {"call": 1, "token": tokens_per_call})
         with torch.no_grad():
-            memory.reset_cuda_peak(device)
-            m = blocked_autorange(fn, timer, cfg)
-            cuda_peak = memory.cuda_peak(device)
-            peak_rss = memory.peak_rss_bytes()
-            evidence = op_evidence(fn, device)
-            tokens_per_call = batch if decode else batch * prompt
-            used = energy.counter_for(device)
-            if not isinstance(used, str):
-                calls, used = energy.run_for(fn, used, sync=lambda: _sync(device))
-                used = energy.energy_metrics(used, {"call": calls, "token": calls * tokens_per_call})
-            else:
-                used = energy.energy_metrics(used, {})
             steps = Measurement(tuple(served.engine.step_times())) if decode else None
-        peak, source = peak_bandwidth(torch.cuda.get_device_name() if device.startswith("cuda") else None)
+        m = window.measurement
+        peak, source = peak_bandwidth(torch.cuda.get_device_name() if device_kind(device) == "cuda" else None)
         metrics = {
             **served.facts,
             "phase": case.param("phase"),
             "peak_bandwidth_bytes_per_s": peak, "peak_bandwidth_source": source,
             **({"tpot_step_p50_s": steps.median, "tpot_step_p90_s": steps.p90, "tpot_step_p99_s": steps.p99}
                if steps else {}),
-            "rss_added_bytes": peak_rss - served.facts["rss_before_build_bytes"],
-            **cuda_peak,
-            "top_ops": evidence.top_ops,
-            "top_ops_clock": "device self time" if device.startswith("cuda") else "CPU self time",
-            **({} if evidence.kernel_s_per_call is None else {"gpu_kernel_s_per_call": evidence.kernel_s_per_call}),
-            **used,
-            "baseline_variant": BASELINES[_device_kind(device)],
-            "torch_threads": served.threads,
-            "technique_note": TECHNIQUES[case.variant].note,
+            **self.served_metrics(case, served, window),
         }
         metrics.update(self.rescale_metrics(case, metrics, m.median, m.p90, m.p99))
-        return CaseResult(case, "ok", m, metrics, timer=timer.name, measure_config=asdict(cfg),
+        return CaseResult(case, "ok", m, metrics, timer=window.timer, measure_config=asdict(cfg),
                           wall_s=time.perf_counter() - served.started)

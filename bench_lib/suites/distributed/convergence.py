@@ -1,6 +1,6 @@
 """Convergence figures across seeds: time to target and held-out loss at equal wall time, with t intervals.
 
-The training suite's convergence cases (training.py, `convergence_runs.py`) train each strategy for the
+The training suite's convergence cases (training/, `convergence_runs.py`) train each strategy for the
 same wall-clock budget, once per seed, and evaluate the held-out loss at the same checkpoint times (the
 budget cut into equal parts, and time 0). A seed's curve is a list of checkpoint rows
 `[checkpoint_s, wall_s, step, eval_loss, eval_accuracy]`: `checkpoint_s` is the nominal time, the same

@@ -14,7 +14,7 @@ replicas are identical; nocomm's rank 0 replica is evaluated (it never communica
 
 Seeds are shared out over the run's launches (seed s in launch s mod launches), so that seeds meet
 different moments of the machine and a run costs the profile's seeds once; the parent pools them
-(training.py, `TrainingSuite.merge_launches`) and computes the figures over every seed (convergence.py).
+(training/merge.py, `merge_convergence`) and computes the figures over every seed (convergence.py).
 """
 
 from __future__ import annotations

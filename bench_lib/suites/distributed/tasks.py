@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench_lib.platform import DeviceKind, device_kind
+
 __all__ = ["TrainTask", "GPTBytes", "DigitsTask", "TASKS", "task_for", "ConvergencePlan", "CONVERGENCE",
            "convergence_budget_s"]
 
@@ -138,7 +140,7 @@ class DigitsTask(TrainTask):
 # (profile, device kind) -> task name -> (task, steps). Quick: seconds per strategy on 2 CPU cores. Full on
 # CUDA: a ~114M-parameter GPT (16 layers, d=768, 512-byte context; bf16 autocast, fused AdamW) for data-center
 # GPUs; full on CPU: a GPT that one core per rank trains in minutes.
-TASKS: dict[tuple[str, str], dict[str, tuple[TrainTask, int]]] = {
+TASKS: dict[tuple[str, DeviceKind], dict[str, tuple[TrainTask, int]]] = {
     ("quick", "cpu"): {"gpt_bytes": (GPTBytes(d=64), 40), "digits_mlp": (DigitsTask(), 120)},
     ("quick", "cuda"): {"gpt_bytes": (GPTBytes(d=64), 40), "digits_mlp": (DigitsTask(), 120)},
     ("full", "cpu"): {"gpt_bytes": (GPTBytes(d=128, layers=4, heads=4, seq=128), 200),
@@ -149,7 +151,7 @@ TASKS: dict[tuple[str, str], dict[str, tuple[TrainTask, int]]] = {
 
 
 def task_for(profile: str, device: str, workload: str) -> tuple[TrainTask, int]:
-    return TASKS[(profile, "cuda" if device.startswith("cuda") else "cpu")][workload]
+    return TASKS[(profile, device_kind(device))][workload]
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ class ConvergencePlan:
 # so that 6 strategies x 3 seeds add about 20 s to the quick suite on 2 CPU cores (about 1,000 steps a run
 # there). Full: long enough for the held-out loss to flatten: on CUDA 90 s a run of the ~114M GPT (some
 # thousands of sync steps on data-center GPUs), on the CPU a minute of the small GPT.
-CONVERGENCE: dict[tuple[str, str], dict[str, ConvergencePlan]] = {
+CONVERGENCE: dict[tuple[str, DeviceKind], dict[str, ConvergencePlan]] = {
     ("quick", "cpu"): {"digits_mlp": ConvergencePlan(1.0, checkpoints=5)},
     ("quick", "cuda"): {"digits_mlp": ConvergencePlan(1.0, checkpoints=5)},
     ("full", "cpu"): {"gpt_bytes": ConvergencePlan(60.0), "digits_mlp": ConvergencePlan(8.0)},

@@ -10,29 +10,25 @@ from __future__ import annotations
 
 import copy
 import gc
-import os
 import time
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from bench_lib.measure import energy, memory
-from bench_lib.measure.timers import blocked_autorange, interleaved_autorange, timer_for
-from bench_lib.platform import Platform
-from bench_lib.profiles import ROUND, VISIT, measure_config
+from bench_lib.measure import memory
+from bench_lib.measure.timers import MeasureConfig
+from bench_lib.platform import DeviceKind, Platform, device_kind
+from bench_lib.profiles import measure_config
 from bench_lib.results.case import CaseResult, CaseSpec
-from bench_lib.suites import Suite
-from bench_lib.suites.inference.evidence import op_evidence
-from bench_lib.suites.inference.size import layer_kinds, model_size
-from bench_lib.techniques.inference import TECHNIQUES, Context, serving_dtype, skip_reason
+from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
+from bench_lib.suites.served.size import layer_kinds, model_size
+from bench_lib.techniques.inference import TECHNIQUES, skip_reason
+from bench_lib.techniques.technique import Context, serving_dtype
 from bench_lib.workloads import WORKLOADS
 from bench_lib.workloads.base import feed
 
-__all__ = ["InferenceSuite", "Grid", "MATRIX", "BASELINES"]
-
-#: What each device's speedups are relative to (same workload and batch).
-BASELINES = {"cpu": "fp32", "cuda": "bf16"}
+__all__ = ["InferenceSuite", "Grid", "MATRIX"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ _GPU_ONLY = ("bf16", "bf16_compile", "bf16_cudagraphs", "fp16", "fp16_compile", 
 # CPU technique on the linear-heavy MLP at batch 1 and 64 (one worker process per technique),
 # the pruning sweep at 64, the main paths on the CNN and the LM. full sweeps batches and
 # sparsities; on GPU it times the GEMM-bound shape.
-MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
+MATRIX: dict[tuple[str, DeviceKind], tuple[Grid, ...]] = {
     ("quick", "cpu"): (
         Grid(("digits_mlp_wide",), (1, 64), ("fp32", "fp32_compile", "int8_dynamic", "int8_dynamic_torchao",
                                              "int8_weight_only", "int8_static_pt2e", "structured", "structured_int8"),
@@ -93,24 +89,8 @@ MATRIX: dict[tuple[str, str], tuple[Grid, ...]] = {
 }
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _energy(model: torch.nn.Module, x: torch.Tensor, device: str, batch: int) -> dict:
-    """Energy per call, sample and token, from a window of its own (`energy.run_for`): the timing
-    rounds are shorter than one update of the GPU's energy counter."""
-    counter = energy.counter_for(device)
-    if isinstance(counter, str):
-        return energy.energy_metrics(counter, {})
-    calls, result = energy.run_for(lambda: model(x), counter, sync=lambda: _sync(device))
-    tokens = 0 if x.is_floating_point() else x.numel()
-    return energy.energy_metrics(result, {"call": calls, "sample": calls * batch, "token": calls * tokens})
-
-
 @dataclass
-class _Served:
+class _Served(Served):
     """A compressed model ready to time, and what its quality is judged against."""
 
     model: torch.nn.Module
@@ -118,24 +98,15 @@ class _Served:
     dtype: torch.dtype
     eval_x: object
     ref_out: object
-    size: dict
-    kinds: object
-    threads: int
-    started: float
-    timings: dict
 
 
-class InferenceSuite(Suite):
+class InferenceSuite(ServedSuite):
     NAME = "inference"
     DEFAULT_TIMEOUT_S = 300.0
-    INTERLEAVED = True
-
-    def __init__(self) -> None:
-        self._served: dict[CaseSpec, _Served] = {}
 
     def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
         out = []
-        for grid in MATRIX[(profile, "cuda" if device.startswith("cuda") else "cpu")]:
+        for grid in MATRIX[(profile, device_kind(device))]:
             for workload in grid.workloads:
                 for name in grid.techniques or tuple(TECHNIQUES):
                     technique = TECHNIQUES[name]
@@ -153,7 +124,7 @@ class InferenceSuite(Suite):
 
     def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
         """fp32 eager on CPU, bf16 eager on GPU, same workload and batch."""
-        variant = BASELINES["cuda" if case.device.startswith("cuda") else "cpu"]
+        variant = self.baseline(case.device)
         if case.variant == variant:
             return None
         return CaseSpec.make(self.NAME, case.workload, variant, case.device, batch=case.param("batch"))
@@ -172,11 +143,11 @@ class InferenceSuite(Suite):
         return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform,
                                                                   WORKLOADS[case.workload])
 
-    def _serve(self, case: CaseSpec) -> _Served:
-        """The reference's outputs, and the compressed model ready to serve (its first call made)."""
+    def serve(self, case: CaseSpec, judge: bool) -> _Served:
+        """The reference's outputs, and the compressed model ready to serve (its first call made);
+        every case is judged (`measure_served`), whatever `judge` says."""
         rss_before_build = memory.current_rss_bytes()
-        threads = len(os.sched_getaffinity(0))
-        torch.set_num_threads(threads)
+        threads = use_all_cores()
         device, batch = case.device, int(case.param("batch"))
         workload, technique = WORKLOADS[case.workload], TECHNIQUES[case.variant]
         dtype = serving_dtype(technique, device)
@@ -191,7 +162,7 @@ class InferenceSuite(Suite):
         del reference
         if technique.prepare:
             model = technique.prepare(model, ctx)
-        _sync(device)
+        sync(device)
         prepared = time.perf_counter()
         model = model.to(dtype).eval()
         if technique.convert:
@@ -202,7 +173,7 @@ class InferenceSuite(Suite):
             # this a second batch size of the same architecture in one process (a launch group, an
             # A/B server) recompiles with a dynamic batch dimension (fp32 MLP, batch 64: 13.0 vs 12.4 ms).
             model = torch.compile(model, dynamic=False, mode=technique.compile_mode)
-        _sync(device)
+        sync(device)
         converted = time.perf_counter()
         gc.collect()
 
@@ -210,90 +181,46 @@ class InferenceSuite(Suite):
         with torch.no_grad():
             first = time.perf_counter()
             model(x)  # compiles where the model is compiled: timed apart from the runs
-            _sync(device)
+            sync(device)
             first_call_s = time.perf_counter() - first
-        return _Served(model, x, dtype, eval_x, ref_out, size, kinds, threads, started, {
-            "prepare_s": prepared - started, "convert_s": converted - prepared, "first_call_s": first_call_s,
-            "rss_before_build_bytes": rss_before_build})
+        facts = {**size, "layers": kinds, "prepare_s": prepared - started, "convert_s": converted - prepared,
+                 "first_call_s": first_call_s, "rss_before_build_bytes": rss_before_build}
+        return _Served(threads=threads, started=started, facts=facts, model=model, x=x, dtype=dtype, eval_x=eval_x,
+                       ref_out=ref_out)
 
-    def _kept(self, case: CaseSpec) -> _Served:
-        """The served model, built once per process and kept for the rounds that follow."""
-        if case not in self._served:
-            self._served[case] = self._serve(case)
-        return self._served[case]
-
-    def measure_round(self, case: CaseSpec, profile: str) -> CaseResult:
-        """One timing round (`effbench run`'s interleaved rounds, `effbench ab`'s pairs)."""
-        served = self._kept(case)
-        timer = timer_for(case.device)
-        with torch.no_grad():
-            measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)
-        return CaseResult(case, "ok", measurement, {"latency_median_s": measurement.median}, timer=timer.name,
-                          measure_config=asdict(ROUND))
-
-    def measure_visit(self, cases: list[CaseSpec], profile: str) -> list[CaseResult]:
-        """A round of each case with their blocks (~10 ms) in turns of random order, so that a
-        technique and its baseline meet the same machine states, which move a case's rounds from one
-        visit to the next far more than they move a pair's ratio (docs/validation/rerun-validation)."""
-        served = [self._kept(case) for case in cases]
-        timer = timer_for(cases[0].device)
-        with torch.no_grad():
-            ms = interleaved_autorange([lambda s=s: s.model(s.x) for s in served], timer, VISIT)
-        return [CaseResult(case, "ok", m, {"latency_median_s": m.median}, timer=timer.name,
-                           measure_config=asdict(VISIT)) for case, m in zip(cases, ms, strict=True)]
-
-    def characterize(self, case: CaseSpec, profile: str) -> CaseResult:
-        """Memory, quality and kernels of the kept model, timed for one round only: in an
-        interleaved run the figure comes from the rounds of every process."""
-        return self._measure(self._kept(case), case, ROUND)
+    def timed_call(self, served: _Served, case: CaseSpec) -> Callable[[], object]:
+        return lambda: served.model(served.x)
 
     def execute(self, case: CaseSpec, profile: str) -> CaseResult:
-        return self._measure(self._serve(case), case, measure_config(profile))
+        """A case measured alone is built afresh and not kept: the batch sizes of a launch group
+        (`launch_key`) are served one at a time, not all resident together."""
+        return self.measure_served(self.serve(case, judge=True), case, measure_config(profile))
 
-    def _measure(self, served: _Served, case: CaseSpec, cfg) -> CaseResult:
+    def measure_served(self, served: _Served, case: CaseSpec, cfg: MeasureConfig) -> CaseResult:
         model, x, dtype, device, batch = served.model, served.x, served.dtype, case.device, int(case.param("batch"))
         workload, technique = WORKLOADS[case.workload], TECHNIQUES[case.variant]
-        timer = timer_for(device)
+        tokens = 0 if x.is_floating_point() else x.numel()
         with torch.no_grad():
-            memory.reset_cuda_peak(device)
             rss_reset = memory.reset_peak_rss()
             rss_before = memory.current_rss_bytes()
-            measurement = blocked_autorange(lambda: model(x), timer, cfg)
-            peak = memory.peak_rss_bytes()
-            cuda_peak = memory.cuda_peak(device)
-            evidence = op_evidence(lambda: model(x), device)
-            energy_used = _energy(model, x, device, batch)
+            window = measure_window(lambda: model(x), device, cfg, {"call": 1, "sample": batch, "token": tokens})
         quality = workload.quality(workload.outputs(model, served.eval_x, batch, device, dtype), served.ref_out)
-
+        measurement = window.measurement
         metrics = {
             "latency_median_s": measurement.median,
             "latency_p90_s": measurement.p90,
             "latency_p99_s": measurement.p99,
             "throughput_samples_per_s": batch / measurement.median,
             **({} if x.is_floating_point() else {"throughput_tokens_per_s": x.numel() / measurement.median}),
-            "peak_rss_bytes": peak,
+            "peak_rss_bytes": window.peak_rss_bytes,
             "rss_before_bytes": rss_before,
             "peak_rss_scope": "timed loop" if rss_reset else "process lifetime",
-            # What the case itself holds (reference, served model, activations): comparable whether the
-            # process measured one case or, in an interleaved run, kept earlier cases resident.
-            "rss_added_bytes": peak - served.timings["rss_before_build_bytes"],
-            **cuda_peak,
-            **served.size,
-            "layers": served.kinds,
-            **served.timings,
+            **served.facts,
             "compiled": device in technique.compiled_on,
             "serving_dtype": str(dtype).removeprefix("torch."),
             **quality,
             "weights": "trained" if workload.trained_weights else "random (speed shape: quality = change only)",
-            "top_ops": evidence.top_ops,
-            "top_ops_clock": "device self time" if device.startswith("cuda") else "CPU self time",
-            **({} if evidence.kernel_s_per_call is None else {
-                "gpu_kernel_s_per_call": evidence.kernel_s_per_call,
-                "gpu_busy_fraction": evidence.kernel_s_per_call / measurement.median}),
-            **energy_used,
-            "baseline_variant": BASELINES["cuda" if device.startswith("cuda") else "cpu"],
-            "torch_threads": served.threads,
-            "technique_note": technique.note,
+            **self.served_metrics(case, served, window),
         }
-        return CaseResult(case, "ok", measurement, metrics, timer=timer.name,
+        return CaseResult(case, "ok", measurement, metrics, timer=window.timer,
                           measure_config=asdict(cfg), wall_s=time.perf_counter() - served.started)

@@ -28,8 +28,8 @@ from bench_lib.atomic import atomic_write_text
 STUDY = Path(__file__).resolve().parent
 REPO = STUDY.parents[2]
 TARGET_FILE = "bench_lib/suites/inference/suite.py"
-# The timed call of an A/B round (InferenceSuite.measure_round).
-ORIGINAL = "measurement = blocked_autorange(lambda: served.model(served.x), timer, ROUND)"
+# The timed call of an A/B round (InferenceSuite.timed_call, which ServedSuite.measure_round times).
+ORIGINAL = "return lambda: served.model(served.x)"
 
 
 def commit_patch(original: str, patched: str, message: str) -> str:
@@ -57,7 +57,7 @@ def slow_revision(target: str, extra: float) -> str:
     """HEAD plus extra work in one case's A/B rounds (its timed call runs on a larger batch)."""
     patched = (f"x = served.x if case.id != {target!r} else "
                f"torch.cat([served.x, served.x[:int(-(-served.x.shape[0] * {extra} // 1))]])\n"
-               "            measurement = blocked_autorange(lambda: served.model(x), timer, ROUND)")
+               "        return lambda: served.model(x)")
     return commit_patch(ORIGINAL, patched, f"ab validation: {extra:.0%} more work in {target}")
 
 
