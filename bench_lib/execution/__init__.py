@@ -1,5 +1,6 @@
 """The one measurement engine: what `effbench run`, `effbench ab` and `pytest benchmarks/` go through.
 
+- `run`: measure a plan, suite by suite (`execute_plan`): the one loop of `effbench run` and the pytest plugin;
 - `session`: plan the cases, write each result as soon as it exists;
 - `interleaved`: the round scheduler of `effbench run` (fixed interleaved blocks over several processes);
 - `pool`: long-lived measuring servers (`server`) of one side of the code, and a pool of them;
