@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from conftest import alive, effbench
 
-from bench_lib.execution.interleaved import CaseRounds, Unit, paired_speedup, schedule, units_of
+from bench_lib.execution.interleaved import CaseRounds, paired_speedup
+from bench_lib.execution.schedule import Unit, fixed_blocks, run_blocks, units_of
 from bench_lib.measure.stats import Measurement, median_ci, process_ci
 from bench_lib.report.compare import compare_runs
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -28,7 +29,10 @@ def test_a_unit_holds_a_baseline_and_its_techniques_of_the_same_batch():
 
 def test_every_block_visits_each_unit_in_each_process_once_in_a_new_order():
     units = [Unit((_case(f"v{i}"),)) for i in range(6)]
-    visits = schedule(units, processes=3, rounds=4, rng=random.Random(1))
+    visits, ends = [], []
+    run_blocks(random.Random(1), fixed_blocks(units, processes=3, rounds=4), visits.append,
+               on_block=lambda done: ends.append(len(visits)))
+    assert ends == [18, 36, 54, 72]  # four blocks, then the policy ends the run
     blocks = [visits[i * 18:(i + 1) * 18] for i in range(4)]
     for block in blocks:
         assert sorted((u.cases[0].variant, p) for u, p in block) == sorted((f"v{i}", p) for i in range(6)
