@@ -71,8 +71,8 @@ class PytestRun:
         suite = planned.case.suite
         if suite not in self.measured:
             self.measured.add(suite)
-            cases = [p for p in self.selected if p.case.suite == suite] or [planned]
-            execute_plan(self.session, cases, self.plan, lambda r: self.results.__setitem__(r.case, r))
+            cases = [p for p in self.selected if p.case.suite == suite]
+            self.results.update((r.case, r) for r in execute_plan(self.session, cases, self.plan))
         if planned.case not in self.results:
             return CaseResult.failed(planned.case, f"not measured: the run of suite {suite} stopped before it")
         return self.results[planned.case]
