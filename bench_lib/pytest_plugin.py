@@ -1,18 +1,28 @@
-"""pytest integration: `pytest benchmarks/ -k int8` measures the same cases as `effbench run`
-and writes the same result files; pytest-benchmark's own table, --benchmark-json and
---benchmark-compare see the same raw samples.
+"""pytest integration: `pytest benchmarks/test_inference.py -k int8` measures the same cases as
+`effbench run --suite inference -k int8`, through the same path (`execution.run.execute_plan`), and
+writes the same result files; pytest-benchmark's own table, --benchmark-json and --benchmark-compare
+see the same raw samples.
+
+An interleaved suite's figures come from rounds over several processes, with every selected case
+measured in turn (and each technique paired with its baseline), so a case cannot be measured on its
+own when its test runs: the first test of a suite measures all of that suite's selected cases at once,
+as `effbench run` does, and each test then reports its case's stored result (pass, skip or fail as
+stored).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from bench_lib.execution.run import execute_plan, plan_meta
 from bench_lib.execution.session import PlannedCase, RunSession, format_result_line, plan
-from bench_lib.results.case import CaseResult
+from bench_lib.profiles import Interleave, interleave_plan
+from bench_lib.results.case import CaseResult, CaseSpec
 
-__all__ = ["measure_planned"]
+__all__ = ["PytestRun", "measure_planned"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -21,6 +31,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--effbench-device", default="auto", choices=("auto", "cpu", "cuda"))
     group.addoption("--effbench-backend", default="all", choices=("gloo", "nccl", "all"))
     group.addoption("--effbench-out", default="results", help="results root (a new run directory goes under it)")
+    group.addoption("--effbench-processes", type=int, default=None, metavar="N",
+                    help="processes that interleaved suites (inference) measure each case in, round by round "
+                         "(default: the profile's, 3); as `effbench run --processes`")
+
+
+def _interleave(config: pytest.Config) -> Interleave:
+    try:
+        return interleave_plan(config.getoption("--effbench-profile"), config.getoption("--effbench-processes"))
+    except ValueError as e:
+        raise pytest.UsageError(str(e).replace("--processes", "--effbench-processes")) from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _interleave(config)  # bad options stop pytest before it collects
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -32,14 +56,48 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("planned_case", cases, ids=[c.case.id for c in cases])
 
 
+@dataclass
+class PytestRun:
+    """One run directory for the pytest session; each suite's selected cases are measured together
+    the first time one of its tests asks (`result`)."""
+
+    session: RunSession
+    plan: Interleave
+    selected: list[PlannedCase]  # the planned cases of the tests pytest kept (after -k and -m)
+    results: dict[CaseSpec, CaseResult] = field(default_factory=dict)
+    measured: set[str] = field(default_factory=set)  # suites already measured
+
+    def result(self, planned: PlannedCase) -> CaseResult:
+        suite = planned.case.suite
+        if suite not in self.measured:
+            self.measured.add(suite)
+            cases = [p for p in self.selected if p.case.suite == suite]
+            self.results.update((r.case, r) for r in execute_plan(self.session, cases, self.plan))
+        if planned.case not in self.results:
+            return CaseResult.failed(planned.case, f"not measured: the run of suite {suite} stopped before it")
+        return self.results[planned.case]
+
+
+def _selected(items: list[pytest.Item]) -> list[PlannedCase]:
+    """The planned cases of the kept test items, in their order, once each."""
+    out: dict[CaseSpec, PlannedCase] = {}
+    for item in items:
+        planned = getattr(item, "callspec", None) and item.callspec.params.get("planned_case")
+        if isinstance(planned, PlannedCase):
+            out.setdefault(planned.case, planned)
+    return list(out.values())
+
+
 @pytest.fixture(scope="session")
-def effbench_session(request: pytest.FixtureRequest) -> RunSession:
+def effbench_session(request: pytest.FixtureRequest) -> PytestRun:
     opt = request.config.getoption
+    interleave = _interleave(request.config)
     session = RunSession.create(Path(opt("--effbench-out")), opt("--effbench-profile"),
                                 {"suite": "pytest", "device": opt("--effbench-device"),
-                                 "backend": opt("--effbench-backend"), "command": "pytest benchmarks/"})
+                                 "backend": opt("--effbench-backend"), "command": "pytest benchmarks/",
+                                 **plan_meta(interleave)})
     request.config._effbench_run_dir = session.run_dir
-    return session
+    return PytestRun(session, interleave, _selected(request.session.items))
 
 
 def _feed_pytest_benchmark(benchmark, result: CaseResult) -> None:
@@ -54,9 +112,10 @@ def _feed_pytest_benchmark(benchmark, result: CaseResult) -> None:
     benchmark._mode = "effbench"
 
 
-def measure_planned(planned: PlannedCase, session: RunSession, benchmark=None) -> CaseResult:
-    """Run one case through the shared runner; pytest's outcome mirrors the stored one."""
-    [result] = session.execute([planned])
+def measure_planned(planned: PlannedCase, run: PytestRun, benchmark=None) -> CaseResult:
+    """The case's result as `effbench run` measures it (its suite measured on first use); pytest's outcome
+    mirrors the stored one."""
+    result = run.result(planned)
     if result.status == "skipped":
         pytest.skip(result.reason)
     if result.status == "failed":

@@ -1,6 +1,6 @@
 """Collectives: op x dtype x message size over Gloo (CPU, CUDA tensors) and NCCL (cases in
-bench_lib/suites/distributed/collectives.py). One launch of all ranks serves a backend's whole sweep
-under `effbench run`; here each case gets its own launch.
+bench_lib/suites/distributed/collectives.py). One launch of all ranks serves a backend's whole selected sweep,
+as under `effbench run`.
 
     pytest benchmarks/test_collectives.py -k "all_reduce and float32" --effbench-backend gloo
 """

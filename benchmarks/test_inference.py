@@ -1,4 +1,5 @@
-"""Inference: technique x workload x batch size (cases in bench_lib/suites/inference/suite.py).
+"""Inference: technique x workload x batch size (cases in bench_lib/suites/inference/suite.py). The selected
+cases are measured together, in interleaved rounds over several processes, as `effbench run` measures them.
 
     pytest benchmarks/test_inference.py -k "int8 and batch64"
 """

@@ -1,8 +1,7 @@
 """Data-parallel training: strategy x workload x backend (cases in bench_lib/suites/distributed/training.py).
-Under pytest each case is launched on its own (twice, as `effbench run` launches a group), so exposed
-communication, the equal-wall comparison, the speedup over sync from paired stretches and the harness's
-overhead, which need `nocomm`, `sync` and `reference` in the same launches, and the turns the strategies
-take in stretches, are `effbench run`'s only.
+The selected cases are launched in the same groups as `effbench run` launches them, so exposed communication,
+the equal-wall comparison and the speedup over sync, which need `nocomm`, `sync` and `reference` in the same
+launches, are there when the selection holds them.
 
     pytest benchmarks/test_training.py -k "digits_mlp" --effbench-backend gloo
 """

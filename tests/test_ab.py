@@ -98,9 +98,9 @@ def test_budget_bounds_the_job_and_leaves_cases_undecided():
 def test_a_suspect_case_gets_the_pairs_that_decide_it(monkeypatch, extra, b_verdict):
     """Two cases with scattered pairs: `a` unchanged (median ratio 1.0), `b` 10% slower. In the same
     budget, `b` is judged slower only when suspects get extra pairs; without them it ends undecided."""
-    import bench_lib.ab.job as job
+    import bench_lib.execution.schedule as schedule
 
-    monkeypatch.setattr(job, "SUSPECT_EXTRA_PAIRS", extra)
+    monkeypatch.setattr(schedule, "SUSPECT_EXTRA_PAIRS", extra)
     ratios = {"a": [1.2, 0.8, 1.0, 1.15, 0.85, 1.0], "b": [1.3, 0.9, 1.1, 1.25, 0.95, 1.1]}
     seen = {"a": 0, "b": 0}
 

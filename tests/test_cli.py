@@ -70,3 +70,23 @@ def test_tiny_inference_run_end_to_end(tmp_path):
     assert run.environment["torch"] and run.commit.get("project") == "effbench"
     doc = json.loads((run_dir / "inference.json").read_text())
     assert doc["benchmarks"][0]["stats"]["data"]
+
+
+@pytest.mark.parametrize("command", ["run", "list"])
+def test_a_keyword_that_selects_no_case_is_exit_2_and_leaves_no_run(command, fake_suite_env, tmp_path):
+    out = ["--out", str(tmp_path / "results")] if command == "run" else []
+    line = _one_line_error(effbench(command, "--suite", "fake", "-k", "no_case_is_named_like_this", *out,
+                                    env=fake_suite_env))
+    assert "-k 'no_case_is_named_like_this' selects no case" in line
+    assert not (tmp_path / "results").exists()
+
+
+def test_project_of_a_run_it_cannot_project_is_exit_2(tmp_path):
+    from bench_lib.measure.stats import Measurement
+    from bench_lib.results.case import CaseResult, CaseSpec
+    from bench_lib.results.store import RunWriter
+
+    case = CaseSpec.make("inference", "digits_mlp", "fp32", "cpu", batch=1)
+    RunWriter(tmp_path / "run", "inference", {}, {}, {}, {}).add(CaseResult(case, "ok", Measurement((1e-3,) * 6)))
+    line = _one_line_error(effbench("project", str(tmp_path / "run")))
+    assert "nothing to project" in line and "all_reduce" in line

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from conftest import alive, effbench
 
-from bench_lib.execution.interleaved import CaseRounds, Unit, paired_speedup, schedule, units_of
+from bench_lib.execution.interleaved import CaseRounds, paired_speedup
+from bench_lib.execution.schedule import Unit, fixed_blocks, run_blocks, units_of
 from bench_lib.measure.stats import Measurement, median_ci, process_ci
 from bench_lib.report.compare import compare_runs
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -28,7 +29,10 @@ def test_a_unit_holds_a_baseline_and_its_techniques_of_the_same_batch():
 
 def test_every_block_visits_each_unit_in_each_process_once_in_a_new_order():
     units = [Unit((_case(f"v{i}"),)) for i in range(6)]
-    visits = schedule(units, processes=3, rounds=4, rng=random.Random(1))
+    visits, ends = [], []
+    run_blocks(random.Random(1), fixed_blocks(units, processes=3, rounds=4), visits.append,
+               on_block=lambda done: ends.append(len(visits)))
+    assert ends == [18, 36, 54, 72]  # four blocks, then the policy ends the run
     blocks = [visits[i * 18:(i + 1) * 18] for i in range(4)]
     for block in blocks:
         assert sorted((u.cases[0].variant, p) for u, p in block) == sorted((f"v{i}", p) for i in range(6)
@@ -176,3 +180,27 @@ def test_compare_widens_a_one_run_verdict_by_both_runs_machine_states():
     assert compare_runs([run(1.0, 0.0)], [run(1.2, 0.0)], threshold=0.10).verdicts[0].kind == "slower"
     wandering = compare_runs([run(1.0, 0.1)], [run(1.2, 0.1)], threshold=0.10).verdicts[0]
     assert wandering.kind == "within noise" and wandering.estimate.low < 1.0
+
+
+def test_run_report_and_compare_print_the_same_figure_for_a_case(tmp_path):
+    """A case measured in three processes that disagree: the median of all rounds (1.151 ms) is not the
+    median of the processes' medians (1.2 ms); `run`'s line, `report`'s table and `compare`'s sides all
+    show the first, the one the interval is built around, and the interval holds it."""
+    from bench_lib.execution.session import format_result_line
+    from bench_lib.report.load import load_spec, results_frame
+    from bench_lib.results.store import RunWriter
+
+    rounds = [1.0, 1.0, 1.5, 1.5] + [1.1] * 4 + [1.2] * 4
+    samples = tuple(1e-3 * (x + 1e-4 * i) for i, x in enumerate(rounds))
+    m = Measurement(samples, unit_of_sample=(0,) * 4 + (1,) * 4 + (2,) * 4)
+    assert m.median == pytest.approx(1.1505e-3, rel=1e-3)
+    assert np.median(list(m.per_process_median.values())) == pytest.approx(1.2e-3, rel=1e-2)
+    assert m.ci95[0] < m.median < m.ci95[1]
+    for side in ("base", "new"):
+        RunWriter(tmp_path / side, "inference", {}, {}, {}, {}).add(CaseResult(_case("fp32"), "ok", m))
+    [base], [new] = load_spec(str(tmp_path / "base")), load_spec(str(tmp_path / "new"))
+    assert "median 1.151 ms" in format_result_line(base.results[_case("fp32")])
+    assert results_frame([base])["median_s"].iloc[0] == pytest.approx(m.median)
+    [v] = compare_runs([base.results], [new.results]).verdicts
+    assert v.estimate.base == v.estimate.new == pytest.approx(m.median)
+    assert v.estimate.ratio == pytest.approx(1.0) and v.estimate.low <= 1.0 <= v.estimate.high

@@ -1,12 +1,12 @@
-"""The interleaved schedule of an A/B job: randomized, paired, adaptive, bounded in time.
+"""An A/B job's pairs, on the round scheduler's adaptive policy (`execution/schedule.py`): randomized,
+paired, adaptive, bounded in time.
 
-Blocks of rounds: in each block every still-undecided case gets one pair, its two rounds
-back to back in a random order (so drift and slow machine states hit both sides alike),
-and a suspect (undecided after the minimum pairs, its median ratio beyond half the bar:
-a possible regression) gets SUSPECT_EXTRA_PAIRS more. A case leaves the schedule once its
-verdict is decided; the job ends when all have, or when the time budget is spent. A case whose
-pairs first say slower or faster moves to fresh servers (new processes), and the verdict stands
-only once they agree (`verdict.confirmed`).
+In each block every still-undecided case gets one pair, its two rounds back to back in a random
+order (so drift and slow machine states hit both sides alike), and a suspect (undecided after the
+minimum pairs, its median ratio beyond half the bar: a possible regression) gets
+SUSPECT_EXTRA_PAIRS more. A case leaves the schedule once its verdict is decided; the job ends when
+all have, or when the time budget is spent. A case whose pairs first say slower or faster moves to
+fresh servers (new processes), and the verdict stands only once they agree (`verdict.confirmed`).
 
 Why suspects first: on a slow machine a budget shared evenly gives each case few pairs, and a slowed
 case stays undecided while the budget goes to cases that look unchanged (docs/validation/ab-validation).
@@ -20,13 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench_lib.ab.verdict import ABRule, PairedVerdict, confirmed, judge
+from bench_lib.execution.schedule import MAX_FAILED_ROUNDS, adaptive_block, run_blocks
 from bench_lib.results.case import CaseResult, CaseSpec
 
 __all__ = ["CaseTrial", "is_suspect", "run_trials", "measure_energy"]
 
 Measure = Callable[[str, CaseSpec, int], CaseResult]  # (side, case, server generation)
-MAX_FAILED_ROUNDS = 2
-SUSPECT_EXTRA_PAIRS = 2
 
 
 @dataclass
@@ -90,12 +89,6 @@ def is_suspect(trial: CaseTrial, rule: ABRule) -> bool:
             and v.ratio > 1.0 + rule.threshold / 2)
 
 
-def _block(active: list[CaseTrial], rule: ABRule, rng: random.Random) -> list[CaseTrial]:
-    schedule = active + [t for t in active if is_suspect(t, rule) for _ in range(SUSPECT_EXTRA_PAIRS)]
-    rng.shuffle(schedule)
-    return schedule
-
-
 def run_trials(trials: list[CaseTrial], measure: Measure, rule: ABRule, budget_s: float, seed: int | None = None,
                on_block: Callable[[int, list[CaseTrial]], None] | None = None,
                clock: Callable[[], float] = time.monotonic) -> list[CaseTrial]:
@@ -106,24 +99,24 @@ def run_trials(trials: list[CaseTrial], measure: Measure, rule: ABRule, budget_s
     """
     rng = random.Random(seed)
     deadline = clock() + budget_s
-    block = 0
+
+    def pair(trial: CaseTrial) -> None:
+        if not trial.active:  # decided earlier in this block
+            return
+        _round(trial, measure, rng.choice(("base", "new")))
+        trial.verdict = _verdict(trial, rule)
+        if trial.verdict.unconfirmed:
+            trial.generation = 1
+
+    def block(done: int) -> list[CaseTrial]:
+        return adaptive_block([t for t in trials if t.active], lambda t: is_suspect(t, rule))
+
+    def after(done: int) -> None:
+        if on_block:
+            on_block(done, trials)
+
     try:
-        while clock() < deadline:
-            active = [t for t in trials if t.active]
-            if not active:
-                break
-            for trial in _block(active, rule, rng):
-                if clock() >= deadline:
-                    break
-                if not trial.active:  # decided earlier in this block
-                    continue
-                _round(trial, measure, rng.choice(("base", "new")))
-                trial.verdict = _verdict(trial, rule)
-                if trial.verdict.unconfirmed:
-                    trial.generation = 1
-            block += 1
-            if on_block:
-                on_block(block, trials)
+        run_blocks(rng, block, pair, after, stop=lambda: clock() >= deadline)
     finally:
         for t in trials:
             t.verdict = _verdict(t, rule)

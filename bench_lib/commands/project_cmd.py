@@ -12,6 +12,9 @@ from bench_lib.projection.render import collectives_markdown, plot_efficiency, p
 from bench_lib.report.load import RUN_SPEC_HELP, load_spec
 from bench_lib.results.store import ResultFormatError
 
+NOTHING_TO_PROJECT = ("it needs collectives all_reduce results over at least two message sizes (and, to project "
+                      "training, training results with `sync` and `nocomm` on the same backend)")
+
 
 def _gpus(text: str) -> tuple[int, ...]:
     try:
@@ -47,7 +50,9 @@ def handle(args: argparse.Namespace) -> int:
     a = Assumptions(args.gpus, args.gpus_per_node, args.intra_bw, args.inter_bw, args.inter_latency)
     projections = project_runs(runs, a)
     collectives = collectives_markdown(project_collectives(runs, a))
-    text = projection_markdown(projections, a) if projections or not collectives else ""
+    if not projections and not collectives:
+        raise BadInput(f"nothing to project in {' '.join(args.runs)}: {NOTHING_TO_PROJECT}")
+    text = projection_markdown(projections, a) if projections else ""
     if collectives:
         text += ("\n" if text else "") + "## Collectives\n\n" + collectives
     print(text, end="")

@@ -14,9 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench_lib.commands.errors import BadInput
 from bench_lib.commands.selection import add_selection_options, planned_cases
-from bench_lib.execution.session import PlannedCase, RunSession, format_result_line, launch_groups
+from bench_lib.execution.run import execute_plan, plan_meta, plan_steps
+from bench_lib.execution.session import RunSession, format_result_line
 from bench_lib.profiles import interleave_plan
-from bench_lib.suites import get_suite
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,13 +38,6 @@ def check_writable(root: Path) -> None:
         raise BadInput(f"cannot write results under --out {root}: {e.strerror or e}") from None
 
 
-def _by_suite(cases: list[PlannedCase]) -> list[tuple[str, list[PlannedCase]]]:
-    out: dict[str, list[PlannedCase]] = {}
-    for planned in cases:
-        out.setdefault(planned.case.suite, []).append(planned)
-    return list(out.items())
-
-
 def handle(args: argparse.Namespace) -> int:
     cases = planned_cases(args)
     try:
@@ -53,18 +46,13 @@ def handle(args: argparse.Namespace) -> int:
         raise BadInput(str(e)) from None
     check_writable(args.out)
     meta = {"suite": args.suite, "device": args.device, "backend": args.backend, "keyword": args.keyword,
-            "command": shlex.join(["effbench", *sys.argv[1:]]), "pid": os.getpid(),
-            "interleave": {"processes": plan.processes, "rounds_per_process": plan.rounds_per_process}}
+            "command": shlex.join(["effbench", *sys.argv[1:]]), "pid": os.getpid(), **plan_meta(plan)}
     session = RunSession.create(args.out, args.profile, meta)
     console = Console(stderr=True)
     failed = 0
     interrupted = False
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
-    suites = _by_suite(cases)
-    interleaved = {name for name, _ in suites if get_suite(name).INTERLEAVED}
-    steps = sum(len(c) + (1 + plan.processes * plan.rounds_per_process) * sum(not p.skip_reason for p in c)
-                if name in interleaved else len(c) for name, c in suites)
 
     def show(result) -> None:
         nonlocal failed
@@ -75,19 +63,9 @@ def handle(args: argparse.Namespace) -> int:
         progress.update(task, description=text[:60], advance=n)
 
     with progress:
-        task = progress.add_task("effbench", total=steps)
+        task = progress.add_task("effbench", total=plan_steps(cases, plan))
         try:
-            for name, suite_cases in suites:
-                if name in interleaved:
-                    step(f"{name}: {plan.processes} processes", len(suite_cases))
-                    for result in session.execute_interleaved(suite_cases, plan, step):
-                        show(result)
-                    continue
-                for group in launch_groups(suite_cases):
-                    step(group[0].case.id, 0)
-                    for result in session.execute(group):
-                        show(result)
-                        progress.advance(task)
+            execute_plan(session, cases, plan, show, step)
         except KeyboardInterrupt:
             interrupted = True
     ran = len(session.results)

@@ -1,4 +1,4 @@
-"""Options shared by `run` and `list`: which cases, on what."""
+"""Options shared by `run`, `list` and `ab`: which cases, on what. An empty selection is bad input for all three."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ def planned_cases(args: argparse.Namespace) -> list[PlannedCase]:
     if args.suite not in (*suite_names(), "all"):
         raise BadInput(f"unknown suite {args.suite!r}; choose from {', '.join([*suite_names(), 'all'])}")
     try:
-        return plan(expand_suites(args.suite), args.profile, args.device, args.backend, args.keyword)
+        cases = plan(expand_suites(args.suite), args.profile, args.device, args.backend, args.keyword)
     except ValueError as e:
         raise BadInput(str(e)) from None
+    if not cases:
+        what = f"-k {args.keyword!r} selects no case" if args.keyword else "no case selected"
+        raise BadInput(f"{what} of --suite {args.suite} (profile {args.profile}, backend {args.backend}); "
+                       "`effbench list` shows them")
+    return cases

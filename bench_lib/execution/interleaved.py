@@ -9,7 +9,7 @@ over the whole run in random order:
 
 1. characterize: process 0 builds each case in turn and measures what is measured once
    (memory, quality against the reference, kernels, build and compile times);
-2. rounds: blocks in which every (unit, process) gets one visit, in random order (a process
+2. rounds: blocks in which every (unit, process) gets one visit, in random order (`schedule.py`; a process
    builds a case, untimed, before its first round of it); a unit is a baseline and the
    techniques measured against it (same workload and batch); a visit is a round of each,
    their ~10 ms blocks in turns of random order (`Suite.measure_visit`), so that each
@@ -34,45 +34,14 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from bench_lib.execution.pool import REPO, Side, SideError, SideServer
+from bench_lib.execution.schedule import MAX_FAILED_ROUNDS, Unit, fixed_blocks, run_blocks, units_of
 from bench_lib.measure.paired import PairedRatio, paired_ratio
 from bench_lib.measure.stats import Measurement, state_sd
 from bench_lib.profiles import VISIT, Interleave
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites import get_suite
 
-__all__ = ["Unit", "units_of", "schedule", "CaseRounds", "paired_speedup", "InterleavedRun"]
-
-MAX_FAILED_ROUNDS = 2
-
-
-@dataclass(frozen=True)
-class Unit:
-    """Cases measured back to back in one process visit: a baseline (or None) and its techniques."""
-
-    cases: tuple[CaseSpec, ...]
-    baseline: CaseSpec | None = None
-
-
-def units_of(cases: list[CaseSpec], baseline_of: Callable[[CaseSpec], CaseSpec | None]) -> list[Unit]:
-    """Group each case with its baseline where the run has it; the rest are units of one."""
-    present = set(cases)
-    grouped: dict[CaseSpec, list[CaseSpec]] = {}
-    for case in cases:
-        base = baseline_of(case)
-        key = base if base in present else case
-        grouped.setdefault(key, []).append(case)
-    return [Unit(tuple(members), key if key in members and len(members) > 1 else None)
-            for key, members in grouped.items()]
-
-
-def schedule(units: list[Unit], processes: int, rounds: int, rng: random.Random) -> list[tuple[Unit, int]]:
-    """`rounds` blocks; each visits every (unit, process) once, in a fresh random order."""
-    out: list[tuple[Unit, int]] = []
-    for _ in range(rounds):
-        block = [(u, p) for u in units for p in range(processes)]
-        rng.shuffle(block)
-        out.extend(block)
-    return out
+__all__ = ["CaseRounds", "paired_speedup", "InterleavedRun"]
 
 
 @dataclass
@@ -161,16 +130,20 @@ class InterleavedRun:
 
     def _interleave(self) -> None:
         units = units_of([c for c, r in self.rounds.items() if r.active], self.suite.baseline_of)
-        visits = schedule(units, self.plan.processes, self.plan.rounds_per_process, self._rng)
-        block = len(visits) // max(1, self.plan.rounds_per_process)
-        for visit, (unit, process) in enumerate(visits):
+        visits = 0
+
+        def visit(entry: tuple[Unit, int]) -> None:
+            nonlocal visits
+            unit, process = entry
             ready = [case for case in unit.cases if self.rounds[case].active and self._warm(case, process)]
             if ready:
                 for case, result in zip(ready, self._visit(process, ready), strict=True):
-                    self.rounds[case].add(result, process, visit)
+                    self.rounds[case].add(result, process, visits)
+            visits += 1
             self._progress(unit.cases[0].id, len(unit.cases))
-            if block and (visit + 1) % block == 0:
-                self._store(self.results())
+
+        run_blocks(self._rng, fixed_blocks(units, self.plan.processes, self.plan.rounds_per_process), visit,
+                   on_block=lambda done: self._store(self.results()))
 
     def _visit(self, process: int, cases: list[CaseSpec]) -> list[CaseResult]:
         timeout = sum(self.suite.timeout_s(c, self.profile) for c in cases)

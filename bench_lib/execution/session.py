@@ -1,6 +1,7 @@
-"""A run: plan the cases, measure each in isolation, store each result as soon as it exists.
+"""A run: plan the cases, measure a launch group in one-shot processes (`execute`) or an interleaved
+suite's cases in rounds over long-lived ones (`execute_interleaved`), store each result as soon as it exists.
 
-Shared by `effbench run` and `pytest benchmarks/`, so both write the same files.
+Driven by `run.execute_plan`, for `effbench run` and `pytest benchmarks/` alike, so both write the same files.
 """
 
 from __future__ import annotations

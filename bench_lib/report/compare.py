@@ -1,7 +1,8 @@
 """Regression verdicts between two sets of runs: pure statistics, no I/O, pandas or printing.
 
 A side (BASE or NEW) is one or more runs of the same cases; a run gives each case its raw
-samples. The statistic of a side is the median of its runs' medians. Its 95% interval comes
+samples. The statistic of a side is the median of its runs' medians, a run's median being the one
+`run` prints and `report` shows (`Measurement.median`, of all its samples). Its 95% interval comes
 from a hierarchical bootstrap: resample the runs, then the samples inside each chosen run,
 so that the spread *between* runs, which on a noisy CI machine dwarfs the spread within one
 (docs/validation/compare-rates), is in the interval.
@@ -50,6 +51,8 @@ __all__ = [
     "relative_ratio",
     "stored_relative",
     "with_machine_states",
+    "on_figures",
+    "side_figure",
     "classify",
     "compare_runs",
     "energy_changes",
@@ -357,6 +360,21 @@ def _paired_units(runs: Sequence[RunResults], case: CaseSpec, ref: CaseSpec
     return out
 
 
+def on_figures(est: RatioEstimate, base: float, new: float) -> RatioEstimate:
+    """The estimate moved onto the sides' figures (`side_figure`), its interval's log-scale half-widths kept,
+    as `stats.process_ci` centres its interval over processes on the median of all samples: the
+    figures `compare` prints are then those `run` printed and `report` shows."""
+    ratio = new / base
+    shift = ratio / est.ratio
+    return RatioEstimate(ratio, est.low * shift, est.high * shift, base, new, est.base_runs, est.new_runs)
+
+
+def side_figure(runs: Sequence[RunResults], case: CaseSpec) -> float:
+    """A side's figure of a case: its run's median (`Measurement.median`, the median of all its samples,
+    which its interval is built around), the median over runs where the side has several."""
+    return float(np.median([r[case].measurement.median for r in runs if case in r and r[case].status == "ok"]))
+
+
 def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshold: float = DEFAULT_THRESHOLD,
                  base_envs: Sequence[dict] = (), new_envs: Sequence[dict] = (), seed: int = 0) -> Comparison:
     """Verdicts for every case on either side, plus relative-speedup verdicts per technique."""
@@ -370,7 +388,8 @@ def compare_runs(base: Sequence[RunResults], new: Sequence[RunResults], threshol
         n = [r[case] for r in new if case in r]
         decided = _status_verdict(case, b, n)
         if decided is None:
-            est = ratio_of_sides(_samples(base, case), _samples(new, case), seed=seed)
+            est = on_figures(ratio_of_sides(_samples(base, case), _samples(new, case), seed=seed),
+                             side_figure(base, case), side_figure(new, case))
             if len(base) == len(new) == 1:
                 est = with_machine_states(est, base[0][case].measurement.state_sd, new[0][case].measurement.state_sd)
             decided = classify(case, est, threshold)
