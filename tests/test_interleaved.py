@@ -194,7 +194,7 @@ def test_run_report_and_compare_print_the_same_figure_for_a_case(tmp_path):
     samples = tuple(1e-3 * (x + 1e-4 * i) for i, x in enumerate(rounds))
     m = Measurement(samples, unit_of_sample=(0,) * 4 + (1,) * 4 + (2,) * 4)
     assert m.median == pytest.approx(1.1505e-3, rel=1e-3)
-    assert np.median(list(m.per_process_median.values())) == pytest.approx(1.2e-3, rel=1e-2)
+    assert np.median(list(m.per_unit_median.values())) == pytest.approx(1.2e-3, rel=1e-2)
     assert m.ci95[0] < m.median < m.ci95[1]
     for side in ("base", "new"):
         RunWriter(tmp_path / side, "inference", {}, {}, {}, {}).add(CaseResult(_case("fp32"), "ok", m))

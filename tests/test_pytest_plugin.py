@@ -66,7 +66,7 @@ def test_pytest_stores_the_same_interleaved_figures_as_effbench_run(rounds_env, 
             assert "always fails" in ours.reason and "always fails" in cli_result.reason
             continue
         m, c = ours.measurement, cli_result.measurement
-        assert m.n == c.n == 2 * 4 and set(m.processes) == set(c.processes) == {0, 1}
+        assert m.n == c.n == 2 * 4 and set(m.unit_of_sample) == set(c.unit_of_sample) == {0, 1}
         assert ours.metrics.keys() == cli_result.metrics.keys()
         mi, ci = ours.metrics["interleaved"], cli_result.metrics["interleaved"]
         assert mi.keys() == ci.keys()
