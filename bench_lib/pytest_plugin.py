@@ -21,6 +21,7 @@ from bench_lib.execution.run import execute_plan, plan_meta
 from bench_lib.execution.session import PlannedCase, RunSession, format_result_line, plan
 from bench_lib.profiles import Interleave, interleave_plan
 from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.workloads.user.spec import ModelSpec, check_model, parse_model
 
 __all__ = ["PytestRun", "measure_planned"]
 
@@ -34,6 +35,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--effbench-processes", type=int, default=None, metavar="N",
                     help="processes that interleaved suites (inference) measure each case in, round by round "
                          "(default: the profile's, 3); as `effbench run --processes`")
+    group.addoption("--effbench-model", action="append", default=[], metavar="SPEC",
+                    help="your own model instead of the built-in ones (repeatable): hf:DIR or "
+                         "py:package.module:factory; as `effbench run --model`")
+
+
+def _models(config: pytest.Config) -> tuple[ModelSpec, ...]:
+    """The `--effbench-model` specs, checked (as `effbench run --model`'s) before anything is collected."""
+    specs = []
+    for text in config.getoption("--effbench-model"):
+        try:
+            spec = parse_model(text)
+            spec = parse_model(f"hf:{spec.target}") if spec.kind == "hf" else spec
+            check_model(spec)
+        except ValueError as e:
+            raise pytest.UsageError(str(e).replace("--model", "--effbench-model")) from None
+        specs.append(spec)
+    return tuple(specs)
 
 
 def _interleave(config: pytest.Config) -> Interleave:
@@ -45,6 +63,7 @@ def _interleave(config: pytest.Config) -> Interleave:
 
 def pytest_configure(config: pytest.Config) -> None:
     _interleave(config)  # bad options stop pytest before it collects
+    config._effbench_models = _models(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -52,7 +71,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     opt = metafunc.config.getoption
     cases = plan([metafunc.module.SUITE], opt("--effbench-profile"), opt("--effbench-device"),
-                 opt("--effbench-backend"))
+                 opt("--effbench-backend"), models=metafunc.config._effbench_models)
     metafunc.parametrize("planned_case", cases, ids=[c.case.id for c in cases])
 
 

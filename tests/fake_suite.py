@@ -19,8 +19,8 @@ BEHAVIOURS = ("ok", "raise", "skip", "crash", "hang", "oom", "spawn_and_hang", "
 class FakeSuite(Suite):
     NAME = "fake"
 
-    def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
-        return [CaseSpec.make(self.NAME, "toy", b, device) for b in BEHAVIOURS]
+    def cases(self, profile: str, device: str, backend: str, models: tuple = ()) -> list[CaseSpec]:
+        return [] if models else [CaseSpec.make(self.NAME, "toy", b, device) for b in BEHAVIOURS]
 
     def timeout_s(self, case: CaseSpec, profile: str) -> float:
         return float(os.environ.get("FAKE_TIMEOUT_S", "5"))
@@ -62,8 +62,8 @@ class FakeRoundSuite(Suite):
     INTERLEAVED = True
     VARIANTS = ("base", "fast", "broken", "hang")
 
-    def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
-        return [CaseSpec.make(self.NAME, "toy", v, device, batch=1) for v in self.VARIANTS]
+    def cases(self, profile: str, device: str, backend: str, models: tuple = ()) -> list[CaseSpec]:
+        return [] if models else [CaseSpec.make(self.NAME, "toy", v, device, batch=1) for v in self.VARIANTS]
 
     def timeout_s(self, case: CaseSpec, profile: str) -> float:
         return float(os.environ.get("FAKE_TIMEOUT_S", "3"))

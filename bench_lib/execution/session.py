@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +17,10 @@ from bench_lib.execution.isolated import run_isolated
 from bench_lib.platform import Platform, detect
 from bench_lib.profiles import Interleave
 from bench_lib.results import environment
-from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.case import CaseResult, CaseSpec, Scalar
 from bench_lib.results.store import RunWriter, new_run_dir, safe_label
 from bench_lib.suites import get_suite, suite_names
+from bench_lib.workloads.user.spec import ModelSpec
 
 __all__ = ["PlannedCase", "plan", "keyword_selector", "launch_groups", "RunSession", "format_result_line"]
 
@@ -51,18 +52,34 @@ def keyword_selector(keyword: str | None) -> Callable[[CaseSpec], bool]:
     return select
 
 
+def _for_models(case: CaseSpec, model_params: Mapping[str, Scalar], batches: tuple[int, ...]) -> list[CaseSpec]:
+    """A user's model's case with the run's options for such models: the params every process must see
+    (`workloads.user.MODEL_PARAMS`: eval text, quality target), and one case per batch size asked for."""
+    if case.param("model") is None:
+        return [case]
+    params = {**dict(case.params), **model_params}
+    sizes = batches if batches and "batch" in params else (params.get("batch"),)
+    return list(dict.fromkeys(CaseSpec.make(case.suite, case.workload, case.variant, case.device,
+                                            **{k: v for k, v in {**params, "batch": b}.items() if v is not None})
+                              for b in sizes))
+
+
 def plan(suites: Iterable[str], profile: str, device: str, backend: str, keyword: str | None = None,
-         platform: Platform | None = None) -> list[PlannedCase]:
-    """Every selected case, with the reason this host would skip it (None: it runs)."""
+         platform: Platform | None = None, models: tuple[ModelSpec, ...] = (),
+         model_params: Mapping[str, Scalar] | None = None, batches: tuple[int, ...] = ()) -> list[PlannedCase]:
+    """Every selected case, with the reason this host would skip it (None: it runs). With `models`, the
+    cases of those user's models only, each carrying `model_params` and, where it has a batch size, one
+    case per size in `batches` (empty: the suite's own)."""
     platform = platform or detect()
     device = platform.resolve_device(device)
     select = keyword_selector(keyword)
     out = []
     for name in suites:
         suite = get_suite(name)
-        for case in suite.cases(profile, device, backend):
-            if select(case):
-                out.append(PlannedCase(case, suite.skip_reason(case, platform)))
+        for listed in suite.cases(profile, device, backend, models):
+            for case in _for_models(listed, model_params or {}, batches):
+                if select(case):
+                    out.append(PlannedCase(case, suite.skip_reason(case, platform)))
     return out
 
 

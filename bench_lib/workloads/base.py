@@ -53,6 +53,11 @@ class Workload(ABC):
         """False for speed shapes: random weights, whose quality figures only measure change."""
         return True
 
+    def identity(self) -> dict[str, Any]:
+        """What identifies the model in its results beyond the case (a user's checkpoint: architecture, config
+        hash, parameter count, dtype, the path given, library versions); built-in workloads need nothing."""
+        return {}
+
     @abstractmethod
     def reference(self) -> nn.Module:
         """The uncompressed fp32 model on the CPU, in eval mode (trained weights cached on disk)."""

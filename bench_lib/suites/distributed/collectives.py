@@ -25,6 +25,7 @@ from bench_lib.suites.distributed.base import (
     backends_for,
     default_world_size,
 )
+from bench_lib.workloads.user.spec import ModelSpec
 
 __all__ = ["CollectivesSuite", "OPS", "SIZES", "bus_factor"]
 
@@ -205,7 +206,10 @@ class CollectivesSuite(DistributedSuite):
         return {"algbw_GBps": algbw, "busbw_GBps": algbw * metrics["bus_factor"], "latency_median_s": median,
                 "latency_p99_s": p99}
 
-    def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
+    def cases(self, profile: str, device: str, backend: str, models: tuple[ModelSpec, ...] = ()) -> list[CaseSpec]:
+        """Collectives measure the interconnect, not a model: none for a user's model."""
+        if models:
+            return []
         platform = detect()
         out = []
         for dist_backend, dev in backends_for(device, backend):

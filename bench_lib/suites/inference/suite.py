@@ -20,13 +20,14 @@ from bench_lib.measure import memory
 from bench_lib.measure.timers import MeasureConfig
 from bench_lib.platform import DeviceKind, Platform, device_kind
 from bench_lib.profiles import measure_config
-from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
 from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
 from bench_lib.suites.served.size import layer_kinds, model_size
 from bench_lib.techniques.inference import TECHNIQUES, skip_reason
 from bench_lib.techniques.technique import Context, serving_dtype
-from bench_lib.workloads import WORKLOADS
 from bench_lib.workloads.base import feed
+from bench_lib.workloads.user import workload_of
+from bench_lib.workloads.user.spec import ModelSpec
 
 __all__ = ["InferenceSuite", "Grid", "MATRIX"]
 
@@ -89,6 +90,25 @@ MATRIX: dict[tuple[str, DeviceKind], tuple[Grid, ...]] = {
 }
 
 
+# A user's model: the techniques that apply to any model of Linear layers (torchao's where it imports, 2:4 where
+# the GPU has it, structured where `Workload.prunable` finds layer pairs: else the case skips with the reason),
+# one sequence of the eval text per call unless the run asks for other batch sizes.
+USER_MATRIX: dict[tuple[str, DeviceKind], Grid] = {
+    ("quick", "cpu"): Grid((), (1,), ("fp32", "int8_dynamic", "int8_dynamic_torchao", "l1_unstructured",
+                                      "structured"), params={"sparsity": (0.5,)}),
+    ("full", "cpu"): Grid((), (1, 8), ("fp32", "fp32_compile", "int8_dynamic", "int8_dynamic_torchao",
+                                       "int8_weight_only", "l1_unstructured", "structured", "structured_int8"),
+                          params={"sparsity": (0.5,)}),
+    ("quick", "cuda"): Grid((), (1,), ("bf16", "bf16_compile", "int8_dynamic_torchao", "fp8_dynamic",
+                                       "int4_weight_only", "semi_structured_24", "l1_unstructured", "structured"),
+                            params={"sparsity": (0.5,)}),
+    ("full", "cuda"): Grid((), (1, 8), ("bf16", "bf16_compile", "bf16_cudagraphs", "int8_dynamic_torchao",
+                                        "int8_weight_only", "fp8_dynamic", "int4_weight_only", "semi_structured_24",
+                                        "semi_structured_24_fp8", "l1_unstructured", "structured"),
+                           params={"sparsity": (0.5,)}),
+}
+
+
 @dataclass
 class _Served(Served):
     """A compressed model ready to time, and what its quality is judged against."""
@@ -104,18 +124,25 @@ class InferenceSuite(ServedSuite):
     NAME = "inference"
     DEFAULT_TIMEOUT_S = 300.0
 
-    def cases(self, profile: str, device: str, backend: str) -> list[CaseSpec]:
+    def cases(self, profile: str, device: str, backend: str, models: tuple[ModelSpec, ...] = ()) -> list[CaseSpec]:
+        """The built-in matrix; with `models`, `USER_MATRIX`'s grid for each user's model instead."""
+        kind = device_kind(device)
+        if models:
+            grid = USER_MATRIX[(profile, kind)]
+            return [case for m in models for case in self._grid_cases(grid, m.name, device, {"model": m.text})]
+        return [case for grid in MATRIX[(profile, kind)] for workload in grid.workloads
+                for case in self._grid_cases(grid, workload, device, {})]
+
+    def _grid_cases(self, grid: Grid, workload: str, device: str, fixed: dict) -> list[CaseSpec]:
         out = []
-        for grid in MATRIX[(profile, device_kind(device))]:
-            for workload in grid.workloads:
-                for name in grid.techniques or tuple(TECHNIQUES):
-                    technique = TECHNIQUES[name]
-                    combos: list[dict] = [{}]
-                    for key, values in technique.params.items():
-                        combos = [{**c, key: v} for c in combos for v in grid.params.get(key, values)]
-                    for extra in combos:
-                        for batch in grid.batches:
-                            out.append(CaseSpec.make(self.NAME, workload, name, device, batch=batch, **extra))
+        for name in grid.techniques or tuple(TECHNIQUES):
+            technique = TECHNIQUES[name]
+            combos: list[dict] = [{}]
+            for key, values in technique.params.items():
+                combos = [{**c, key: v} for c in combos for v in grid.params.get(key, values)]
+            for extra in combos:
+                for batch in grid.batches:
+                    out.append(CaseSpec.make(self.NAME, workload, name, device, batch=batch, **extra, **fixed))
         return out
 
     def launch_key(self, case: CaseSpec) -> Hashable:
@@ -127,7 +154,8 @@ class InferenceSuite(ServedSuite):
         variant = self.baseline(case.device)
         if case.variant == variant:
             return None
-        return CaseSpec.make(self.NAME, case.workload, variant, case.device, batch=case.param("batch"))
+        fixed = {k: v for k, v in case.params if k not in TECHNIQUES[case.variant].params}
+        return CaseSpec.make(self.NAME, case.workload, variant, case.device, **fixed)
 
     def rescale_metrics(self, case: CaseSpec, metrics: dict, median: float, p90: float, p99: float) -> dict:
         old = metrics.get("latency_median_s")
@@ -140,8 +168,11 @@ class InferenceSuite(ServedSuite):
         return out
 
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
+        """A user's model is not built here (a factory may raise: its cases fail at run time, the others go
+        on), so what a technique needs of it is checked when the case is served."""
+        workload = None if case.param("model") is not None else workload_of(case)
         return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform,
-                                                                  WORKLOADS[case.workload])
+                                                                  workload)
 
     def serve(self, case: CaseSpec, judge: bool) -> _Served:
         """The reference's outputs, and the compressed model ready to serve (its first call made);
@@ -149,7 +180,9 @@ class InferenceSuite(ServedSuite):
         rss_before_build = memory.current_rss_bytes()
         threads = use_all_cores()
         device, batch = case.device, int(case.param("batch"))
-        workload, technique = WORKLOADS[case.workload], TECHNIQUES[case.variant]
+        workload, technique = workload_of(case), TECHNIQUES[case.variant]
+        if technique.workload_needs and not hasattr(workload, technique.workload_needs):
+            raise SkipCase(skip_reason(technique, device, None, workload))
         dtype = serving_dtype(technique, device)
         ctx = Context(case, workload, device, dtype, batch)
 
@@ -198,7 +231,7 @@ class InferenceSuite(ServedSuite):
 
     def measure_served(self, served: _Served, case: CaseSpec, cfg: MeasureConfig) -> CaseResult:
         model, x, dtype, device, batch = served.model, served.x, served.dtype, case.device, int(case.param("batch"))
-        workload, technique = WORKLOADS[case.workload], TECHNIQUES[case.variant]
+        workload, technique = workload_of(case), TECHNIQUES[case.variant]
         tokens = 0 if x.is_floating_point() else x.numel()
         with torch.no_grad():
             rss_reset = memory.reset_peak_rss()
@@ -220,6 +253,7 @@ class InferenceSuite(ServedSuite):
             "serving_dtype": str(dtype).removeprefix("torch."),
             **quality,
             "weights": "trained" if workload.trained_weights else "random (speed shape: quality = change only)",
+            **workload.identity(),
             **self.served_metrics(case, served, window),
         }
         return CaseResult(case, "ok", measurement, metrics, timer=window.timer,
