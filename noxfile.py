@@ -13,18 +13,18 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_venv = "yes"
 
 
-def _install(session: nox.Session, *groups: str) -> None:
-    """The pinned CPU torch first (from the machine's disk), then the package, then extras."""
+def _install(session: nox.Session, *groups: str, extras: str = "") -> None:
+    """The pinned CPU torch first (from the machine's disk), then the package (with `extras`), then groups."""
     session.install(*nox.project.dependency_groups(PYPROJECT, "cpu"))
-    session.install("-e", ".")
+    session.install("-e", f".[{extras}]" if extras else ".")
     for group in groups:
         session.install(*nox.project.dependency_groups(PYPROJECT, group))
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite."""
-    _install(session, "test")
+    """Run the test suite (with the hf extra: the tests of users' checkpoints need transformers)."""
+    _install(session, "test", extras="hf")
     session.run("pytest", *session.posargs)
 
 

@@ -21,7 +21,7 @@ from bench_lib.execution.run import execute_plan, plan_meta
 from bench_lib.execution.session import PlannedCase, RunSession, format_result_line, plan
 from bench_lib.profiles import Interleave, interleave_plan
 from bench_lib.results.case import CaseResult, CaseSpec
-from bench_lib.workloads.user.spec import ModelSpec, check_model, parse_model
+from bench_lib.workloads.user.spec import ModelSpec, resolve_model
 
 __all__ = ["PytestRun", "measure_planned"]
 
@@ -42,16 +42,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _models(config: pytest.Config) -> tuple[ModelSpec, ...]:
     """The `--effbench-model` specs, checked (as `effbench run --model`'s) before anything is collected."""
-    specs = []
-    for text in config.getoption("--effbench-model"):
-        try:
-            spec = parse_model(text)
-            spec = parse_model(f"hf:{spec.target}") if spec.kind == "hf" else spec
-            check_model(spec)
-        except ValueError as e:
-            raise pytest.UsageError(str(e).replace("--model", "--effbench-model")) from None
-        specs.append(spec)
-    return tuple(specs)
+    try:
+        return tuple(dict.fromkeys(resolve_model(text) for text in config.getoption("--effbench-model")))
+    except ValueError as e:
+        raise pytest.UsageError(str(e).replace("--model", "--effbench-model")) from None
 
 
 def _interleave(config: pytest.Config) -> Interleave:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench_lib.commands.errors import BadInput
+from bench_lib.commands.runfile import add_config_option, with_run_file
 from bench_lib.commands.selection import add_selection_options, planned_cases
 from bench_lib.execution.run import execute_plan, plan_meta, plan_steps
 from bench_lib.execution.session import RunSession, format_result_line
@@ -22,10 +23,12 @@ from bench_lib.profiles import interleave_plan
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run benchmark cases and store their results")
     add_selection_options(p)
-    p.add_argument("--out", default="results", type=Path, help="results root; a new run directory goes under it")
+    p.add_argument("--out", type=Path,
+                   help="results root; a new run directory goes under it (default: results)")
     p.add_argument("--processes", type=int, default=None, metavar="N",
                    help="processes that interleaved suites (inference) measure each case in, round by round "
                         "(default: the profile's, 3)")
+    add_config_option(p)
     p.set_defaults(handler=handle)
 
 
@@ -39,6 +42,7 @@ def check_writable(root: Path) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    run_file = with_run_file(args)
     cases = planned_cases(args)
     try:
         plan = interleave_plan(args.profile, args.processes)
@@ -46,7 +50,10 @@ def handle(args: argparse.Namespace) -> int:
         raise BadInput(str(e)) from None
     check_writable(args.out)
     meta = {"suite": args.suite, "device": args.device, "backend": args.backend, "keyword": args.keyword,
-            "command": shlex.join(["effbench", *sys.argv[1:]]), "pid": os.getpid(), **plan_meta(plan)}
+            "command": shlex.join(["effbench", *sys.argv[1:]]), "pid": os.getpid(), **plan_meta(plan),
+            **({"devices": args.devices} if getattr(args, "devices", None) else {}),
+            **({"models": list(args.models)} if args.models else {}),
+            **({"run_file": run_file.meta()} if run_file else {})}
     session = RunSession.create(args.out, args.profile, meta)
     console = Console(stderr=True)
     failed = 0

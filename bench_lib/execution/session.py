@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench_lib.execution.interleaved import InterleavedRun
 from bench_lib.execution.isolated import run_isolated
@@ -20,7 +21,9 @@ from bench_lib.results import environment
 from bench_lib.results.case import CaseResult, CaseSpec, Scalar
 from bench_lib.results.store import RunWriter, new_run_dir, safe_label
 from bench_lib.suites import get_suite, suite_names
-from bench_lib.workloads.user.spec import ModelSpec
+
+if TYPE_CHECKING:  # the user-model spec's package imports torch: a command that lists or reports need not
+    from bench_lib.workloads.user.spec import ModelSpec
 
 __all__ = ["PlannedCase", "plan", "keyword_selector", "launch_groups", "RunSession", "format_result_line"]
 

@@ -14,12 +14,14 @@ import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Iterator
 from dataclasses import replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from bench_lib.measure.stats import Measurement
 from bench_lib.platform import Platform
 from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
-from bench_lib.workloads.user.spec import ModelSpec
+
+if TYPE_CHECKING:  # the user-model spec's package imports torch: a command that lists or reports need not
+    from bench_lib.workloads.user.spec import ModelSpec
 
 __all__ = ["Suite", "SUITES", "BACKENDS", "get_suite", "suite_names", "failure_text", "merge_launches"]
 

@@ -7,6 +7,7 @@ import hashlib
 import torch
 from torch import nn
 
+from bench_lib.results.case import SkipCase
 from bench_lib.techniques.structured import remove_units
 from bench_lib.techniques.technique import Context, linears
 from bench_lib.workloads.cache import cached_state_dict
@@ -49,8 +50,13 @@ def _recover(model: nn.Module, ctx: Context, kind: str) -> nn.Module:
 
 
 def cut_units(model: nn.Module, ctx: Context) -> nn.Module:
-    """Cut the hidden units out (smaller dense layers), then fine-tune briefly."""
-    remove_units(ctx.workload.prunable(model), ctx.param("sparsity"))
+    """Cut the hidden units out (smaller dense layers), then fine-tune briefly; a model without layer pairs
+    to cut (a user's architecture `Workload.prunable` does not know) skips the case."""
+    pairs = ctx.workload.prunable(model)
+    if not pairs:
+        raise SkipCase(f"{ctx.case.workload} has no layer pairs whose hidden units structured pruning can remove "
+                       f"({type(ctx.workload).__name__}.prunable found none)")
+    remove_units(pairs, ctx.param("sparsity"))
     return _recover(model, ctx, "structured")
 
 

@@ -38,11 +38,15 @@ def remove_units(pairs: list[Prunable], fraction: float) -> int:
         rows = pair.producer.weight.detach().flatten(1)
         units = rows.shape[0] // pair.halves
         norms = rows.view(pair.halves, units, -1).norm(dim=2).norm(dim=0)
+        for other in pair.also:
+            norms = torch.stack([norms, other.weight.detach().flatten(1).norm(dim=1)]).norm(dim=0)
         kept = max(1, round(len(norms) * (1 - fraction)))
         keep = norms.topk(kept).indices.sort().values
         cols = (keep[:, None] * pair.group + torch.arange(pair.group, device=keep.device)).flatten()
         halves = (torch.arange(pair.halves, device=keep.device)[:, None] * units + keep).flatten()
         _cut(pair.producer, halves, 0)
+        for other in pair.also:
+            _cut(other, keep, 0)
         _cut(pair.consumer, cols, 1)
         removed += len(norms) - kept
     return removed

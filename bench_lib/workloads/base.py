@@ -25,13 +25,16 @@ class Prunable:
     `group` consecutive inputs per unit (the spatial positions of a channel after a flatten);
     a producer of `halves` > 1 stacks that many projections of the same units (a gated MLP's fused
     gate and up projections): unit i owns row i of every half, and units are ranked by the L2 norm
-    of their rows in all halves together.
+    of their rows in all halves together. `also` are further producers of the same units kept as separate
+    layers (a gated MLP's gate projection beside its up projection): each loses the same rows, and their
+    rows count in the ranking too.
     """
 
     producer: nn.Module
     consumer: nn.Module
     group: int = 1
     halves: int = 1
+    also: tuple[nn.Module, ...] = ()
 
 
 def feed(x: torch.Tensor, device: str, dtype: torch.dtype) -> torch.Tensor:

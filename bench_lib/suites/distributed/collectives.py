@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bench_lib.platform import detect
 from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
@@ -25,7 +26,9 @@ from bench_lib.suites.distributed.base import (
     backends_for,
     default_world_size,
 )
-from bench_lib.workloads.user.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from bench_lib.workloads.user.spec import ModelSpec
 
 __all__ = ["CollectivesSuite", "OPS", "SIZES", "bus_factor"]
 

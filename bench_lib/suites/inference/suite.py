@@ -253,6 +253,7 @@ class InferenceSuite(ServedSuite):
             "serving_dtype": str(dtype).removeprefix("torch."),
             **quality,
             "weights": "trained" if workload.trained_weights else "random (speed shape: quality = change only)",
+            **({} if case.param("model") is None else {"model_source": case.param("model")}),
             **workload.identity(),
             **self.served_metrics(case, served, window),
         }

@@ -11,11 +11,13 @@ import importlib.util
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ModelSpec", "parse_model", "check_model", "import_factory", "HF_EXTRA", "TOKENIZER_FILES"]
+__all__ = ["ModelSpec", "parse_model", "check_model", "resolve_model", "import_factory", "HF_EXTRA",
+           "TOKENIZER_FILES"]
 
 HF_EXTRA = "install the hf extra: pip install 'effbench[hf]'"
 #: A tokenizer needs one of these beside config.json (a fast tokenizer's JSON, or a slow one's vocabulary).
@@ -113,3 +115,27 @@ def check_model(spec: ModelSpec) -> None:
         _check_hf(spec)
     else:
         import_factory(spec)
+
+
+def _importable_from_cwd() -> None:
+    """A `py:` model's module is imported from the directory effbench was started in, here and in every
+    process the run starts (they inherit PYTHONPATH)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if cwd not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [cwd, *paths]))
+
+
+def resolve_model(text: str) -> ModelSpec:
+    """A `--model` spec as a run uses it, checked before anything runs (ValueError, one line). An `hf:` path is
+    made absolute (its text too), since the run's processes need not start in this directory; a `py:` module
+    is imported from this directory, in this process and the run's."""
+    spec = parse_model(text)
+    if spec.kind == "hf":
+        spec = parse_model(f"hf:{spec.target}")
+    else:
+        _importable_from_cwd()
+    check_model(spec)
+    return spec

@@ -45,6 +45,7 @@ import itertools
 import os
 import random
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from bench_lib.platform import Platform
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -58,7 +59,9 @@ from bench_lib.suites.distributed.training.plan import (
     training_cases,
 )
 from bench_lib.suites.distributed.training.turns import converge_together, train_together, warm_up
-from bench_lib.workloads.user.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from bench_lib.workloads.user.spec import ModelSpec
 
 __all__ = ["TrainingSuite"]
 
