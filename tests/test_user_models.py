@@ -49,6 +49,7 @@ def factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A user's module of factories, importable from the working directory as the CLI's user would have it."""
     (tmp_path / "um_factories.py").write_text(FACTORIES)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("EFFBENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path
 

@@ -42,6 +42,6 @@ def tiny_checkpoint(directory: Path, family: str = "llama", seed: int = 0, **con
                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **config)
     torch.manual_seed(seed)
-    cls[1](cfg).save_pretrained(directory, safe_serialization=True)
+    cls[1](cfg).save_pretrained(directory)  # safetensors: the default since transformers 4.35, the only format in 5
     tokenizer.save_pretrained(directory)
     return directory
