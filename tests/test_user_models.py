@@ -229,3 +229,4 @@ def test_run_file_runs_a_checkpoint_and_factories_and_the_report_shows_it(ckpt: 
     assert main(["report", str(run_dir), "--out", str(factories / "rep")]) == 0
     readme = (factories / "rep" / "README.md").read_text()
     assert "## Run file" in readme and "# my benchmark" in readme
+    assert "## Your models" in readme and "| tiny_llama | hf:" in readme and "| LlamaForCausalLM |" in readme

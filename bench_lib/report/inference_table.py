@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench_lib.report.frames.common import USER_MODEL_PARAMS
 from bench_lib.results.case import CaseResult
 from bench_lib.results.store import ResultFormatError, load_run
 from bench_lib.techniques.baselines import baseline_variant
@@ -23,7 +24,7 @@ from bench_lib.techniques.baselines import baseline_variant
 __all__ = ["summary_frame", "main"]
 
 def _label(result: CaseResult) -> str:
-    extra = [f"{k}={v}" for k, v in result.case.params if k != "batch"]
+    extra = [f"{k}={v}" for k, v in result.case.params if k != "batch" and k not in USER_MODEL_PARAMS]
     return result.case.variant + (f" ({', '.join(extra)})" if extra else "")
 
 

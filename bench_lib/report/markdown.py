@@ -40,6 +40,7 @@ from bench_lib.report.frames import (
 )
 from bench_lib.report.load import Run, environment_frame, results_frame
 from bench_lib.report.references import machine_tag, references_for
+from bench_lib.report.user_models import run_file_section, user_models_section
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 from bench_lib.techniques.baselines import SERVED_BASELINES
 
@@ -313,23 +314,13 @@ def _summary(df: pd.DataFrame, runs: list[Run]) -> list[str]:
     return ["# effbench report\n", "Runs:\n", *run_list, "", markdown_table(counts.astype(str)), ""]
 
 
-def _run_files(runs: list[Run]) -> list[str]:
-    """The run files (`effbench run --config`) the runs were started from, verbatim."""
-    parts = []
-    for run in runs:
-        run_file = run.files[0].run_meta.get("run_file") if run.files else None
-        if isinstance(run_file, dict) and isinstance(run_file.get("text"), str):
-            parts += [f"Run `{run.name}`, from `{run_file.get('path', '')}`:\n", "```toml",
-                      run_file["text"].rstrip("\n"), "```", ""]
-    return ["## Run file\n", *parts] if parts else []
-
-
 def build_report(runs: list[Run], out: Path) -> Report:
     """Write out/README.md and its plots for the given runs."""
     df = results_frame(runs)
     drawn: list[Path] = []
     parts = _summary(df, runs)
-    parts += _run_files(runs)
+    parts += run_file_section(runs)
+    parts += user_models_section(df)
     parts += _inference(df, out, drawn)
     parts += _decode(df, out, drawn)
     parts += _collectives(df, runs, out, drawn)

@@ -8,12 +8,19 @@ import pandas as pd
 
 from bench_lib.results.format import fmt_num, num
 
-__all__ = ["param_columns", "ok_rows", "col", "technique_label", "pareto_front", "latest_per_case", "run_column",
-           "ROUGH_ENERGY_MARK", "energy_cell", "energy_notes"]
+__all__ = ["USER_MODEL_PARAMS", "param_columns", "ok_rows", "col", "technique_label", "pareto_front", "latest_per_case",
+           "run_column", "ROUGH_ENERGY_MARK", "energy_cell", "energy_notes"]
+
+
+# A user's model's params (bench_lib.workloads.user.MODEL_PARAMS, and the spec) name the workload, which the
+# `workload` column shows already: they are not the technique's.
+USER_MODEL_PARAMS = ("model", "eval_text", "quality_target")
 
 
 def param_columns(df: pd.DataFrame) -> list[str]:
-    return sorted(c for c in df.columns if c.startswith("param.") and df[c].notna().any())
+    """The technique's parameter columns that hold a value."""
+    return sorted(c for c in df.columns if c.startswith("param.") and df[c].notna().any()
+                  and c.removeprefix("param.") not in USER_MODEL_PARAMS)
 
 
 def ok_rows(df: pd.DataFrame, suite: str) -> pd.DataFrame:

@@ -1,0 +1,55 @@
+"""The report's sections on a user's own benchmark: the run file it was started from, verbatim, and the user's
+models: what identifies each, and each compressed model's quality verdict against its reference."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench_lib.report.frames.common import col
+from bench_lib.report.load import Run
+from bench_lib.results.format import markdown_table
+
+__all__ = ["run_file_section", "user_models_section"]
+
+
+def run_file_section(runs: list[Run]) -> list[str]:
+    """The run files (`effbench run --config`) the runs were started from, verbatim."""
+    parts = []
+    for run in runs:
+        run_file = run.files[0].run_meta.get("run_file") if run.files else None
+        if isinstance(run_file, dict) and isinstance(run_file.get("text"), str):
+            parts += [f"Run `{run.name}`, from `{run_file.get('path', '')}`:\n", "```toml",
+                      run_file["text"].rstrip("\n"), "```", ""]
+    return ["## Run file\n", *parts] if parts else []
+
+
+def _text(values: pd.Series, fmt: str = "{}") -> pd.Series:
+    return values.map(lambda v: "-" if v is None or (isinstance(v, float) and pd.isna(v)) else fmt.format(v))
+
+
+def user_models_section(df: pd.DataFrame) -> list[str]:
+    """Each user's model as given, what identifies it, and the verdict of every measured case: does it keep
+    `quality_target` of the reference's quality (`quality_kept`)."""
+    if df.empty or "param.model" not in df:
+        return []
+    rows = df[(df["status"] == "ok") & df["param.model"].notna()]
+    if rows.empty:
+        return []
+    first = rows.drop_duplicates("param.model")
+    identity = pd.DataFrame({
+        "model": first["workload"], "given as": first["param.model"],
+        "architecture": _text(col(first, "model_architecture")),
+        "parameters": _text(col(first, "model_parameters"), "{:,.0f}"),
+        "checkpoint dtype": _text(col(first, "model_checkpoint_dtype")),
+        "config.json sha256": _text(col(first, "model_config_sha256").map(lambda v: v[:12] if isinstance(v, str)
+                                                                          else v), "{}..."),
+        "transformers": _text(col(first, "transformers_version")),
+        "eval text": _text(col(first, "eval_text_source"))})
+    verdicts = pd.DataFrame({
+        "model": rows["workload"], "suite": rows["suite"], "technique": rows["variant"],
+        "batch": _text(col(rows, "param.batch")), "quality": _text(col(rows, "quality_metric")),
+        "kept": _text(col(rows, "quality_kept"), "{:.2%}"), "target": _text(col(rows, "quality_target"), "{:.0%}"),
+        "verdict": _text(col(rows, "quality_verdict"))}).sort_values(["model", "suite", "technique"])
+    return ["## Your models\n", markdown_table(identity), "",
+            "Quality kept against the uncompressed reference, MLPerf-style: a case passes when it keeps the target "
+            "share of the reference's quality.\n", markdown_table(verdicts), ""]
