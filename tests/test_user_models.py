@@ -179,6 +179,25 @@ def test_checkpoint_workload_judges_against_its_fp32_reference(ckpt: Path) -> No
     assert facts["eval_text_source"] == "python stdlib pydoc_data.topics"
 
 
+def test_the_users_eval_text_is_read_by_the_checkpoints_tokenizer(ckpt: Path, tmp_path: Path) -> None:
+    from pydoc_data.topics import topics
+
+    text = tmp_path / "mine.txt"
+    text.write_text(topics["for"] * 4)
+    case = CaseSpec.make("inference", "tiny_llama", "fp32", "cpu", batch=1, model=f"hf:{ckpt}", eval_text=str(text))
+    workload = workload_of(case)
+    builtin_text = workload_of(CaseSpec.make("inference", "tiny_llama", "fp32", "cpu", batch=1, model=f"hf:{ckpt}"))
+    facts = workload.identity()
+    assert facts["eval_text_source"] == str(text)
+    assert facts["eval_text_sha256"] != builtin_text.identity()["eval_text_sha256"]
+    assert workload.eval_inputs().shape == (8, 128)
+    (tmp_path / "short.txt").write_text("Too short.")
+    short = workload_of(CaseSpec.make("inference", "tiny_llama", "fp32", "cpu", batch=1, model=f"hf:{ckpt}",
+                                      eval_text=str(tmp_path / "short.txt")))
+    with pytest.raises(ValueError, match="short.txt is too short"):
+        short.eval_inputs()
+
+
 def test_structured_pruning_cuts_a_gated_mlp_and_still_runs(ckpt: Path) -> None:
     from bench_lib.techniques.structured import remove_units
 

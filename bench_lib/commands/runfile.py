@@ -95,7 +95,7 @@ def load_run_file(path: Path) -> RunFile:
         if not check(value):
             raise BadInput(f"--config {path}: {key} must be {wanted}")
         if key in _PATHS:
-            value = str((path.parent / value).expanduser())
+            value = str(path.parent / Path(value).expanduser())  # an absolute path stays as it is
         elif key == "models":
             value = [_relative_model(v, path.parent) for v in value]
         elif key == "suites":
@@ -107,9 +107,7 @@ def load_run_file(path: Path) -> RunFile:
 def _relative_model(text: str, root: Path) -> str:
     """An `hf:` path in a run file is relative to the file's directory, as its other paths."""
     kind, sep, rest = text.partition(":")
-    if kind == "hf" and sep and rest and not Path(rest).expanduser().is_absolute():
-        return f"hf:{root / rest}"
-    return text
+    return f"hf:{root / Path(rest).expanduser()}" if kind == "hf" and sep and rest else text
 
 
 def add_config_option(p: argparse.ArgumentParser) -> None:

@@ -127,8 +127,12 @@ class HFModel(Workload):
 
     def _windows(self, held_out: bool) -> torch.Tensor:
         train, held = _token_ids(self.path, self.eval_text)
-        return token_windows(held if held_out else train, self.eval_seqs if held_out else self.train_seqs,
-                             self._seq())
+        try:
+            return token_windows(held if held_out else train, self.eval_seqs if held_out else self.train_seqs,
+                                 self._seq())
+        except ValueError as e:
+            part = f"held-out last {HELD_OUT_FRACTION:.0%}" if held_out else f"first {1 - HELD_OUT_FRACTION:.0%}"
+            raise ValueError(f"{corpus(self.eval_text).source} is too short: in its {part}, {e}") from None
 
     def reference(self) -> nn.Module:
         import transformers
