@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
+from tiny_hf import FAMILIES, tiny_checkpoint
 
 from bench_lib.cli import main
 from bench_lib.execution.session import plan
 from bench_lib.results.case import CaseSpec
 from bench_lib.workloads.user import model_spec, workload_of
 from bench_lib.workloads.user.spec import ModelSpec, check_model, parse_model, resolve_model
-from tests.conftest import REPO
-from tests.tiny_hf import tiny_checkpoint
 
 FACTORIES = '''
 import torch
@@ -198,10 +198,13 @@ def test_the_users_eval_text_is_read_by_the_checkpoints_tokenizer(ckpt: Path, tm
         short.eval_inputs()
 
 
-def test_structured_pruning_cuts_a_gated_mlp_and_still_runs(ckpt: Path) -> None:
+@pytest.mark.parametrize("family", FAMILIES)
+def test_structured_pruning_cuts_a_gated_mlp_and_still_runs(family: str, ckpt: Path, tmp_path: Path) -> None:
     from bench_lib.techniques.structured import remove_units
 
-    workload = workload_of(CaseSpec.make("inference", "tiny_llama", "fp32", "cpu", batch=1, model=f"hf:{ckpt}"))
+    path = ckpt if family == "llama" else tiny_checkpoint(tmp_path / f"tiny-{family}", family)
+    workload = workload_of(CaseSpec.make("inference", f"tiny_{family}", "fp32", "cpu", batch=1, model=f"hf:{path}"))
+    assert workload.identity()["model_type"] == family
     model = workload.reference()
     pairs = workload.prunable(model)
     assert len(pairs) == 2 and all(len(p.also) == 1 for p in pairs)
