@@ -252,3 +252,21 @@ def test_run_file_runs_a_checkpoint_and_factories_and_the_report_shows_it(ckpt: 
     readme = (factories / "rep" / "README.md").read_text()
     assert "## Run file" in readme and "# my benchmark" in readme
     assert "## Your models" in readme and "| tiny_llama | hf:" in readme and "| LlamaForCausalLM |" in readme
+
+
+def test_a_shape_a_technique_cannot_take_skips_its_case() -> None:
+    from torch import nn
+
+    from bench_lib.results.case import SkipCase
+    from bench_lib.techniques.pruning import cut_units, prune_24
+    from bench_lib.techniques.technique import Context
+    from bench_lib.workloads.user.adapter import ModuleWorkload
+
+    workload = ModuleWorkload(nn.Sequential(nn.Linear(32, 32), nn.LayerNorm(32), nn.Linear(32, 4)),
+                              eval_data=torch.randn(4, 32))
+    case = CaseSpec.make("inference", "small", "structured", "cpu", batch=1, sparsity=0.5, model="py:m:small")
+    ctx = Context(case, workload, "cpu", torch.float32, 1)
+    with pytest.raises(SkipCase, match="divisible by 64"):
+        prune_24(workload.reference(), ctx)
+    with pytest.raises(SkipCase, match="no layer pairs"):  # a norm between the Linears: no units to cut
+        cut_units(workload.reference(), ctx)

@@ -67,9 +67,14 @@ def cut_heads(model: nn.Module, ctx: Context) -> nn.Module:
 
 
 def prune_24(model: nn.Module, ctx: Context) -> nn.Module:
-    """Keep the 2 largest of every 4 consecutive input weights of each eligible Linear (no fine-tune)."""
+    """Keep the 2 largest of every 4 consecutive input weights of each eligible Linear (no fine-tune); a model
+    with none (a user's, of small layers) skips the case rather than time its dense self as 2:4."""
+    eligible = linears(model, 64, 64)
+    if not eligible:
+        raise SkipCase(f"no Linear of {ctx.case.workload} has in/out features divisible by 64, as the 2:4 "
+                       "sparse kernels need")
     with torch.no_grad():
-        for _, m in linears(model, 64, 64):
+        for _, m in eligible:
             w = m.weight.view(m.out_features, -1, 4)
             drop = w.abs().topk(2, dim=-1, largest=False).indices
             w.scatter_(-1, drop, 0.0)
