@@ -270,3 +270,19 @@ def test_a_shape_a_technique_cannot_take_skips_its_case() -> None:
         prune_24(workload.reference(), ctx)
     with pytest.raises(SkipCase, match="no layer pairs"):  # a norm between the Linears: no units to cut
         cut_units(workload.reference(), ctx)
+
+
+def test_a_run_file_selects_and_flags_override_it(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "ckpts").mkdir()
+    (tmp_path / "ckpts" / "mine").symlink_to(ckpt)
+    run_file = tmp_path / "bench.toml"
+    run_file.write_text('models = ["hf:ckpts/mine"]  # relative to this file\nsuites = ["inference", "training"]\n'
+                        'techniques = ["int8_dynamic", "structured"]\nbatches = [2, 4]\ndevices = ["cpu"]\n')
+    assert main(["list", "--config", str(run_file)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test_")]
+    assert len(lines) == 4 and all(f"modelhf:{tmp_path}/ckpts/mine" in line for line in lines)
+    assert sorted(line.split("-")[1:3][0] + line.split("-")[2] for line in lines) == [
+        "int8_dynamicbatch2", "int8_dynamicbatch4", "structuredbatch2", "structuredbatch4"]
+    assert main(["list", "--config", str(run_file), "--batches", "8", "-k", "structured"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test_")]
+    assert len(lines) == 1 and "-structured-batch8-" in lines[0]

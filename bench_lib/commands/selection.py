@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench_lib.commands.errors import BadInput
-from bench_lib.execution.session import PlannedCase, expand_suites, plan
+from bench_lib.execution.session import PlannedCase, expand_suites, keyword_selector, plan
 from bench_lib.profiles import PROFILES
 from bench_lib.results.case import CaseSpec, Scalar
 from bench_lib.suites import BACKENDS, suite_names
@@ -111,19 +111,20 @@ def planned_cases(args: argparse.Namespace) -> list[PlannedCase]:
         raise BadInput("--eval-text, --batches and --quality-target apply to a user's model: give one with --model")
     cases: dict[CaseSpec, PlannedCase] = {}
     try:
+        select = keyword_selector(args.keyword)
         for device in devices:
-            for planned in plan(suites, args.profile, device, args.backend, args.keyword, models=models,
-                                model_params=params, batches=tuple(args.batches or ())):
+            for planned in plan(suites, args.profile, device, args.backend, models=models, model_params=params,
+                                batches=tuple(args.batches or ())):
                 cases.setdefault(planned.case, planned)
     except ValueError as e:
         raise BadInput(str(e)) from None
-    techniques = getattr(args, "techniques", None)
+    techniques = getattr(args, "techniques", None)  # a run file's
     if techniques:
         unmatched = sorted(set(techniques) - {c.variant for c in cases})
         if unmatched:
             raise BadInput(f"technique {unmatched[0]!r} names no case of --suite {args.suite}; `effbench list` "
                            "shows them")
-        cases = {c: p for c, p in cases.items() if c.variant in techniques}
+    cases = {c: p for c, p in cases.items() if (not techniques or c.variant in techniques) and select(c)}
     if not cases:
         what = f"-k {args.keyword!r} selects no case" if args.keyword else "no case selected"
         raise BadInput(f"{what} of --suite {args.suite} (profile {args.profile}, backend {args.backend}); "
