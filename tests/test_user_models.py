@@ -215,14 +215,14 @@ def test_structured_pruning_cuts_a_gated_mlp_and_still_runs(family: str, ckpt: P
 
 
 @pytest.mark.slow
-def test_run_file_runs_a_checkpoint_and_factories_and_the_report_shows_it(ckpt: Path, factories: Path,
+def test_run_file_runs_a_checkpoint_beside_a_raising_factory_and_the_report_shows_it(ckpt: Path, factories: Path,
                                                                           capsys: pytest.CaptureFixture) -> None:
-    """One run of three models from a run file: the checkpoint's cases store what identifies it and its quality,
-    the good factory's case runs, the raising factory's case fails with the reason while the others go on."""
+    """One run from a run file, in two processes: the checkpoint's case stores what identifies it and its
+    quality, the raising factory's case fails with the reason while the other goes on."""
     run_file = factories / "bench.toml"
     run_file.write_text(textwrap.dedent(f"""\
         # my benchmark
-        models = ["hf:{ckpt}", "py:um_factories:good", "py:um_factories:broken"]
+        models = ["hf:{ckpt}", "py:um_factories:broken"]
         suites = ["inference"]
         devices = ["cpu"]
         processes = 2
@@ -230,7 +230,7 @@ def test_run_file_runs_a_checkpoint_and_factories_and_the_report_shows_it(ckpt: 
         """))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "bench_lib", "run", "--config", str(run_file), "--profile", "quick",
-                           "-k", "good-fp32 or broken-fp32 or tiny_llama-int8_dynamic-batch", "--out", "out"],
+                           "-k", "broken-fp32 or tiny_llama-int8_dynamic-batch", "--out", "out"],
                           capture_output=True, text=True, cwd=factories, env=env, timeout=300)
     assert proc.returncode == 1, proc.stderr[-3000:]
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
@@ -239,19 +239,29 @@ def test_run_file_runs_a_checkpoint_and_factories_and_the_report_shows_it(ckpt: 
     assert doc["effbench"]["run"]["profile"] == "quick"  # the flag overrides the file
     metrics = {b["params"]["workload"] + "/" + b["params"]["variant"]: b["extra_info"]["metrics"]
                for b in doc["benchmarks"]}
-    assert set(metrics) == {"tiny_llama/int8_dynamic", "good/fp32"}
+    assert set(metrics) == {"tiny_llama/int8_dynamic"}
     tiny = metrics["tiny_llama/int8_dynamic"]
     assert tiny["model_architecture"] == "LlamaForCausalLM" and tiny["model_parameters"] > 0
     assert tiny["model_source"] == f"hf:{ckpt}" and tiny["perplexity"] > 0
     assert tiny["quality_verdict"] in ("pass", "fail") and tiny["quality_target"] == 0.99
     assert 0.5 < tiny["quality_kept"] < 1.5 and tiny["agreement_with_reference"] > 0.5
-    assert metrics["good/fp32"]["agreement_with_reference"] == 1.0
     [failed] = [o for o in doc["effbench"]["outcomes"] if o["status"] == "failed"]
     assert failed["params"]["workload"] == "broken" and "the weights server is down" in failed["reason"]
     assert main(["report", str(run_dir), "--out", str(factories / "rep")]) == 0
     readme = (factories / "rep" / "README.md").read_text()
     assert "## Run file" in readme and "# my benchmark" in readme
     assert "## Your models" in readme and "| tiny_llama | hf:" in readme and "| LlamaForCausalLM |" in readme
+
+
+def test_a_factorys_model_is_measured_and_judged(factories: Path) -> None:
+    from bench_lib.suites.inference.suite import InferenceSuite
+
+    spec = resolve_model("py:um_factories:good")
+    [case] = [p.case for p in plan(["inference"], "quick", "cpu", "all", "fp32", models=(spec,))]
+    result = InferenceSuite().execute(case, "quick")
+    assert result.status == "ok" and result.measurement.n >= 5
+    assert result.metrics["model_source"] == "py:um_factories:good"
+    assert result.metrics["agreement_with_reference"] == 1.0 and result.metrics["quality_verdict"] == "pass"
 
 
 def test_a_shape_a_technique_cannot_take_skips_its_case() -> None:
