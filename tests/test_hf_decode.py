@@ -44,8 +44,12 @@ FAMILIES = {
 }
 
 
+# Loads in transformers, but effbench's engine has no MLP biases: served by transformers only.
+MLP_BIAS = (transformers.LlamaForCausalLM, LlamaConfig(**_DIMS, mlp_bias=True))
+
+
 def save_checkpoint(tmp_path, family: str, shard: str = "50GB") -> str:
-    cls, config = FAMILIES[family]
+    cls, config = MLP_BIAS if family == "mlp_bias" else FAMILIES[family]
     torch.manual_seed(0)
     model = cls(config)
     with torch.no_grad():
@@ -98,6 +102,23 @@ def test_identity_of_the_checkpoint(tmp_path):
     assert identity["checkpoint_parameters"] == sum(p.numel() for p in hf.parameters())  # tied: counted once
     assert len(identity["checkpoint_config_sha256"]) == 64 and identity["transformers_version"]
     assert identity["checkpoint_dtype"] == "float32"
+
+
+def test_prompts_come_through_the_checkpoints_tokenizer(tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    from bench_lib.workloads.text import stdlib_bytes
+
+    path = save_checkpoint(tmp_path, "mistral")
+    text = bytes(stdlib_bytes()[0][:20_000].tolist()).decode("utf-8", "replace")
+    tokenizer = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel()
+    tokenizer.train_from_iterator([text], tokenizers.trainers.BpeTrainer(vocab_size=101))
+    tokenizer.save(f"{path}/tokenizer.json")
+    checkpoint = Checkpoint(path, "m")
+    prompts = checkpoint.prompts(2, 32)
+    held_out = bytes(stdlib_bytes()[1][:16 * 2 * 32].tolist()).decode("utf-8", "replace")
+    assert prompts[0].tolist() == tokenizer.encode(held_out).ids[:32]
+    assert checkpoint.identity()["prompt_tokens"] == "tokenizer.json"
 
 
 @pytest.mark.parametrize("config, words", [
@@ -186,19 +207,24 @@ def test_user_cases_take_the_builtin_grid_and_add_generate(tmp_path):
 
 @pytest.mark.slow
 def test_a_user_case_end_to_end_carries_the_mapping_and_identity(tmp_path):
-    """Both kinds of serving of a user's case, characterized as an interleaved run's first process does
-    (one round of timing). Runs where `workloads.user.spec` (the `--model` plumbing) is present."""
+    """A user's case served by effbench's engine, characterized as an interleaved run's first process does
+    (one round of timing), and a checkpoint the engine cannot serve, by transformers' generate() against
+    its own eager greedy tokens. Runs where `workloads.user.spec` (the `--model` plumbing) is present."""
     pytest.importorskip("bench_lib.workloads.user.spec")
-    path = save_checkpoint(tmp_path, "qwen2_tied")
     suite = DecodeSuite()
-    params = {"batch": 1, "prompt": 16, "gen": 8, "model": f"hf:{path}"}
-    engine = CaseSpec.make("decode", "qwen2_tied", "fp32", "cpu", mode="eager", phase="decode", **params)
-    generate = CaseSpec.make("decode", "qwen2_tied", "fp32", "cpu", mode=HF_MODE, phase="decode", **params)
-    for case in (engine, generate):
-        result = suite.characterize(case, "quick")
-        assert result.status == "ok", result.reason
-        metrics = result.metrics
-        assert metrics["hf_mapping_logits_max_rel_error"] <= 1e-4
-        assert metrics["hf_mapping_greedy_prefix_tokens"] == 8 and metrics["greedy_prefix_tokens"] == 8
-        assert metrics["checkpoint_architecture"] == "Qwen2ForCausalLM" and metrics["checkpoint_parameters"] > 0
-    assert result.metrics["effbench_engine"].startswith("mapped") and result.metrics["tpot_median_s"] > 0
+    for family, modes in (("qwen2_tied", ("eager",)), ("mlp_bias", (HF_MODE,))):
+        params = {"batch": 1, "prompt": 16, "gen": 16, "model": f"hf:{save_checkpoint(tmp_path, family)}"}
+        for mode in modes:
+            case = CaseSpec.make("decode", family, "fp32", "cpu", mode=mode, phase="decode", **params)
+            result = suite.characterize(case, "quick")
+            assert result.status == "ok", result.reason
+            metrics = result.metrics
+            assert metrics["greedy_prefix_tokens"] == 16 and metrics["tpot_median_s"] > 0
+            assert metrics["checkpoint_architecture"] == ("Qwen2ForCausalLM" if family == "qwen2_tied"
+                                                          else "LlamaForCausalLM")
+            if family == "qwen2_tied":
+                assert metrics["hf_mapping_logits_max_rel_error"] <= 1e-4
+                assert metrics["hf_mapping_greedy_prefix_tokens"] == 16
+            else:
+                assert "hf_mapping_logits_max_rel_error" not in metrics
+                assert metrics["effbench_engine"].startswith("not mapped: mlp_bias")
