@@ -14,7 +14,7 @@ import torch
 from bench_lib.measure.stats import Measurement
 from bench_lib.results.case import CaseSpec
 from bench_lib.suites.decode.engine import Engine
-from bench_lib.suites.decode.hf import HF_MODE, HFGenerate, hf_greedy, logits_relative_error, per_token
+from bench_lib.suites.decode.hf import HF_MODE, HFGenerate, compare_logits, hf_greedy, per_token
 from bench_lib.suites.decode.suite import MATRIX, PHASES, DecodeSuite
 from bench_lib.suites.decode.user import user_cases
 from bench_lib.workloads.hf_llama import Checkpoint, load_hf_model, sliding_window_reason, unsupported_reason
@@ -71,11 +71,12 @@ def test_checkpoint_maps_onto_the_engine_as_transformers_computes_it(tmp_path, f
     model = workload.build("cpu", torch.float32)
     hf = load_hf_model(path, "cpu", torch.float32)
     prompts = checkpoint.prompts(2, 16)
-    error = logits_relative_error(model, hf, prompts)
+    logits = compare_logits(model, hf, prompts)
+    error = logits["logits_max_rel_error"]
     ours, theirs = Engine(model, prompts, GEN, "eager").generate(), hf_greedy(hf, prompts, GEN)
     print(f"{family}: logits max relative error {error:.2e}, greedy tokens identical {int((ours == theirs).sum())}"
           f"/{ours.numel()}")
-    assert error <= 1e-4
+    assert error <= 1e-4 and logits["argmax_agreement"] == 1.0
     assert torch.equal(ours, theirs)
     assert ours.shape == (2, GEN) and len(set(ours.flatten().tolist())) > 1
 
@@ -91,7 +92,7 @@ def test_a_lost_bias_or_scaling_shows_in_the_check(tmp_path):
                 block.attention.wqkv.bias.data.zero_()
         else:
             model.shape = replace(model.shape, rope_scaling=None)
-        assert logits_relative_error(model, hf, checkpoint.prompts(1, 48)) > 1e-3, family
+        assert compare_logits(model, hf, checkpoint.prompts(1, 48))["logits_max_rel_error"] > 1e-3, family
 
 
 def test_identity_of_the_checkpoint(tmp_path):
@@ -224,7 +225,7 @@ def test_a_user_case_end_to_end_carries_the_mapping_and_identity(tmp_path):
                                                           else "LlamaForCausalLM")
             if family == "qwen2_tied":
                 assert metrics["hf_mapping_logits_max_rel_error"] <= 1e-4
-                assert metrics["hf_mapping_greedy_prefix_tokens"] == 16
+                assert metrics["hf_mapping_argmax_agreement"] == 1 and metrics["hf_mapping_greedy_prefix_tokens"] == 16
             else:
                 assert "hf_mapping_logits_max_rel_error" not in metrics
                 assert metrics["effbench_engine"].startswith("not mapped: mlp_bias")

@@ -2,8 +2,9 @@
 
 The mapping check runs transformers' own forward and greedy `generate()` on the checkpoint and the
 prompts that effbench's engine serves, in the same dtype on the same device: the logits' max
-relative error (max |ours - theirs| over max |theirs|, every position of every prompt) and the
-greedy tokens compared with the engine's (`suite._agreement`).
+relative error (max |ours - theirs| over max |theirs|, every position of every prompt), the share
+of positions with the same top token, and the greedy tokens compared with the engine's
+(`suite._agreement`).
 
 `hf_generate` serves the checkpoint with transformers' documented fast path: `generate()` with
 `cache_implementation="static"`, which transformers compiles itself on an accelerator (its decode
@@ -30,7 +31,7 @@ from bench_lib.measure.stats import Measurement
 from bench_lib.suites.served.size import tensor_bytes
 from bench_lib.workloads.llama import Llama
 
-__all__ = ["HF_MODE", "HFGenerate", "logits_relative_error", "hf_greedy", "per_token", "hf_step_bytes"]
+__all__ = ["HF_MODE", "HFGenerate", "compare_logits", "hf_greedy", "per_token", "hf_step_bytes"]
 
 HF_MODE = "hf_generate"
 _TTFT_CALLS = 5
@@ -57,15 +58,19 @@ def hf_greedy(model: nn.Module, prompts: torch.Tensor, gen: int) -> torch.Tensor
     return out[:, prompts.shape[1]:].cpu()
 
 
-def logits_relative_error(ours: Llama, theirs: nn.Module, prompts: torch.Tensor) -> float:
-    """Max |ours - theirs| / max |theirs| over the logits of every prompt position (no cache)."""
+def compare_logits(ours: Llama, theirs: nn.Module, prompts: torch.Tensor) -> dict[str, float]:
+    """Both models' logits of every prompt position (no cache): the max relative error, max |ours -
+    theirs| / max |theirs|, and the share of positions whose top token is the same. The latter reads
+    the same inputs at every position, so a near tie that flips one greedy token (and the rest of a
+    greedy generation after it, as bf16's rounding can on random weights) counts once."""
     device = ours.tok_embeddings.weight.device
     prompts = prompts.to(device)
     ours.setup_cache(None, prompts.shape[1])
     with torch.no_grad():
         a = ours(prompts, torch.arange(prompts.shape[1], device=device)).float()
         b = theirs(prompts.to(theirs.device)).logits.float().to(device)
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+    return {"logits_max_rel_error": float((a - b).abs().max() / b.abs().max().clamp_min(1e-30)),
+            "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean())}
 
 
 def hf_step_bytes(model: nn.Module, batch: int, seq: int) -> dict[str, int]:

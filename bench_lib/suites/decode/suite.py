@@ -41,7 +41,7 @@ from bench_lib.platform import DeviceKind, Platform, device_kind
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.suites.decode import user
 from bench_lib.suites.decode.engine import Engine
-from bench_lib.suites.decode.hf import HF_MODE, HFGenerate, hf_greedy, hf_step_bytes, logits_relative_error, per_token
+from bench_lib.suites.decode.hf import HF_MODE, HFGenerate, compare_logits, hf_greedy, hf_step_bytes, per_token
 from bench_lib.suites.decode.roofline import peak_bandwidth, step_bytes
 from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
 from bench_lib.suites.served.size import layer_kinds, tensor_bytes
@@ -249,12 +249,12 @@ class DecodeSuite(ServedSuite):
         """transformers' forward and greedy tokens on the same checkpoint, prompts, dtype and device."""
         device = str(model.tok_embeddings.weight.device)
         hf = load_hf_model(checkpoint.path, device, dtype)
-        error = logits_relative_error(model, hf, prompts)
+        logits = compare_logits(model, hf, prompts)
         tokens = hf_greedy(hf, prompts, gen)
         del hf
         _free(device)
-        return {"hf_mapping_logits_max_rel_error": error, "hf_mapping_dtype": str(dtype).removeprefix("torch."),
-                "tokens": tokens}
+        return {**{f"hf_mapping_{k}": v for k, v in logits.items()},
+                "hf_mapping_dtype": str(dtype).removeprefix("torch."), "tokens": tokens}
 
     def serve(self, case: CaseSpec, judge: bool) -> _Served:
         """The technique applied, the engine set up (compiled, captured); with `judge`, its quality

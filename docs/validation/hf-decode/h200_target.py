@@ -55,7 +55,8 @@ def main(path: Path) -> None:
         if i + 1 < len(cases) and suite.served_key(cases[i + 1]) != suite.served_key(case):
             suite._served.clear()  # one 8B model on the GPU at a time (both phases of generate() share one)
             torch.cuda.empty_cache()
-        keys = ("tpot_median_s", "ttft_median_s", "hf_mapping_logits_max_rel_error", "hf_mapping_greedy_prefix_tokens",
+        keys = ("tpot_median_s", "ttft_median_s", "hf_mapping_logits_max_rel_error", "hf_mapping_argmax_agreement",
+                "hf_mapping_greedy_prefix_tokens",
                 "greedy_prefix_tokens", "bandwidth_fraction", "hf_generate_compiled", "checkpoint_parameters")
         figures[case.id] = {"status": result.status, **({"reason": result.reason.splitlines()[0]} if result.reason
                                                          else {}), **{k: result.metrics.get(k) for k in keys}}
