@@ -229,3 +229,6 @@ def test_a_user_case_end_to_end_carries_the_mapping_and_identity(tmp_path):
             else:
                 assert "hf_mapping_logits_max_rel_error" not in metrics
                 assert metrics["effbench_engine"].startswith("not mapped: mlp_bias")
+                # The interleaved rounds' figure is per output token too (a whole generation is ~16 of them).
+                (visit,) = suite.measure_visit([case], "quick")
+                assert 0.2 < visit.measurement.median / metrics["tpot_median_s"] < 5
