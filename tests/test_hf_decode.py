@@ -31,15 +31,17 @@ _LLAMA3 = {"rope_type": "llama3", "rope_theta": 500_000.0, "factor": 8.0, "low_f
            "high_freq_factor": 4.0, "original_max_position_embeddings": 2048}
 
 # Each family as its users meet it: Llama untied and (3.2-style) tied with llama3 rope scaling (head_dim 16:
-# frequencies kept, blended and divided), Mistral with a sliding window longer than the sequence,
-# Qwen2 with its q/k/v biases (random, not transformers' zeros) and tied embeddings; one saved in shards.
+# frequencies kept, blended and divided), Mistral with a sliding window longer than the sequence and a head_dim
+# that is not hidden / heads (as Mistral-Nemo's), Qwen2 with its q/k/v biases (random, not transformers' zeros)
+# and tied embeddings, Llama's attention_bias (q, k, v and o); one saved in shards.
 FAMILIES = {
     "llama": (transformers.LlamaForCausalLM,
               LlamaConfig(**_DIMS, rope_parameters={"rope_type": "default", "rope_theta": 1e4})),
     "llama3_tied": (transformers.LlamaForCausalLM,
                     LlamaConfig(**{**_DIMS, "max_position_embeddings": 8192}, rope_parameters=_LLAMA3,
                                 tie_word_embeddings=True)),
-    "mistral": (transformers.MistralForCausalLM, MistralConfig(**_DIMS, sliding_window=4096)),
+    "mistral_head_dim": (transformers.MistralForCausalLM, MistralConfig(**_DIMS, sliding_window=4096, head_dim=32)),
+    "llama_attention_bias": (transformers.LlamaForCausalLM, LlamaConfig(**_DIMS, attention_bias=True)),
     "qwen2_tied": (transformers.Qwen2ForCausalLM, Qwen2Config(**_DIMS, tie_word_embeddings=True)),
 }
 
@@ -109,7 +111,7 @@ def test_prompts_come_through_the_checkpoints_tokenizer(tmp_path):
     tokenizers = pytest.importorskip("tokenizers")
     from bench_lib.workloads.text import stdlib_bytes
 
-    path = save_checkpoint(tmp_path, "mistral")
+    path = save_checkpoint(tmp_path, "mistral_head_dim")
     text = bytes(stdlib_bytes()[0][:20_000].tolist()).decode("utf-8", "replace")
     tokenizer = tokenizers.Tokenizer(tokenizers.models.BPE())
     tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel()
@@ -166,7 +168,7 @@ def test_built_in_shapes_keep_their_repr_and_frequencies():
 
 
 def test_generate_mode_times_transformers_and_gives_its_greedy_tokens(tmp_path):
-    path = save_checkpoint(tmp_path, "mistral")
+    path = save_checkpoint(tmp_path, "mistral_head_dim")
     hf = load_hf_model(path, "cpu", torch.float32)
     prompts = Checkpoint(path, "m").prompts(1, 16)
     served = HFGenerate(hf, prompts, 8)
