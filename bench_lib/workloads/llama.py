@@ -10,7 +10,7 @@ library's sources (`text.stdlib_bytes`), so that quality is measured on a model 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,7 +21,22 @@ from bench_lib.workloads.base import Prunable
 from bench_lib.workloads.cache import cached_state_dict
 from bench_lib.workloads.text import stdlib_bytes, train_lm
 
-__all__ = ["LlamaShape", "Llama", "LlamaLM", "DECODE_WORKLOADS", "remove_kv_groups"]
+__all__ = ["LlamaShape", "RopeScaling", "Llama", "LlamaLM", "DECODE_WORKLOADS", "remove_kv_groups",
+           "rope_frequencies"]
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    """A checkpoint's scaling of the rotary frequencies: "linear" divides every frequency by `factor`;
+    "llama3" (Llama 3.1's) divides the low frequencies (wavelengths over `original_max_positions` /
+    `low_freq_factor`) by `factor`, keeps the high ones (under `original_max_positions` /
+    `high_freq_factor`) and blends the two in between."""
+
+    kind: str
+    factor: float
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_positions: int = 8192
 
 
 @dataclass(frozen=True)
@@ -35,10 +50,16 @@ class LlamaShape:
     rope_theta: float = 500_000.0
     tied: bool = False
     norm_eps: float = 1e-5
+    # What a checkpoint of the Llama family may add (`workloads.hf_llama`); out of the repr, so that
+    # the built-in shapes' cache keys (`repr(shape)`) stay as they were.
+    qkv_bias: bool = field(default=False, repr=False)  # Qwen2's q, k and v projections
+    out_bias: bool = field(default=False, repr=False)  # Llama's attention_bias: q, k, v and the output
+    rope_scaling: RopeScaling | None = field(default=None, repr=False)
+    explicit_head_dim: int = field(default=0, repr=False)  # a config's head_dim where it is not d // heads
 
     @property
     def head_dim(self) -> int:
-        return self.d // self.heads
+        return self.explicit_head_dim or self.d // self.heads
 
 
 class RMSNorm(nn.Module):
@@ -68,6 +89,22 @@ class KVCache(nn.Module):
         return self.k, self.v
 
 
+def rope_frequencies(s: LlamaShape, device: torch.device) -> torch.Tensor:
+    """The rotary frequency of each pair of a head's dimensions (as transformers computes them)."""
+    inv = 1.0 / s.rope_theta ** (torch.arange(0, s.head_dim, 2, device=device).float() / s.head_dim)
+    r = s.rope_scaling
+    if r is None:
+        return inv
+    if r.kind == "linear":
+        return inv / r.factor
+    wavelen = 2 * math.pi / inv
+    low = torch.where(wavelen > r.original_max_positions / r.low_freq_factor, inv / r.factor, inv)
+    smooth = (r.original_max_positions / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor)
+    medium = (wavelen >= r.original_max_positions / r.high_freq_factor) & (
+        wavelen <= r.original_max_positions / r.low_freq_factor)
+    return torch.where(medium, (1 - smooth) * low / r.factor + smooth * low, low)
+
+
 def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs (x[2i], x[2i+1]) of each head by the position's angles; x is (b, t, h, hd)."""
     xf = x.float().unflatten(-1, (-1, 2))
@@ -82,8 +119,8 @@ class Attention(nn.Module):
     def __init__(self, s: LlamaShape) -> None:
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = s.heads, s.kv_heads, s.head_dim
-        self.wqkv = nn.Linear(s.d, (s.heads + 2 * s.kv_heads) * s.head_dim, bias=False)
-        self.wo = nn.Linear(s.heads * s.head_dim, s.d, bias=False)
+        self.wqkv = nn.Linear(s.d, (s.heads + 2 * s.kv_heads) * s.head_dim, bias=s.qkv_bias)
+        self.wo = nn.Linear(s.heads * s.head_dim, s.d, bias=s.out_bias)
         self.cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
@@ -160,8 +197,7 @@ class Llama(nn.Module):
     def setup_cache(self, batch: int | None, seq: int) -> None:
         """Rotary tables and causal mask for `seq` positions; KV caches of `batch` rows (None: no cache)."""
         s, emb = self.shape, self.tok_embeddings.weight  # embeddings stay unquantized: the activation dtype
-        inv = 1.0 / s.rope_theta ** (torch.arange(0, s.head_dim, 2, device=emb.device).float() / s.head_dim)
-        angles = torch.outer(torch.arange(seq, device=emb.device).float(), inv)
+        angles = torch.outer(torch.arange(seq, device=emb.device).float(), rope_frequencies(s, emb.device))
         self.register_buffer("cos", angles.cos(), persistent=False)
         self.register_buffer("sin", angles.sin(), persistent=False)
         self.register_buffer("causal", torch.ones(seq, seq, dtype=torch.bool, device=emb.device).tril(),
@@ -205,6 +241,11 @@ def remove_kv_groups(attention: Attention, fraction: float) -> int:
     keep = norms.topk(kept).indices.sort().values
     rows = torch.cat([q[keep].flatten(0, 1), k[keep].flatten(0, 1), v[keep].flatten(0, 1)])
     cols = (keep[:, None] * per * hd + torch.arange(per * hd, device=keep.device)).flatten()
+    if attention.wqkv.bias is not None:
+        b = attention.wqkv.bias.detach()
+        qb, kb, vb = b[:heads * hd].view(kv, -1), b[heads * hd:(heads + kv) * hd].view(kv, -1), \
+            b[(heads + kv) * hd:].view(kv, -1)
+        attention.wqkv.bias = nn.Parameter(torch.cat([qb[keep].flatten(), kb[keep].flatten(), vb[keep].flatten()]))
     attention.wqkv.weight = nn.Parameter(rows.clone())
     attention.wqkv.out_features = rows.shape[0]
     attention.wo.weight = nn.Parameter(attention.wo.weight.detach()[:, cols].clone())

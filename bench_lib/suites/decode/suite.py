@@ -15,6 +15,11 @@ says how the model runs (eager, compiled blocks, or compiled and captured as CUD
 gpt-fast serves), and each technique's speedup is over the baseline dtype in the same mode.
 Quality is judged against the uncompressed reference served eagerly: greedy tokens agreeing
 with its tokens, and held-out perplexity where the model is trained.
+
+A user's checkpoint (`--model hf:DIR`, `user.py`) is served by the same engine with its own weights,
+checked against transformers' forward on the same prompts (`hf.py`: logits' relative error and greedy
+tokens, in every one of its results), and served beside it by transformers' own `generate()`
+(mode `hf_generate`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import gc
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch.nn import functional as F
@@ -33,12 +38,15 @@ from bench_lib.measure.stats import Measurement
 from bench_lib.measure.timers import MeasureConfig
 from bench_lib.platform import DeviceKind, Platform, device_kind
 from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.suites.decode import user
 from bench_lib.suites.decode.engine import Engine
+from bench_lib.suites.decode.hf import HF_MODE, HFGenerate, compare_logits, hf_greedy, hf_step_bytes, per_token
 from bench_lib.suites.decode.roofline import peak_bandwidth, step_bytes
 from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
 from bench_lib.suites.served.size import layer_kinds, tensor_bytes
 from bench_lib.techniques.inference import TECHNIQUES, skip_reason
 from bench_lib.techniques.technique import Context, serving_dtype
+from bench_lib.workloads.hf_llama import Checkpoint, load_hf_model
 from bench_lib.workloads.llama import DECODE_WORKLOADS, Llama, LlamaLM
 from bench_lib.workloads.user.spec import ModelSpec
 
@@ -116,7 +124,18 @@ def _agreement(tokens: torch.Tensor, reference: torch.Tensor) -> dict:
 
 @dataclass
 class _Served(Served):
-    engine: Engine
+    engine: Engine | HFGenerate
+
+
+def _hf_decode(case: CaseSpec) -> bool:
+    """A decode case of transformers' `generate()`: its calls are whole generations (`hf.per_token`)."""
+    return case.param("mode") == HF_MODE and case.param("phase") == "decode"
+
+
+def _free(device: str) -> None:
+    gc.collect()
+    if device_kind(device) == "cuda":
+        torch.cuda.empty_cache()
 
 
 class DecodeSuite(ServedSuite):
@@ -129,27 +148,39 @@ class DecodeSuite(ServedSuite):
         self._references: dict[tuple, dict] = {}
 
     def cases(self, profile: str, device: str, backend: str, models: tuple[ModelSpec, ...] = ()) -> list[CaseSpec]:
+        """The built-in workloads' cases; with `models`, those of the user's checkpoints only (`user.py`)."""
+        grids = MATRIX[(profile, device_kind(device))]
+        extra = {name: {key: values[0] for key, values in t.params.items()} for name, t in TECHNIQUES.items()}
         if models:
-            return self.unsupported_models(models, device)
+            return user.user_cases(self.NAME, grids, device, self.baseline(device), models, PHASES, GEN_TOKENS, extra)
         out = []
-        for grid in MATRIX[(profile, device_kind(device))]:
+        for grid in grids:
             for workload in grid.workloads:
                 for name in grid.techniques:
-                    extra = {key: values[0] for key, values in TECHNIQUES[name].params.items()}
                     for mode in grid.modes:
                         for batch in grid.batches:
                             for prompt in grid.prompts:
                                 for phase in PHASES:
                                     out.append(CaseSpec.make(self.NAME, workload, name, device, batch=batch,
                                                              prompt=prompt, gen=GEN_TOKENS, mode=mode, phase=phase,
-                                                             **extra))
+                                                             **extra[name]))
         return out
+
+    def workload(self, case: CaseSpec) -> LlamaLM:
+        """The case's workload: a built-in shape, or a user's checkpoint served by effbench's engine."""
+        checkpoint = user.checkpoint_of(case)
+        return DECODE_WORKLOADS[case.workload] if checkpoint is None else checkpoint.llama()
 
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
         if str(case.param("mode")).startswith("graphs") and device_kind(case.device) != "cuda":
             return "CUDA graphs need a CUDA device"
-        return super().skip_reason(case, platform) or skip_reason(TECHNIQUES[case.variant], case.device, platform,
-                                                                  DECODE_WORKLOADS[case.workload])
+        reason = super().skip_reason(case, platform)
+        checkpoint = user.checkpoint_of(case)
+        if reason is None and checkpoint is not None:
+            reason = user.engine_skip_reason(case, checkpoint)
+        if reason is None and case.param("mode") != HF_MODE:
+            reason = skip_reason(TECHNIQUES[case.variant], case.device, platform, self.workload(case))
+        return reason
 
     def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
         """The baseline dtype (fp32 on CPU, bf16 on GPU) in the same mode, phase, batch and prompt."""
@@ -183,28 +214,54 @@ class DecodeSuite(ServedSuite):
 
     def _reference(self, case: CaseSpec) -> dict:
         """The uncompressed reference, served eagerly in the baseline dtype: its greedy tokens and
-        perplexity, computed once per workload, device, batch and prompt in this process."""
+        perplexity, computed once per workload, device, batch and prompt in this process. A user's
+        checkpoint's reference is effbench's engine with its weights, checked against transformers'
+        forward and greedy tokens (`mapping`); where the engine cannot serve it, transformers' greedy
+        tokens are the reference."""
         device, batch, prompt = case.device, int(case.param("batch")), int(case.param("prompt"))
-        key = (case.workload, device, batch, prompt, int(case.param("gen")))
+        key = (case.workload, case.param("model"), device, batch, prompt, int(case.param("gen")))
         if key not in self._references:
-            workload = DECODE_WORKLOADS[case.workload]
             dtype = serving_dtype(TECHNIQUES[self.baseline(device)], device)
-            model = workload.build(device, dtype)
-            ppl = _perplexity(model, workload, device) if workload.trained_weights else None
-            tokens = Engine(model, workload.prompts(batch, prompt), key[-1], "eager").generate()
-            self._references[key] = {"tokens": tokens, "perplexity": ppl}
-            del model
-            gc.collect()
-            if device_kind(device) == "cuda":
-                torch.cuda.empty_cache()
+            checkpoint = user.checkpoint_of(case)
+            if checkpoint is not None and checkpoint.engine_reason:
+                hf = load_hf_model(checkpoint.path, device, dtype)
+                self._references[key] = {"tokens": hf_greedy(hf, checkpoint.prompts(batch, prompt), key[-1]),
+                                         "perplexity": None, "mapping": {}}
+                del hf
+            else:
+                workload = self.workload(case)
+                model = workload.build(device, dtype)
+                ppl = _perplexity(model, workload, device) if workload.trained_weights else None
+                prompts = workload.prompts(batch, prompt)
+                mapping = {} if checkpoint is None else self._mapping(model, checkpoint, prompts, key[-1], dtype)
+                tokens = Engine(model, prompts, key[-1], "eager").generate()
+                if mapping:
+                    mapping.update({f"hf_mapping_{k}": v for k, v in _agreement(tokens, mapping.pop("tokens")).items()})
+                self._references[key] = {"tokens": tokens, "perplexity": ppl, "mapping": mapping}
+                del model
+            _free(device)
         return self._references[key]
+
+    @staticmethod
+    def _mapping(model: Llama, checkpoint: Checkpoint, prompts: torch.Tensor, gen: int, dtype: torch.dtype) -> dict:
+        """transformers' forward and greedy tokens on the same checkpoint, prompts, dtype and device."""
+        device = str(model.tok_embeddings.weight.device)
+        hf = load_hf_model(checkpoint.path, device, dtype)
+        logits = compare_logits(model, hf, prompts)
+        tokens = hf_greedy(hf, prompts, gen)
+        del hf
+        _free(device)
+        return {**{f"hf_mapping_{k}": v for k, v in logits.items()},
+                "hf_mapping_dtype": str(dtype).removeprefix("torch."), "tokens": tokens}
 
     def serve(self, case: CaseSpec, judge: bool) -> _Served:
         """The technique applied, the engine set up (compiled, captured); with `judge`, its quality
         against the reference (built first, then freed: an 8B model is served one copy at a time)."""
+        if case.param("mode") == HF_MODE:
+            return self._serve_generate(case, judge)
         threads = use_all_cores()
         device, batch = case.device, int(case.param("batch"))
-        workload, technique = DECODE_WORKLOADS[case.workload], TECHNIQUES[case.variant]
+        workload, technique = self.workload(case), TECHNIQUES[case.variant]
         reference = self._reference(case) if judge else None
         dtype = serving_dtype(technique, device)
         rss_before = memory.current_rss_bytes()
@@ -229,21 +286,70 @@ class DecodeSuite(ServedSuite):
         facts.update(setup_s=engine.setup_s, compiled_graphs=engine.compiled_graphs, output_head=engine.head,
                      **step_bytes(model))
         if judge and reference:
-            facts.update(_agreement(engine.generate(), reference["tokens"]))
+            facts.update(_agreement(engine.generate(), reference["tokens"]), **reference["mapping"])
         return _Served(threads=threads, started=started, facts=facts, engine=engine)
 
+    def _serve_generate(self, case: CaseSpec, judge: bool) -> _Served:
+        """A user's checkpoint served by transformers' own `generate()` (`hf.HFGenerate`)."""
+        threads = use_all_cores()
+        checkpoint = user.checkpoint_of(case)
+        if checkpoint is None:
+            raise ValueError(f"{case.id}: {HF_MODE} serves a user's checkpoint only (--model hf:DIR)")
+        device, batch, prompt, gen = case.device, int(case.param("batch")), int(case.param("prompt")), \
+            int(case.param("gen"))
+        reference = self._reference(case) if judge else None
+        dtype = serving_dtype(TECHNIQUES[case.variant], device)
+        rss_before = memory.current_rss_bytes()
+        started = time.perf_counter()
+        model = load_hf_model(checkpoint.path, device, dtype)
+        sync(device)
+        facts: dict = {"convert_s": time.perf_counter() - started, "rss_before_build_bytes": rss_before,
+                       "in_memory_bytes": sum(tensor_bytes(v) for v in model.state_dict().values()),
+                       "layers": layer_kinds(model), "serving_dtype": str(dtype).removeprefix("torch."),
+                       "effbench_engine": f"not mapped: {checkpoint.engine_reason}; served by transformers only"
+                       if checkpoint.engine_reason else "mapped (see the engine's cases)",
+                       **checkpoint.identity()}
+        served = HFGenerate(model, checkpoint.prompts(batch, prompt), gen)
+        facts.update(served.facts(), **hf_step_bytes(model, batch, prompt + gen))
+        if judge and reference:
+            facts.update(_agreement(served.tokens(), reference["tokens"]), **reference["mapping"])
+        return _Served(threads=threads, started=started, facts=facts, engine=served)
+
     def timed_call(self, served: _Served, case: CaseSpec) -> Callable[[], object]:
-        return served.engine.prefill if case.param("phase") == "prefill" else served.engine.step
+        engine = served.engine
+        if isinstance(engine, HFGenerate):
+            return engine.prefill if case.param("phase") == "prefill" else engine.generation
+        return engine.prefill if case.param("phase") == "prefill" else engine.step
 
     # --- measuring -------------------------------------------------------------------------------
 
+    def _per_token(self, result: CaseResult) -> CaseResult:
+        """A round of `generate()`'s decode case as time per output token (`hf.per_token`)."""
+        case = result.case
+        if result.status != "ok" or result.measurement is None or not _hf_decode(case):
+            return result
+        engine = self.kept(case).engine
+        assert isinstance(engine, HFGenerate)
+        m = per_token(result.measurement, engine.ttft_s, int(case.param("gen")))
+        return replace(result, measurement=m, metrics={**result.metrics, "latency_median_s": m.median})
+
+    def measure_round(self, case: CaseSpec, profile: str) -> CaseResult:
+        return self._per_token(super().measure_round(case, profile))
+
+    def measure_visit(self, cases: list[CaseSpec], profile: str) -> list[CaseResult]:
+        return [self._per_token(r) for r in super().measure_visit(cases, profile)]
+
     def measure_served(self, served: _Served, case: CaseSpec, cfg: MeasureConfig) -> CaseResult:
-        device, batch, prompt = case.device, int(case.param("batch")), int(case.param("prompt"))
+        device, batch, prompt, gen = case.device, int(case.param("batch")), int(case.param("prompt")), \
+            int(case.param("gen"))
         decode = case.param("phase") == "decode"
-        tokens_per_call = batch if decode else batch * prompt
+        engine = served.engine
+        tokens_per_call = (batch * gen if _hf_decode(case) else batch) if decode else batch * prompt
         window = measure_window(self.timed_call(served, case), device, cfg, {"call": 1, "token": tokens_per_call})
-        with torch.no_grad():
-            steps = Measurement(tuple(served.engine.step_times())) if decode else None
+        steps = None
+        if decode and isinstance(engine, Engine):
+            with torch.no_grad():
+                steps = Measurement(tuple(engine.step_times()))
         m = window.measurement
         peak, source = peak_bandwidth(torch.cuda.get_device_name() if device_kind(device) == "cuda" else None)
         metrics = {
@@ -254,6 +360,12 @@ class DecodeSuite(ServedSuite):
                if steps else {}),
             **self.served_metrics(case, served, window),
         }
+        if _hf_decode(case):  # its calls were whole generations: figures per output token, kernels per generation
+            assert isinstance(engine, HFGenerate)
+            m = per_token(m, engine.ttft_s, gen)
+            if "gpu_kernel_s_per_call" in metrics:
+                metrics["gpu_kernel_s_per_generation"] = metrics.pop("gpu_kernel_s_per_call")
+                metrics.pop("gpu_busy_fraction", None)
         metrics.update(self.rescale_metrics(case, metrics, m.median, m.p90, m.p99))
         return CaseResult(case, "ok", m, metrics, timer=window.timer, measure_config=asdict(cfg),
                           wall_s=time.perf_counter() - served.started)
