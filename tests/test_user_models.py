@@ -137,9 +137,11 @@ def test_cases_of_a_users_model_in_every_suite(ckpt: Path, capsys: pytest.Captur
     inference = [line for line in lines if line.startswith("test_inference[")]
     assert inference and all(line.startswith("test_inference[tiny_llama-") and "[run]" in line for line in inference)
     assert any("-int8_dynamic-" in line for line in inference) and any("-structured-" in line for line in inference)
-    for suite in ("training", "decode"):
-        [line] = [line for line in lines if line.startswith(f"test_{suite}[")]
-        assert "skip: not yet:" in line
+    [line] = [line for line in lines if line.startswith("test_training[")]
+    assert "skip: not yet:" in line
+    decode = [line for line in lines if line.startswith("test_decode[")]
+    assert any("-modehf_generate-" in line and "[run]" in line for line in decode)  # transformers' own path
+    assert any("-modeeager-" in line and "[run]" in line for line in decode)  # effbench's engine
     assert not any(line.startswith("test_collectives[") for line in lines)
 
 
