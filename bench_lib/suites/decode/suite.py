@@ -182,14 +182,6 @@ class DecodeSuite(ServedSuite):
             reason = skip_reason(TECHNIQUES[case.variant], case.device, platform, self.workload(case))
         return reason
 
-    def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
-        """The baseline dtype (fp32 on CPU, bf16 on GPU) in the same mode, phase, batch and prompt."""
-        variant = self.baseline(case.device)
-        if case.variant == variant:
-            return None
-        params = {k: v for k, v in case.params if k not in TECHNIQUES[case.variant].params}
-        return CaseSpec.make(self.NAME, case.workload, variant, case.device, **params)
-
     def rescale_metrics(self, case: CaseSpec, metrics: dict, median: float, p90: float, p99: float) -> dict:
         batch, prompt = int(case.param("batch")), int(case.param("prompt"))
         out = {"latency_median_s": median, "latency_p90_s": p90, "latency_p99_s": p99}

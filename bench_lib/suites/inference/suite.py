@@ -149,14 +149,6 @@ class InferenceSuite(ServedSuite):
         """The batch sizes of one workload and technique share a worker process (start-up paid once)."""
         return case.workload, case.variant, case.device, tuple(p for p in case.params if p[0] != "batch")
 
-    def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
-        """fp32 eager on CPU, bf16 eager on GPU, same workload and batch."""
-        variant = self.baseline(case.device)
-        if case.variant == variant:
-            return None
-        fixed = {k: v for k, v in case.params if k not in TECHNIQUES[case.variant].params}
-        return CaseSpec.make(self.NAME, case.workload, variant, case.device, **fixed)
-
     def rescale_metrics(self, case: CaseSpec, metrics: dict, median: float, p90: float, p99: float) -> dict:
         old = metrics.get("latency_median_s")
         out = {"latency_median_s": median, "latency_p90_s": p90, "latency_p99_s": p99}

@@ -111,6 +111,15 @@ class ServedSuite(Suite):
         """The variant this device's cases are measured against (`SERVED_BASELINES`)."""
         return SERVED_BASELINES[device_kind(device)]
 
+    def baseline_of(self, case: CaseSpec) -> CaseSpec | None:
+        """The device's baseline (fp32 on CPU, bf16 on GPU) with the case's other params (same workload, batch,
+        and for decode mode, phase and prompt): everything but the technique's own params."""
+        variant = self.baseline(case.device)
+        if case.variant == variant:
+            return None
+        params = {k: v for k, v in case.params if k not in TECHNIQUES[case.variant].params}
+        return CaseSpec.make(self.NAME, case.workload, variant, case.device, **params)
+
     def kept(self, case: CaseSpec, judge: bool = False) -> Served:
         """The served model, built once per process and kept for the rounds that follow."""
         key = self.served_key(case)
