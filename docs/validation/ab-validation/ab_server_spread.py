@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bench_lib.ab.verdict import server_spread
-from bench_lib.report.tables import markdown_table
+from bench_lib.results.format import markdown_table
 
 
 def aa_rows(paths: list[Path]) -> pd.DataFrame:
