@@ -9,6 +9,7 @@ is skipped with the reason, never run on a slower stand-in.
 from __future__ import annotations
 
 from bench_lib.platform import Platform
+from bench_lib.techniques.int4 import split_int4_phases
 from bench_lib.techniques.modules import CsrLinear, Int8WeightOnlyLinear, swap_linears
 from bench_lib.techniques.pruning import cut_heads, cut_units, prune_24, prune_l1, to_semi_structured
 from bench_lib.techniques.quantization import (
@@ -22,7 +23,7 @@ from bench_lib.techniques.quantization import (
     semi_structured_fp8,
     torchao_step,
 )
-from bench_lib.techniques.technique import Technique
+from bench_lib.techniques.technique import Technique, chain
 
 __all__ = ["TECHNIQUES", "skip_reason"]
 
@@ -59,8 +60,9 @@ TECHNIQUES: dict[str, Technique] = {
         Technique("int8_weight_only_inductor", "int8 weights, per-channel scales, dequantized inside the "
                   "matmul (gpt-fast's WeightOnlyInt8Linear), compiled. With coordinate-descent tuning (decode's "
                   "graphs_tuned) inductor turns a one-row matmul into a reduction that reads the int8 weights; "
-                  "under inductor's defaults, and at prefill, its weight-only pattern calls "
-                  "aten._weight_int8pack_mm, as torchao 0.18's Int8WeightOnlyConfig does (far slower than bf16)",
+                  "under inductor's defaults its weight-only pattern calls aten._weight_int8pack_mm, as torchao "
+                  "0.18's Int8WeightOnlyConfig does (far slower than bf16). From 16 rows (prefill) the weight is "
+                  "scaled to bf16 first, then the dense GEMM",
                   convert=swap_linears(Int8WeightOnlyLinear),
                   compiled_on=("cpu", "cuda")),
         Technique("int8_static_pt2e", "static int8: torch.export + PT2E (torchao.quantization.pt2e) with "
@@ -75,8 +77,11 @@ TECHNIQUES: dict[str, Technique] = {
                   devices=("cuda",), convert=torchao_step(fp8_weight_only_config, 16, 16), compiled_on=("cuda",),
                   min_capability=(8, 9)),
         Technique("int4_weight_only", "torchao Int4WeightOnlyConfig, group 128, tinygemm packing "
-                  "(tile_packed_to_4d), compiled; Linears with in % 128 == 0 and out % 8 == 0",
-                  devices=("cuda",), convert=torchao_step(int4_config, 128, 8), compiled_on=("cuda",),
+                  "(tile_packed_to_4d), compiled; Linears with in % 128 == 0 and out % 8 == 0. Below 16 rows "
+                  "tinygemm's kernel (aten._weight_int4pack_mm); from 16 rows (prefill) the same packed weight "
+                  "dequantized to bf16 in the compiled graph, then the dense GEMM",
+                  devices=("cuda",), convert=chain(torchao_step(int4_config, 128, 8), split_int4_phases),
+                  compiled_on=("cuda",),
                   min_capability=(8, 0)),
         Technique("l1_unstructured", "the user's example: torch.nn.utils.prune.l1_unstructured on every "
                   "Linear, no fine-tune, dense kernels: no speedup expected", prepare=prune_l1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench_lib.techniques.int4 import PREFILL_ROWS
 from bench_lib.techniques.technique import Context, Step, linears
 
 __all__ = ["Int8WeightOnlyLinear", "CsrLinear", "Rows2d", "swap_linears"]
@@ -24,6 +25,11 @@ class Int8WeightOnlyLinear(nn.Module):
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() // x.shape[-1] >= PREFILL_ROWS:
+            # scaled before the product: inductor's weight-only pattern, which sends the product
+            # `linear(x, w.to(dtype)) * scales` to aten._weight_int8pack_mm, does not match, and the
+            # dense GEMM reads the weight dequantized in one pointwise kernel
+            return torch.nn.functional.linear(x, self.weight.to(x.dtype) * self.scales[:, None], self.bias)
         y = torch.nn.functional.linear(x, self.weight.to(x.dtype)) * self.scales
         return y if self.bias is None else y + self.bias
 

@@ -16,7 +16,7 @@ from torch import nn
 from bench_lib.results.case import CaseSpec
 from bench_lib.workloads.base import Workload
 
-__all__ = ["Context", "Step", "Technique", "serving_dtype", "linears"]
+__all__ = ["Context", "Step", "Technique", "serving_dtype", "linears", "chain"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,17 @@ class Context:
 
 
 Step = Callable[[nn.Module, Context], nn.Module]
+
+
+def chain(*steps: Step) -> Step:
+    """One step that runs `steps` in order."""
+
+    def step(model: nn.Module, ctx: Context) -> nn.Module:
+        for one in steps:
+            model = one(model, ctx)
+        return model
+
+    return step
 
 
 @dataclass(frozen=True)
