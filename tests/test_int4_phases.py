@@ -48,3 +48,14 @@ def test_unpack_matches_torch_packing_on_gpu():
     q = torch.randint(0, 16, (64, 512), device="cuda", dtype=torch.int32)
     packed = torch.ops.aten._convert_weight_to_int4pack((q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8), 8)
     assert torch.equal(unpack_tinygemm(packed), q)
+    sz = torch.stack([torch.rand(4, 64, device="cuda") * 0.1, torch.randn(4, 64, device="cuda") * 0.1], -1)
+    layer = TinyGemmInt4Linear(packed, sz.to(torch.bfloat16).contiguous(), 128, 64, 512, None)
+    assert layer.use_triton(), "the Triton dequantizer should build and agree on an H100/H200"
+
+
+def test_layer_kinds_name_the_prefill_path():
+    from bench_lib.suites.served.size import layer_kinds
+
+    layer = TinyGemmInt4Linear(torch.zeros(1, 2, 32, 4, dtype=torch.int32), torch.ones(2, 8, 2), 128, 8, 256, None)
+    assert layer_kinds(torch.nn.Sequential(layer)) == {
+        "TinyGemmInt4Linear[prefill: inductor-generated dequantization, then the dense GEMM]": 1}

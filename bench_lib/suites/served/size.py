@@ -60,6 +60,10 @@ def layer_kinds(model: nn.Module) -> dict[str, int]:
     """
     kinds: dict[str, int] = {}
     for m in model.modules():
+        if hasattr(m, "prefill_path"):  # a layer with a kernel per phase says which serves prefill
+            kind = f"{m._get_name()}[prefill: {m.prefill_path}]"
+            kinds[kind] = kinds.get(kind, 0) + 1
+            continue
         weight = getattr(m, "weight", None)
         if callable(weight) and not isinstance(weight, torch.Tensor):
             weight = weight()  # torch.ao's packed quantized modules expose weight()
