@@ -52,6 +52,11 @@ class Interleave:
 INTERLEAVE: dict[str, Interleave] = {"quick": Interleave(3, 4), "full": Interleave(3, 10)}
 
 
-def interleave_plan(profile: str, processes: int | None = None) -> Interleave:
+def interleave_plan(profile: str, processes: int | None = None, gpu: bool = False) -> Interleave:
+    """The profile's plan, or `processes` of it. A run on a GPU defaults to one process with the
+    same rounds in all: each process keeps every case's model, and one GPU's memory holds one
+    process's (three processes with the 8B shape's eight served models ran out of an H200's)."""
     base = INTERLEAVE[profile]
+    if processes is None and gpu:
+        return Interleave(1, base.processes * base.rounds_per_process)
     return base if processes is None else Interleave(processes, base.rounds_per_process)

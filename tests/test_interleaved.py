@@ -204,3 +204,15 @@ def test_run_report_and_compare_print_the_same_figure_for_a_case(tmp_path):
     [v] = compare_runs([base.results], [new.results]).verdicts
     assert v.estimate.base == v.estimate.new == pytest.approx(m.median)
     assert v.estimate.ratio == pytest.approx(1.0) and v.estimate.low <= 1.0 <= v.estimate.high
+
+
+def test_a_gpu_run_defaults_to_one_process_with_the_same_rounds():
+    """Each interleaved process keeps every case's model: on one GPU, one process holds them (three
+    processes ran out of an H200's memory on the 8B shape); --processes still decides when given."""
+    from bench_lib.profiles import INTERLEAVE, interleave_plan
+
+    quick = INTERLEAVE["quick"]
+    assert interleave_plan("quick", gpu=True).processes == 1
+    assert interleave_plan("quick", gpu=True).rounds_per_process == quick.processes * quick.rounds_per_process
+    assert interleave_plan("quick") == quick
+    assert interleave_plan("quick", 2, gpu=True).processes == 2

@@ -45,7 +45,8 @@ def handle(args: argparse.Namespace) -> int:
     run_file = with_run_file(args)
     cases = planned_cases(args)
     try:
-        plan = interleave_plan(args.profile, args.processes)
+        plan = interleave_plan(args.profile, args.processes,
+                               gpu=any(p.case.device.startswith("cuda") and not p.skip_reason for p in cases))
     except ValueError as e:
         raise BadInput(str(e)) from None
     check_writable(args.out)

@@ -269,7 +269,7 @@ class DecodeSuite(ServedSuite):
         converted = time.perf_counter()
         facts: dict = {"convert_s": converted - started, "rss_before_build_bytes": rss_before,
                        "in_memory_bytes": sum(tensor_bytes(v) for v in model.state_dict().values()),
-                       "layers": layer_kinds(model), "serving_dtype": str(dtype).removeprefix("torch."),
+                       "layer_kinds": layer_kinds(model), "serving_dtype": str(dtype).removeprefix("torch."),
                        **workload.describe()}
         if judge and reference and reference["perplexity"] is not None:
             facts.update(perplexity=_perplexity(model, workload, device), reference_perplexity=reference["perplexity"])
@@ -297,7 +297,7 @@ class DecodeSuite(ServedSuite):
         sync(device)
         facts: dict = {"convert_s": time.perf_counter() - started, "rss_before_build_bytes": rss_before,
                        "in_memory_bytes": sum(tensor_bytes(v) for v in model.state_dict().values()),
-                       "layers": layer_kinds(model), "serving_dtype": str(dtype).removeprefix("torch."),
+                       "layer_kinds": layer_kinds(model), "serving_dtype": str(dtype).removeprefix("torch."),
                        "effbench_engine": f"not mapped: {checkpoint.engine_reason}; served by transformers only"
                        if checkpoint.engine_reason else "mapped (see the engine's cases)",
                        **checkpoint.identity()}
