@@ -139,10 +139,10 @@ class IsolationMonitor:
         self._checks += 1
 
     def start(self) -> None:
-        import pynvml
-
         self._started = time.monotonic()
         try:
+            import pynvml
+
             pynvml.nvmlInit()
         except Exception as e:  # noqa: BLE001 - as in check()
             self._error = f"{type(e).__name__}: {e}"[:300]
