@@ -1,8 +1,8 @@
 """The run's measured peaks: once per run, before its cases, on each device its cases use.
 
-Each device is probed in a process of its own (`python -m bench_lib.measure.peaks`), for the dtypes the
-run's cases compute in, so that the run's own process holds no CUDA context. The peaks go into the
-run's environment (`environment.peaks`, schema `RunPeaks`), where the roofline of every case
+Each GPU is probed in a process of its own (`python -m bench_lib.measure.peaks`), for the dtypes the
+run's cases compute in, so that the run's own process holds no CUDA context; the CPU in the run's
+process. The peaks go into the run's environment (`environment.peaks`, schema `RunPeaks`), where the roofline of every case
 (`results/roofline.py`) finds them. EFFBENCH_PEAKS=off leaves them out (tests of the engine's plumbing,
 which would otherwise pay a probe per run), and says so.
 """
@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterable
 
-from bench_lib.measure.peaks import DTYPES
+from bench_lib.measure.datasheet import DTYPES
 from bench_lib.platform import detect, device_kind
 from bench_lib.results.case import CaseSpec
 from bench_lib.results.roofline import compute_dtype, peaks_key
@@ -46,6 +46,12 @@ def run_devices(cases: Iterable[CaseSpec]) -> dict[str, list[str]]:
 
 def _probe(device: str, dtypes: list[str]) -> dict:
     started = time.perf_counter()
+    if device == "cpu":  # no context to keep out of the run's process, and no second torch import to pay
+        from bench_lib.measure.peaks import measure_device
+
+        peaks = measure_device(device, dtypes)
+        peaks["wall_s"] = time.perf_counter() - started
+        return peaks
     try:
         out = subprocess.run([sys.executable, "-m", "bench_lib.measure.peaks", device, *dtypes],
                              capture_output=True, text=True, timeout=_TIMEOUT_S, stdin=subprocess.DEVNULL)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DataSheet", "DATA_SHEETS", "data_sheet", "not_known"]
+__all__ = ["DTYPES", "DataSheet", "DATA_SHEETS", "data_sheet", "not_known"]
+
+#: The dtypes a device kind's peaks are probed in (`peaks.py`; a run asks for those its cases compute in).
+DTYPES = {"cpu": ("float32", "int8"), "cuda": ("bfloat16", "float16", "float8", "int8", "float32")}
 
 
 @dataclass(frozen=True)

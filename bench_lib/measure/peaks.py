@@ -24,12 +24,10 @@ from collections.abc import Callable
 
 import torch
 
-from bench_lib.measure.datasheet import data_sheet, not_known
+from bench_lib.measure.datasheet import DTYPES, data_sheet, not_known
 
 __all__ = ["DTYPES", "PROBE_BUDGET_S", "device_name", "measure_device", "main"]
 
-#: The dtypes a device kind's probes can measure (the run asks for those its cases use).
-DTYPES = {"cpu": ("float32", "int8"), "cuda": ("bfloat16", "float16", "float8", "int8", "float32")}
 PROBE_BUDGET_S = 0.6  # per probe: each stops repeating after this long (at least 2 timed repeats)
 # Sizes: a copy well past the last-level cache, a GEMM well past the point where it is compute bound.
 _COPY_BYTES = {"cpu": 256 * 2**20, "cuda": 2 * 2**30}
