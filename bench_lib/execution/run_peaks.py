@@ -2,9 +2,9 @@
 
 Each GPU is probed in a process of its own (`python -m bench_lib.measure.peaks`), for the dtypes the
 run's cases compute in, so that the run's own process holds no CUDA context; the CPU in the run's
-process. The peaks go into the run's environment (`environment.peaks`, schema `RunPeaks`), where the roofline of every case
-(`results/roofline.py`) finds them. EFFBENCH_PEAKS=off leaves them out (tests of the engine's plumbing,
-which would otherwise pay a probe per run), and says so.
+process. The peaks go into the run's environment (`environment.peaks`, schema `DevicePeaks`), where
+the roofline of every case (`results/roofline.py`) finds them. EFFBENCH_PEAKS=off leaves them out
+(tests of the engine's plumbing, which would otherwise pay a probe per run), and says so.
 """
 
 from __future__ import annotations
