@@ -101,6 +101,8 @@ def measure_device(device: str, dtypes: list[str], budget_s: float = PROBE_BUDGE
     """The device's measured peaks beside its data sheet's ("not known" where it has none). A dtype
     the device or this torch cannot run is stored with the reason instead of a figure."""
     started = time.perf_counter()
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))  # events record on the current device's stream
     name = device_name(device)
     sheet = data_sheet(name) if device.startswith("cuda") else None
     bandwidth, how = copy_bandwidth(device, budget_s)
