@@ -11,6 +11,12 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 
 
+@pytest.fixture(autouse=True)
+def no_peaks_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs in tests leave out the peaks probe (seconds each; tests/test_limits.py tests it)."""
+    monkeypatch.setenv("EFFBENCH_PEAKS", "off")
+
+
 @pytest.fixture
 def fake_suite_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Register tests/fake_suite.py as suite `fake`, here and in every worker process."""

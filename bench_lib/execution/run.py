@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bench_lib.execution.isolation import monitor_for, not_checked
+from bench_lib.execution.run_peaks import measure_run_peaks
 from bench_lib.execution.session import PlannedCase, RunSession, launch_groups
 from bench_lib.profiles import Interleave
 from bench_lib.results.case import CaseResult
@@ -47,7 +49,24 @@ def execute_plan(session: RunSession, cases: list[PlannedCase], plan: Interleave
                  on_result: OnResult = lambda result: None,
                  on_step: OnStep = lambda text, n: None) -> list[CaseResult]:
     """Measure (or skip) every planned case, storing each result in the session as it exists; `on_result`
-    sees every final result once. A KeyboardInterrupt propagates after the finished results are stored."""
+    sees every final result once. A KeyboardInterrupt propagates after the finished results are stored.
+    First the run's peaks are measured on the devices its cases use (`run_peaks`), and its GPUs are
+    watched for other processes until it ends (`isolation`); both go into the run's environment."""
+    runnable = [p.case for p in cases if not p.skip_reason]
+    session.note_environment(peaks=measure_run_peaks(runnable))
+    monitor = monitor_for([c.device for c in runnable])
+    session.note_environment(device_isolation=monitor.record() if monitor else not_checked("no GPU among the run's "
+                                                                                           "cases"))
+    try:
+        return _execute(session, cases, plan, on_result, on_step)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+            session.note_environment(device_isolation=monitor.record())
+
+
+def _execute(session: RunSession, cases: list[PlannedCase], plan: Interleave, on_result: OnResult,
+             on_step: OnStep) -> list[CaseResult]:
     results: list[CaseResult] = []
     for name, suite_cases in by_suite(cases):
         if get_suite(name).INTERLEAVED:

@@ -153,6 +153,13 @@ class RunSession:
             self._writers[suite] = RunWriter(self.run_dir, suite, self.meta, self._machine, self._commit, self._env)
         return self._writers[suite]
 
+    def note_environment(self, **fields: object) -> None:
+        """Add run-level facts measured after the session began (the peaks, the device isolation) to
+        the environment every suite file of the run carries, and rewrite the files written so far."""
+        self._env.update(fields)
+        for writer in self._writers.values():
+            writer.flush()
+
     def record(self, result: CaseResult) -> None:
         self.writer(result.case.suite).add(result)
 

@@ -40,6 +40,7 @@ from bench_lib.report.frames import (
 )
 from bench_lib.report.load import Run, environment_frame, results_frame
 from bench_lib.report.references import machine_tag, references_for
+from bench_lib.report.roofline_plot import roofline_section
 from bench_lib.report.user_models import run_file_section, user_models_section
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 from bench_lib.techniques.baselines import SERVED_BASELINES
@@ -325,6 +326,7 @@ def build_report(runs: list[Run], out: Path) -> Report:
     parts += _decode(df, out, drawn)
     parts += _collectives(df, runs, out, drawn)
     parts += _training(df, out, drawn)
+    parts += roofline_section(runs, out, drawn)
     parts += _projection(runs, out, drawn)
     parts += _environment(runs)
     parts += _notes(df)

@@ -129,13 +129,46 @@ class Summary(_Strict):
     interval: str | None = None
 
 
+class Roofline(_Strict):
+    """A case beside the machine's limit (`results/roofline.py`): its work per call, the pace it reached,
+    and the fractions of the measured and the data-sheet peaks (None where a peak is not known)."""
+
+    per: str
+    flops_per_call: NonNegative | None = None
+    flops_counted_by: str | None = None
+    bytes_per_call: NonNegative | None = None
+    bytes_counted_by: str | None = None
+    intensity_flops_per_byte: NonNegative | None = None
+    seconds_per_call: Seconds
+    achieved_flops_per_s: NonNegative | None = None
+    achieved_bytes_per_s: NonNegative | None = None
+    compute_dtype: str | None = None
+    peaks_device: str
+    peak_flops_measured: NonNegative | None = None
+    peak_flops_data_sheet: NonNegative | None = None
+    peak_bytes_measured: NonNegative | None = None
+    peak_bytes_data_sheet: NonNegative | None = None
+    flops_fraction_measured: NonNegative | None = None
+    flops_fraction_data_sheet: NonNegative | None = None
+    bytes_fraction_measured: NonNegative | None = None
+    bytes_fraction_data_sheet: NonNegative | None = None
+    notes: list[str]
+
+
+class Metrics(_Strict):
+    """The case's figures: every key is free (throughput, memory, size, accuracy, energy, paired
+    speedups...) but the roofline, which is typed."""
+
+    roofline: Roofline | None = None
+
+
 class ExtraInfo(_Strict):
     """effbench's fields of a measured case, beside pytest-benchmark's."""
 
     effbench_schema: Version
     unit: str
     summary: Summary
-    metrics: JSONObject
+    metrics: Metrics
     """The case's other figures (throughput, memory, size, accuracy, energy, paired speedups...)."""
     wall_s: Seconds
     process_of_sample: list[Count] | None = None
@@ -186,6 +219,62 @@ class Gpu(_Strict):
     name: str
 
 
+class ComputePeak(_Strict):
+    """A dense GEMM's peak in one dtype: measured in this run (None, with `method` saying why, where it could
+    not run) beside the data sheet's (None where not known; `data_sheet` says which sheet, or "not known")."""
+
+    measured_ops_per_s: NonNegative | None = None
+    method: str | None = None
+    data_sheet_ops_per_s: NonNegative | None = None
+    data_sheet: str
+
+
+class MemoryPeak(_Strict):
+    """A streaming copy's bandwidth in this run beside the data sheet's."""
+
+    measured_bytes_per_s: NonNegative
+    method: str
+    data_sheet_bytes_per_s: NonNegative | None = None
+    data_sheet: str
+
+
+class DevicePeaks(_Strict):
+    """One device's peaks, measured once per run (`measure/peaks.py`), or the error of its probe."""
+
+    device: str
+    name: str | None = None
+    memory: MemoryPeak | None = None
+    compute: dict[str, ComputePeak] | None = None
+    probe_s: Seconds | None = None
+    wall_s: Seconds | None = None
+    error: str | None = None
+
+
+class OtherProcess(_Strict):
+    """A process of another run or user seen on a device of this run (NVML's compute processes)."""
+
+    pid: int
+    name: str | None = None
+    gpu: int
+    used_memory_bytes: int | None = None
+    visible: bool = True
+    """False where this PID namespace cannot see the pid (a container): it may be this run's own."""
+    first_seen_s: Seconds
+    last_seen_s: Seconds
+
+
+class DeviceIsolation(_Strict):
+    """Whether the run had its devices to itself (`execution/isolation.py`): other processes on its GPUs
+    before and during the run. `shared` true means its timings, energy and peaks are not its own alone;
+    None: not known (not checked, or only processes whose pids this namespace cannot see)."""
+
+    checked: bool
+    method: str
+    shared: bool | None = None
+    other_processes: list[OtherProcess] = []
+    checks: Count = 0
+
+
 class Environment(_Strict):
     """What the run measured on (`results.environment.capture`); the fields that readers use are typed."""
 
@@ -200,6 +289,10 @@ class Environment(_Strict):
     num_threads: int | None = None
     cpu_capability: str | None = None
     gpus: list[Gpu] | None = None
+    peaks: dict[str, DevicePeaks] | None = None
+    """The run's measured and data-sheet peaks per device ("cpu", "cuda:0", ...); absent in older runs."""
+    device_isolation: DeviceIsolation | None = None
+    """Other processes on the run's GPUs; absent in older runs."""
 
 
 class CommitInfo(_Strict):

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from bench_lib.atomic import atomic_write_text
 from bench_lib.measure.stats import Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.record import SCHEMA_VERSION, outcome_of, result_to_entry
+from bench_lib.results.roofline import roofline_block
 from bench_lib.results.schema import Benchmark, Outcome, Params, ResultFile, ResultFormatError, parse
 
 __all__ = [
@@ -97,13 +98,22 @@ class RunWriter:
         """Add results, each replacing an earlier one of the same case (an interleaved run
         stores its figures again after every block), and rewrite the file once."""
         index = {r.case: i for i, r in enumerate(self.results)}
-        for result in results:
+        for result in map(self._with_roofline, results):
             if result.case in index:
                 self.results[index[result.case]] = result
             else:
                 index[result.case] = len(self.results)
                 self.results.append(result)
         self.flush()
+
+    def _with_roofline(self, result: CaseResult) -> CaseResult:
+        """A measured result whose worker counted its work gets its roofline against the run's peaks."""
+        work = result.metrics.get("work")
+        if result.status != "ok" or not isinstance(work, dict) or result.measurement is None:
+            return result
+        block = roofline_block(work, result.measurement.median, result.case.device,
+                               self.environment.get("peaks") or {})
+        return replace(result, metrics={**result.metrics, "roofline": block})
 
     def document(self) -> dict:
         return {
@@ -156,8 +166,8 @@ def _measured(entry: Benchmark, origin: object) -> CaseResult:
                     extra.process_kind or "process")
     options = dict(entry.options)
     timer = str(options.pop("timer", ""))
-    return CaseResult(_case(entry.params, origin, entry.name), "ok", m, extra.metrics, "", timer, options,
-                      extra.wall_s)
+    metrics = extra.metrics.model_dump(exclude_unset=True)
+    return CaseResult(_case(entry.params, origin, entry.name), "ok", m, metrics, "", timer, options, extra.wall_s)
 
 
 def _unmeasured(item: Outcome, origin: object) -> CaseResult:

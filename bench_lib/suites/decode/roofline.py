@@ -7,28 +7,19 @@ much any technique can still buy, and whether a technique's speedup is the bytes
 
 from __future__ import annotations
 
+from bench_lib.measure.datasheet import data_sheet
 from bench_lib.suites.served.size import tensor_bytes
 from bench_lib.workloads.llama import Llama
 
-__all__ = ["PEAK_BANDWIDTH", "peak_bandwidth", "step_bytes"]
-
-# Vendor data sheets, bytes/s (HBM); matched as substrings of torch.cuda.get_device_name, first match wins.
-PEAK_BANDWIDTH: tuple[tuple[str, float, str], ...] = (
-    ("H200", 4.8e12, "NVIDIA H200 data sheet: 4.8 TB/s HBM3e"),
-    ("H100 NVL", 3.9e12, "NVIDIA H100 NVL data sheet: 3.9 TB/s"),
-    ("H100 PCIe", 2.0e12, "NVIDIA H100 PCIe data sheet: 2.0 TB/s"),
-    ("H100", 3.35e12, "NVIDIA H100 SXM data sheet: 3.35 TB/s HBM3"),
-    ("A100-SXM4-80GB", 2.039e12, "NVIDIA A100 80GB SXM data sheet: 2.039 TB/s"),
-    ("A100-SXM4-40GB", 1.555e12, "NVIDIA A100 40GB data sheet: 1.555 TB/s"),
-)
+__all__ = ["peak_bandwidth", "step_bytes"]
 
 
 def peak_bandwidth(device_name: str | None) -> tuple[float | None, str]:
-    """(bytes/s, source) of the device's memory, or (None, why not)."""
-    for key, value, source in PEAK_BANDWIDTH:
-        if device_name and key in device_name:
-            return value, source
-    return None, f"no data-sheet bandwidth known for {device_name or 'this CPU'}"
+    """(bytes/s, source) of the device's memory from its data sheet (`measure.datasheet`), or (None, why not)."""
+    sheet = data_sheet(device_name)
+    if sheet is None:
+        return None, f"no data-sheet bandwidth known for {device_name or 'this CPU'}"
+    return sheet.bandwidth_bytes_per_s, sheet.source
 
 
 def step_bytes(model: Llama) -> dict[str, int]:

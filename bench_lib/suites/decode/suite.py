@@ -34,10 +34,12 @@ import torch
 from torch.nn import functional as F
 
 from bench_lib.measure import memory
+from bench_lib.measure.flops import count_call, not_counted, work
 from bench_lib.measure.stats import Measurement
 from bench_lib.measure.timers import MeasureConfig
 from bench_lib.platform import DeviceKind, Platform, device_kind
 from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.roofline import compute_dtype
 from bench_lib.suites.decode import user
 from bench_lib.suites.decode.engine import Engine
 from bench_lib.suites.decode.hf import HF_MODE, HFGenerate, compare_logits, hf_greedy, hf_step_bytes, per_token
@@ -111,6 +113,33 @@ def _perplexity(model: Llama, workload: LlamaLM, device: str) -> float:
         losses = [F.cross_entropy(model(w[:, :-1], pos).float().flatten(0, 1), w[:, 1:].flatten(), reduction="sum")
                   for w in windows.split(8)]
     return math.exp(float(sum(losses)) / windows[:, 1:].numel())
+
+
+def _phase_work(case: CaseSpec, model: Llama, prompts: torch.Tensor, gen: int) -> dict:
+    """Each phase's work (`measure.flops`) on the model run eagerly before the engine compiles it, with the
+    engine's static cache: the prompt into the cache (its last position through the head), then one step.
+    Bytes: the weights a call reads and the whole static KV cache (each call's attention reads every
+    position, masked), and, for the prefill, the activations of its layers."""
+    dtype = compute_dtype(case.variant, device_kind(case.device))
+    batch, prompt = prompts.shape
+    device = model.tok_embeddings.weight.device
+    model.setup_cache(batch, prompt + gen)
+    read = step_bytes(model)
+    weights, kv = read["weight_bytes_per_step"], read["kv_cache_bytes_per_step"]
+    prompts, pos = prompts.to(device), torch.arange(prompt, device=device)
+    calls = {"prefill": lambda: model(prompts, pos, last_only=True),
+             "decode": lambda: model(prompts[:, -1:], pos[-1:] + 1)}
+    out = {}
+    for phase, call in calls.items():
+        try:
+            with torch.no_grad():
+                count = count_call(call, model)
+        except Exception as e:  # noqa: BLE001 - a kernel the counter breaks on: the case keeps its other figures
+            out[f"work_{phase}"] = not_counted(e, dtype)
+            continue
+        parts = {"weights": weights, "kv_cache": kv, "activations": count.activation_bytes if phase == "prefill" else 0}
+        out[f"work_{phase}"] = work(count, dtype, parts)
+    return out
 
 
 def _agreement(tokens: torch.Tensor, reference: torch.Tensor) -> dict:
@@ -273,8 +302,9 @@ class DecodeSuite(ServedSuite):
                        **workload.describe()}
         if judge and reference and reference["perplexity"] is not None:
             facts.update(perplexity=_perplexity(model, workload, device), reference_perplexity=reference["perplexity"])
-        engine = Engine(model, workload.prompts(batch, int(case.param("prompt"))), int(case.param("gen")),
-                        str(case.param("mode")))
+        prompts = workload.prompts(batch, int(case.param("prompt")))
+        facts.update(_phase_work(case, model, prompts, int(case.param("gen"))))
+        engine = Engine(model, prompts, int(case.param("gen")), str(case.param("mode")))
         facts.update(setup_s=engine.setup_s, compiled_graphs=engine.compiled_graphs, output_head=engine.head,
                      **step_bytes(model))
         if judge and reference:
@@ -344,8 +374,11 @@ class DecodeSuite(ServedSuite):
                 steps = Measurement(tuple(engine.step_times()))
         m = window.measurement
         peak, source = peak_bandwidth(torch.cuda.get_device_name() if device_kind(device) == "cuda" else None)
+        phase_work = {f"work_{p}" for p in PHASES}
         metrics = {
-            **served.facts,
+            **{k: v for k, v in served.facts.items() if k not in phase_work},
+            **({"work": served.facts[f"work_{case.param('phase')}"]} if f"work_{case.param('phase')}" in served.facts
+               else {}),
             "phase": case.param("phase"),
             "peak_bandwidth_bytes_per_s": peak, "peak_bandwidth_source": source,
             **({"tpot_step_p50_s": steps.median, "tpot_step_p90_s": steps.p90, "tpot_step_p99_s": steps.p99}

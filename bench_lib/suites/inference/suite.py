@@ -12,15 +12,18 @@ import copy
 import gc
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import torch
 
 from bench_lib.measure import memory
+from bench_lib.measure.flops import CallCount, count_call, not_counted, work
 from bench_lib.measure.timers import MeasureConfig
 from bench_lib.platform import DeviceKind, Platform, device_kind
 from bench_lib.profiles import measure_config
 from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
+from bench_lib.results.roofline import compute_dtype
 from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
 from bench_lib.suites.served.size import layer_kinds, model_size
 from bench_lib.techniques.inference import TECHNIQUES, skip_reason
@@ -120,6 +123,23 @@ class _Served(Served):
     ref_out: object
 
 
+def _work(case: CaseSpec, model: torch.nn.Module, x: torch.Tensor, reference: CallCount, weight_bytes: int) -> dict:
+    """One call's work (`measure.flops`): counted on the served model run eagerly; on the uncompressed
+    reference where the served model shows the counter no layer (an exported graph of quantized ops)."""
+    dtype = compute_dtype(case.variant, device_kind(case.device))
+    eager = getattr(model, "_orig_mod", model)  # a compiled model's module: the counter sees eager ops
+    try:
+        with torch.no_grad():
+            count = count_call(lambda: eager(x), eager)
+    except Exception as e:  # noqa: BLE001 - a kernel the counter breaks on: the case keeps its other figures
+        return not_counted(e, dtype)
+    note = ""
+    if count.flops == 0 and reference.flops:
+        count = replace(reference, activation_bytes=count.activation_bytes or reference.activation_bytes)
+        note = "the uncompressed reference's FLOPs (the served model has no layer the counter or its shapes see)"
+    return work(count, dtype, {"weights": weight_bytes, "activations": count.activation_bytes}, note=note)
+
+
 class InferenceSuite(ServedSuite):
     NAME = "inference"
     DEFAULT_TIMEOUT_S = 300.0
@@ -181,6 +201,9 @@ class InferenceSuite(ServedSuite):
         reference = workload.reference().to(device)
         eval_x = workload.eval_inputs()
         ref_out = workload.outputs(reference, eval_x, batch, device, torch.float32)
+        ref_x = feed(workload.example_input(batch), device, torch.float32)
+        with torch.no_grad():
+            ref_count = count_call(partial(reference, ref_x), reference)
 
         started = time.perf_counter()
         model = copy.deepcopy(reference)
@@ -209,7 +232,8 @@ class InferenceSuite(ServedSuite):
             sync(device)
             first_call_s = time.perf_counter() - first
         facts = {**size, "layers": kinds, "prepare_s": prepared - started, "convert_s": converted - prepared,
-                 "first_call_s": first_call_s, "rss_before_build_bytes": rss_before_build}
+                 "first_call_s": first_call_s, "rss_before_build_bytes": rss_before_build,
+                 "work": _work(case, model, x, ref_count, size["in_memory_bytes"])}
         return _Served(threads=threads, started=started, facts=facts, model=model, x=x, dtype=dtype, eval_x=eval_x,
                        ref_out=ref_out)
 

@@ -118,6 +118,7 @@ def train_together(cases: list[CaseSpec], first: int, profile: str,
     from bench_lib.measure import memory
     from bench_lib.suites.distributed.tasks import task_for
     from bench_lib.suites.distributed.train_runs import WARMUP_STEPS, MemoryShare
+    from bench_lib.suites.distributed.training.work import step_work
 
     task, profile_steps = task_for(profile, ctx.device, cases[0].workload)
     min_steps, stretch = launch_plan(profile_steps, run_launches(), WARMUP_STEPS)
@@ -146,6 +147,10 @@ def train_together(cases: list[CaseSpec], first: int, profile: str,
     sync_id = next((c.id for c in cases if c.variant == "sync"), None)
     results = [case_result(case, runs[case.variant], task, min_steps, ctx, base, runs.get(REFERENCE),
                             stretches, state, sync_id) for case in cases]
+    per_step = step_work(task, ctx)
+    for result in results:  # the strategies' results: the reference's timing unit is a stretch, not a step
+        if result.case.variant != REFERENCE:
+            result.metrics["work"] = per_step
     for case, result in zip(cases, results, strict=True):  # after every figure is read: its steps train on
         result.metrics.update(run_energy(runs[case.variant], task, ctx))
     yield from results
@@ -175,6 +180,8 @@ def case_result(case: CaseSpec, run: StrategyRun | BareRun, task: TrainTask, min
         "interval": INTERVAL_NOTE,
         "samples_per_s": samples_per_s,
         "tokens_per_s": samples_per_s * task.tokens_per_sample if task.tokens_per_sample else None,
+        "tokens_per_s_per_device": samples_per_s * task.tokens_per_sample / ctx.world_size
+        if task.tokens_per_sample else None,
         "peak_memory_bytes": int(peak.item()),
         "peak_memory_kind": run.memory.kind + " per rank, max over ranks (this run's share, as if alone)",
         "train_wall_s": run.clock_s,
@@ -214,7 +221,10 @@ def _training_metrics(case: CaseSpec, run: StrategyRun, task: TrainTask, ctx: Ra
     at_sync_wall = loss_at(smooth, base.sync_wall_s) if base.sync_wall_s else None
     pace, by_stretch = run.pace(min_steps), base.sync_stretch_paces or []
     return {
+        # Exposed communication two ways: the step's time over nocomm's (any strategy; noisy, may be < 0),
+        # and, where DDP measures it, its own timers' communication not overlapped with the backward.
         "exposed_comm_s": pace.per_step_s - base.nocomm_step_s if base.nocomm_step_s is not None else None,
+        **run.strategy.comm_figures(),
         # Paired by stretch: stretch k of sync and of this strategy ran in the same round.
         "speedup_over_sync": base.sync_step_s / pace.per_step_s if base.sync_step_s else None,
         "speedup_over_sync_by_stretch": [s / own for s, own in zip(by_stretch, run.stretch_paces(min_steps),
