@@ -85,8 +85,8 @@ def test_a_change_of_the_fastest_technique_is_a_rank_change():
     same = (verdict("fp32", 1.0, base=10.0), verdict("int8", 1.0, base=5.0))
     assert rank_changes(same) == []
     swapped = (verdict("fp32", 0.4, base=10.0), verdict("int8", 1.0, base=5.0), verdict("fp32", 1.0, 1.0, "other"))
-    [(before, after)] = rank_changes(swapped)
-    assert (before.case.variant, after.case.variant) == ("int8", "fp32")
+    [(ref, before, after)] = rank_changes(swapped)
+    assert (ref.variant, before.case.variant, after.case.variant) == ("fp32", "int8", "fp32")
 
 
 def test_different_versions_are_a_finding(tmp_path):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from bench_lib.report.compare import Comparison, RatioEstimate, Verdict, classify
+from bench_lib.report.compare import Comparison, RatioEstimate, Verdict, baseline_of, classify
 from bench_lib.report.shift import CommonShift, common_shift
 from bench_lib.results.case import CaseSpec
 
-__all__ = ["MAX_LISTED", "comparison_findings", "apart_from", "rank_changes"]
+__all__ = ["MAX_LISTED", "comparison_findings", "environment_line", "apart_from", "rank_changes"]
 
 MAX_LISTED = 5  # cases named per finding; the tables below hold them all
 
@@ -53,34 +53,31 @@ def apart_from(shift: CommonShift, verdicts: tuple[Verdict, ...]) -> list[Verdic
     return _by_size(out)
 
 
-def _group(case: CaseSpec) -> tuple:
-    return case.suite, case.workload, case.device, case.params
-
-
-def rank_changes(verdicts: tuple[Verdict, ...]) -> list[tuple[Verdict, Verdict]]:
-    """(BASE's fastest, NEW's fastest) of every group of cases that differ in technique alone (same suite,
-    workload, device and params) where the fastest on both sides is not the same technique."""
-    groups: dict[tuple, list[Verdict]] = {}
-    for v in verdicts:
-        if v.estimate is not None:
-            groups.setdefault(_group(v.case), []).append(v)
+def rank_changes(verdicts: tuple[Verdict, ...]) -> list[tuple[CaseSpec, Verdict, Verdict]]:
+    """(the baseline, BASE's fastest, NEW's fastest) of every baseline and its techniques (`compare.baseline_of`:
+    same suite, workload and device, the baseline's params) where the fastest on the two sides is not the same."""
+    measured = {v.case: v for v in verdicts if v.estimate is not None}
+    groups: dict[CaseSpec, list[Verdict]] = {}
+    for case, v in measured.items():
+        ref = baseline_of(case, set(measured))
+        if ref is not None:
+            groups.setdefault(ref, [measured[ref]]).append(v)
     out = []
-    for members in groups.values():
-        if len(members) < 2:
-            continue
+    for ref, members in groups.items():
         before = min(members, key=lambda v: v.estimate.base)
         after = min(members, key=lambda v: v.estimate.new)
         if before is not after:
-            out.append((before, after))
+            out.append((ref, before, after))
     return out
 
 
-def _environment(differences: list[tuple[str, str, str]]) -> str:
+def environment_line(differences: list[tuple[str, str, str]]) -> str:
+    """Whether the two sides ran on the same machine and versions, and what differs."""
     if not differences:
         return "- Both sides ran on the same machine and versions (CPU, GPU, torch, CUDA, torchao)."
     named = ", ".join(f"{k} (`{b}` against `{n}`)" for k, b, n in differences)
-    return (f"- **BASE and NEW differ in {named}**: every ratio below mixes that difference with the code's; "
-            "a shift common to every case is expected from it.")
+    return (f"- **BASE and NEW differ in {named}**: a ratio between them mixes that difference with the code's, "
+            "and moves every case they share together.")
 
 
 def _shift_lines(shift: CommonShift | None, cmp: Comparison) -> list[str]:
@@ -133,13 +130,12 @@ def _rank_lines(cmp: Comparison) -> list[str]:
     if not swaps:
         return []
     items = []
-    for before, after in swaps:
+    for ref, before, after in swaps:
         overlap = before.estimate.low <= after.estimate.high and after.estimate.low <= before.estimate.high
-        items.append(f"{before.case.workload} ({', '.join(f'{k} {v}' for k, v in before.case.params) or 'default'}"
-                     f", {before.case.device}): `{before.case.variant}` in BASE, `{after.case.variant}` in NEW "
-                     f"(NEW/BASE {_ci(before.estimate)} and {_ci(after.estimate)}"
+        items.append(f"over {_name(ref)}, `{before.case.variant}` in BASE, `{after.case.variant}` in NEW (their "
+                     f"NEW/BASE: {_ci(before.estimate)} and {_ci(after.estimate)}"
                      + ("; the intervals overlap: the swap may be noise)" if overlap else ")"))
-    return [f"- The fastest technique changed in {len(swaps)} group(s): " + _listed(items) + "."]
+    return [f"- The fastest technique changed for {len(swaps)} baseline(s): " + _listed(items) + "."]
 
 
 def comparison_findings(cmp: Comparison, differences: list[tuple[str, str, str]]) -> list[str]:
@@ -147,7 +143,7 @@ def comparison_findings(cmp: Comparison, differences: list[tuple[str, str, str]]
     NEW) that differ (`render_compare.environment_differences`)."""
     shift = common_shift([v.estimate for v in cmp.verdicts if v.estimate is not None], cmp.threshold)
     failed = [v for v in cmp.verdicts if v.kind == "failed"]
-    lines = ["### Findings", "", _environment(differences), *_shift_lines(shift, cmp), *_case_lines(shift, cmp),
+    lines = ["### Findings", "", environment_line(differences), *_shift_lines(shift, cmp), *_case_lines(shift, cmp),
              *_relative_lines(cmp), *_rank_lines(cmp)]
     if failed:
         lines.append(f"- {len(failed)} case(s) fail in NEW only: " + _listed([_name(v.case) for v in failed]) + ".")
