@@ -57,6 +57,15 @@ def test_an_image_that_is_no_local_file_is_a_link_never_a_load(tmp_path):
     assert "[image not embedded: gone]" in render_page(markdown, tmp_path)
 
 
+def test_a_link_to_a_report_goes_to_its_page_where_there_is_one(tmp_path):
+    for name in ("a", "b", "here"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "README.md").write_text("# a report\n")
+    (tmp_path / "a" / "index.html").write_text("<html></html>")
+    text = render_page("[A](../a/README.md) and [B](../b/README.md)\n", tmp_path / "here")
+    assert '<a href="../a/index.html">A</a>' in text and '<a href="../b/README.md">B</a>' in text
+
+
 @pytest.mark.parametrize(("name", "page"), [("README.md", "index.html"), ("compare.md", "compare.html"),
                                             ("summary", "summary.html"), ("x.html", "x.html.html")])
 def test_the_page_goes_beside_its_markdown_and_never_over_it(name, page):

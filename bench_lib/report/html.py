@@ -3,8 +3,9 @@
 Every report effbench writes as markdown (`report`, `compare --out`, `history`) is also written as a page
 beside it: the markdown through markdown-it-py (CommonMark with GitHub's tables, raw HTML kept so that
 `<details>` blocks fold), each image the markdown links embedded as a data: URI (a page that is mailed, attached
-to a CI job or opened from an artifact has no directory beside it), GitHub's `> [!NOTE]` alerts styled, and every
-table sortable by a click on its header through a small inline script. The page loads nothing from anywhere: no
+to a CI job or opened from an artifact has no directory beside it), a link to another markdown report sent to its
+page where that is written, GitHub's `> [!NOTE]` alerts styled, and every table sortable by a click on its
+header through a small inline script. The page loads nothing from anywhere: no
 external script, style sheet, font or image, so it reads the same offline and under a strict content policy.
 """
 
@@ -113,6 +114,16 @@ def _embed_images(tokens: list[Token], base: Path) -> None:
         token.children = children
 
 
+def _links_to_pages(tokens: list[Token], base: Path) -> None:
+    """A link to another markdown report whose page is written beside it goes to the page."""
+    for token in tokens:
+        for child in token.children or []:
+            href = str(child.attrGet("href") or "") if child.type == "link_open" else ""
+            local = _local_file(href, base) if href.endswith(".md") else None
+            if local is not None and page_path(local).is_file():
+                child.attrSet("href", href[: -len(local.name)] + page_path(local).name)
+
+
 def _alerts(tokens: list[Token]) -> None:
     """GitHub's `> [!WARNING]` alerts: the blockquote gets a class and a title in place of the marker."""
     for i, token in enumerate(tokens[:-2]):
@@ -151,6 +162,7 @@ def render_page(markdown: str, base: Path, title: str = "effbench report") -> st
     md = _parser()
     tokens = md.parse(markdown)
     _embed_images(tokens, base)
+    _links_to_pages(tokens, base)
     _alerts(tokens)
     body = _wrap_tables(md.renderer.render(tokens, md.options, {}))
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
