@@ -57,6 +57,15 @@ def test_an_image_that_is_no_local_file_is_a_link_never_a_load(tmp_path):
     assert "[image not embedded: gone]" in render_page(markdown, tmp_path)
 
 
+def test_raw_html_other_than_details_is_text(tmp_path):
+    markdown = ("| error |\n| --- |\n| in <module>: <img src=x onerror=alert(1)> |\n\n<script>alert(1)</script>\n\n"
+                "<details><summary>more</summary>\n\nhidden\n\n</details>\n")
+    text = render_page(markdown, tmp_path)
+    parts = parse_page(text)
+    assert parts.images == [] and parts.scripts == 1 and parts.details == 1  # the one script is the sorter
+    assert "in &lt;module&gt;: &lt;img src=x onerror=alert(1)&gt;" in text and "&lt;script&gt;alert(1)" in text
+
+
 def test_a_link_to_a_report_goes_to_its_page_where_there_is_one(tmp_path):
     for name in ("a", "b", "here"):
         (tmp_path / name).mkdir()

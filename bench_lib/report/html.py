@@ -1,12 +1,13 @@
 """A markdown report as one self-contained HTML page that anyone can open or publish as it is.
 
 Every report effbench writes as markdown (`report`, `compare --out`, `history`) is also written as a page
-beside it: the markdown through markdown-it-py (CommonMark with GitHub's tables, raw HTML kept so that
-`<details>` blocks fold), each image the markdown links embedded as a data: URI (a page that is mailed, attached
-to a CI job or opened from an artifact has no directory beside it), a link to another markdown report sent to its
-page where that is written, GitHub's `> [!NOTE]` alerts styled, and every table sortable by a click on its
-header through a small inline script. The page loads nothing from anywhere: no
-external script, style sheet, font or image, so it reads the same offline and under a strict content policy.
+beside it: the markdown through markdown-it-py (CommonMark with GitHub's tables; raw HTML kept where it is a tag
+a report writes on purpose, so that `<details>` blocks fold, and shown as text otherwise), each image the markdown
+links embedded as a data: URI (a page that is mailed, attached to a CI job or opened from an artifact has no
+directory beside it), a link to another markdown report sent to its page where that is written, GitHub's
+`> [!NOTE]` alerts styled, and every table sortable by a click on its header through a small inline script. The
+page loads nothing from anywhere: no external script, style sheet, font or image, so it reads the same offline
+and under a strict content policy.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from bench_lib.atomic import atomic_write_text
 __all__ = ["page_path", "render_page", "write_page"]
 
 _ALERT = re.compile(r"^\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\]\s*")
+_TAG = re.compile(r"</?([A-Za-z][\w-]*)([^>]*)>")
+_ALLOWED_TAGS = {"details", "summary", "br", "b", "i", "em", "strong", "code", "sub", "sup", "kbd", "p", "span"}
+_ACTIVE_ATTRIBUTE = re.compile(r"\b(on\w+|src|href|style|srcset|data|action|formaction)\s*=", re.IGNORECASE)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;
@@ -124,6 +128,25 @@ def _links_to_pages(tokens: list[Token], base: Path) -> None:
                 child.attrSet("href", href[: -len(local.name)] + page_path(local).name)
 
 
+def _tags_allowed(raw: str) -> bool:
+    """Whether raw HTML holds only the tags a report writes on purpose, without attributes that load, link or
+    run anything."""
+    tags = _TAG.findall(raw)
+    return bool(tags) and all(name.lower() in _ALLOWED_TAGS and not _ACTIVE_ATTRIBUTE.search(attrs)
+                              for name, attrs in tags)
+
+
+def _raw_html(tokens: list[Token]) -> None:
+    """Raw HTML passes only where `_tags_allowed` (`<details>`, `<summary>`, `<br>`...); any other is shown as
+    the text it is: an error message that quotes `<module>`, a user's text, never a tag or a script."""
+    for token in tokens:
+        if token.type == "html_block" and not _tags_allowed(token.content):
+            token.content = f"<pre>{html.escape(token.content)}</pre>\n"
+        for child in token.children or []:
+            if child.type == "html_inline" and not _tags_allowed(child.content):
+                child.type = "text"
+
+
 def _alerts(tokens: list[Token]) -> None:
     """GitHub's `> [!WARNING]` alerts: the blockquote gets a class and a title in place of the marker."""
     for i, token in enumerate(tokens[:-2]):
@@ -161,6 +184,7 @@ def render_page(markdown: str, base: Path, title: str = "effbench report") -> st
     `title`: the page's title where the markdown has no level-1 heading."""
     md = _parser()
     tokens = md.parse(markdown)
+    _raw_html(tokens)
     _embed_images(tokens, base)
     _links_to_pages(tokens, base)
     _alerts(tokens)
