@@ -4,6 +4,7 @@ import json
 
 import pytest
 from conftest import effbench
+from page_check import check_page
 
 from bench_lib.measure.stats import Measurement
 from bench_lib.results.case import CaseResult, CaseSpec
@@ -62,6 +63,8 @@ def test_several_runs_a_side_and_out_file(run, tmp_path):
     text = out.read_text()
     assert "2 BASE and 2 NEW runs" in text and "between runs is unknown" not in text
     assert "### Relative to the same-run baseline" in text
+    page = check_page((tmp_path / "summary.html").read_text(), text)  # the same, as a page beside it
+    assert page.tables == 2 and page.images == []
 
 
 def test_a_different_machine_is_said_loudly(run, tmp_path):

@@ -3,13 +3,16 @@ the ordering of stored runs; the relative series of stored paired speedups; `eff
 end to end and the one run spec."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from conftest import effbench
+from page_check import check_page, decoded
 
 from bench_lib.atomic import new_file_mode
 from bench_lib.history.detect import detect_changes
+from bench_lib.history.render import build_page, changed_series, trend_plot
 from bench_lib.history.series import histories
 from bench_lib.measure.stats import Measurement
 from bench_lib.report.load import load_spec
@@ -162,7 +165,10 @@ def test_a_drop_of_a_stored_speedup_is_found_at_its_commit(tmp_path):
     rows = [line for line in relative.splitlines() if line.startswith("| + |")]
     assert len(rows) == 1 and "mlp-int8_dynamic-batch64-cpu | mlp-fp32-batch64-cpu | step" in rows[0], proc.stdout
     assert "| c1300000 2026-11-20 | c1400000 2026-11-20 | 0.8" in rows[0]
-    assert len(list(out.glob("*-speedups.png"))) == 1 and "-speedups.png" in (out / "index.html").read_text()
+    [png] = out.glob("*-speedups.png")
+    assert f"]({png.name})" in (out / "README.md").read_text()
+    parts = check_page((out / "index.html").read_text(), (out / "README.md").read_text())
+    assert png.read_bytes() in [decoded(src) for src in parts.images]
 
 
 def test_a_stored_speedup_of_identical_code_is_not_flagged(tmp_path):
@@ -201,10 +207,47 @@ def test_history_command_names_the_commit_of_the_step(tmp_path):
     assert "| step | c0600000 2026-11-20 | c0700000 2026-11-20 | 1.2" in rows[0]
     page = (out / "index.html").read_text()
     assert (out / "index.html").stat().st_mode & 0o777 == new_file_mode()  # a web server may read it
-    assert "<script" not in page and "c0700000" in page
-    pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == 1 and pngs[0].read_bytes()[:4] == b"\x89PNG" and f'src="{pngs[0].name}"' in page
-    assert f"]({pngs[0].name})" in (out / "README.md").read_text()
+    assert "c0700000" in page
+    pngs = sorted(out.glob("*.png"))  # the one case that changed, drawn; the unchanged fp32 case is not
+    assert len(pngs) == 1 and f"]({pngs[0].name})" in (out / "README.md").read_text()
+    parts = check_page(page, (out / "README.md").read_text())
+    assert [decoded(src) for src in parts.images] == [pngs[0].read_bytes()]
+    assert "- inference on AMD EPYC (2 cores), same-run speedups" not in page  # no relative series stored
+
+
+def test_one_commit_draws_no_trend_and_says_why(tmp_path):
+    write_run(tmp_path / "runs" / "only", "c00" + "0" * 38, 1)
+    out = tmp_path / "page"
+    page = build_page(histories(load_spec(str(tmp_path / "runs")), 0.1), out, 0.1)
+    assert page.plots == [] and list(out.glob("*.png")) == []
+    assert "- inference on AMD EPYC (2 cores): one commit so far, 2 cases" in page.readme.read_text()
+    check_page(page.index.read_text(), page.readme.read_text())
+
+
+def test_a_trend_plot_holds_the_largest_changes_only(tmp_path):
+    [h] = histories(load_spec(str(stored_history(tmp_path / "runs"))), 0.1)
+    int8 = next(s for s in h.series if s.case.variant == "int8_dynamic")
+    bigger = [replace(int8, case=CaseSpec.make("inference", "mlp", f"t{i:02d}", "cpu", batch=64),
+                      changes=(replace(int8.changes[-1], ratio=1.3 + i / 100),)) for i in range(12)]
+    grown = replace(h, series=(*h.series, *bigger))
+    shown, changed = changed_series(grown, "inference")
+    assert changed == 13 and [s.case.variant for s in shown] == [f"t{i:02d}" for i in range(11, 1, -1)]
+    assert trend_plot(grown, "inference", tmp_path / "t.png") == tmp_path / "t.png"
+    assert changed_series(grown, "decode") == ([], 0) and trend_plot(grown, "decode", tmp_path / "d.png") is None
+
+
+def test_the_page_links_the_report_pages_of_its_runs(tmp_path):
+    runs = stored_history(tmp_path / "runs", n=4)
+    name = sorted(p.name for p in runs.iterdir())[0]
+    (tmp_path / "reports" / name).mkdir(parents=True)
+    (tmp_path / "reports" / name / "README.md").write_text(f"# report\n\n- `{name}`\n")
+    (tmp_path / "reports" / name / "index.html").write_text("<html></html>")
+    (tmp_path / "reports" / "other").mkdir()
+    (tmp_path / "reports" / "other" / "README.md").write_text("# a report of other runs\n")
+    (tmp_path / "reports" / "other" / "index.html").write_text("<html></html>")
+    page = build_page(histories(load_spec(str(runs)), 0.1), tmp_path / "reports" / "history", 0.1)
+    assert f'<a href="../{name}/index.html">{name}</a>' in page.index.read_text()
+    assert "other" not in page.readme.read_text()
 
 
 def _one_line_error(proc) -> str:

@@ -1,5 +1,7 @@
 """`effbench compare BASE NEW [--threshold PCT] [--out FILE]`: regression verdicts between stored runs.
 
+With --out, the markdown is also written as a self-contained page beside it (`report.html.page_path`).
+
 Exit 0 when nothing regressed, 1 when a case is slower or newly failing, 2 on bad input.
 This is the only place where verdicts become an exit status.
 """
@@ -12,6 +14,7 @@ from pathlib import Path
 from bench_lib.atomic import atomic_write_text
 from bench_lib.commands.errors import BadInput
 from bench_lib.report.compare import DEFAULT_THRESHOLD, compare_runs
+from bench_lib.report.html import write_page
 from bench_lib.report.load import RUN_SPEC_HELP, Run, load_spec
 from bench_lib.report.render_compare import render_comparison
 from bench_lib.results.store import ResultFormatError
@@ -24,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help=RUN_SPEC_HELP + " (several runs: between-run noise is measured)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD * 100, metavar="PCT",
                    help=f"smallest change in %% that counts (default {DEFAULT_THRESHOLD * 100:g}%%)")
-    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the markdown here, not to stdout")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="write the markdown here, not to stdout, and the same as a self-contained page beside it "
+                        "(index.html beside a README.md, NAME.html beside NAME.md)")
     p.set_defaults(handler=handle)
 
 
@@ -49,6 +54,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.out:
         try:
             atomic_write_text(args.out, text)
+            write_page(args.out, "effbench compare")
         except OSError as e:
             raise BadInput(f"cannot write --out {args.out}: {e.strerror or e}") from None
     else:

@@ -1,4 +1,5 @@
-"""`effbench report RUNS... [--out DIR]`: README.md with tables and PNG plots of stored runs."""
+"""`effbench report RUNS... [--out DIR]`: README.md with tables and PNG plots of stored runs, and the same report
+as one self-contained index.html beside it."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from bench_lib.commands.errors import BadInput
+from bench_lib.report.html import write_page
 from bench_lib.report.load import RUN_SPEC_HELP, load_spec
 from bench_lib.report.markdown import build_report
 from bench_lib.results.store import ResultFormatError
@@ -28,6 +30,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         report = build_report(runs, out)
+        write_page(report.readme)
     except OSError as e:
         raise BadInput(f"cannot write the report under --out {out}: {e.strerror or e}") from None
     print(report.readme)

@@ -1,17 +1,16 @@
-"""The history page: README.md and a static index.html with the latest change points and one
-trend plot per machine and suite, for the cases' times and, where interleaved runs stored them,
-for the techniques' paired speedups over their baselines in the same run (the relative series).
-Rendering only: every change is decided in detect.py.
+"""The history page: README.md and its self-contained index.html with the latest change points and, per
+machine and suite, a trend plot of the cases that changed (the largest changes, at most ten), for the cases'
+times and, where interleaved runs stored them, for the techniques' paired speedups over their baselines in the
+same run (the relative series); a line where no case changed. Rendering only: every change is decided in
+detect.py.
 
-The page is plain files (PNG plots beside the HTML, inline CSS, no JavaScript), so a CI job
-can publish the directory as it is (gh-pages, an artifact). Plots are written first and the
-two pages last, atomically, so a reader never finds a page that points at a missing plot.
+The page is one file (the plots embedded, inline CSS, `report.html`), so a CI job can publish the directory as
+it is (gh-pages, an artifact); it links the report pages beside it that name its runs. Plots are written first
+and the two pages last, atomically, so a reader never finds a README that points at a missing plot.
 """
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,15 +21,16 @@ from matplotlib import colormaps
 from bench_lib.atomic import atomic_write_text
 from bench_lib.history.detect import FALSE_ALARM_RATE, MIN_SEGMENT, Change
 from bench_lib.history.series import History, Series
+from bench_lib.report.html import write_page
 from bench_lib.report.plots import _grid, _plain_log_y, _save
 from bench_lib.report.render_compare import MARKS
 from bench_lib.results.format import markdown_table
 from bench_lib.results.store import safe_label
 
-__all__ = ["Page", "changes_table", "trend_plot", "build_page"]
+__all__ = ["Page", "changes_table", "changed_series", "trend_plot", "build_page"]
 
 _MAX_TICKS = 20
-_MAX_LINES = 10  # cases per panel: more than tab10 can tell apart get a panel of their own
+_MAX_LINES = 10  # cases per plot: as many as tab10 tells apart; the largest changes
 _LOG_ABOVE = 3.0  # a panel whose values span more than this factor gets a log y axis
 
 
@@ -84,57 +84,58 @@ def changes_table(histories: list[History], relative: bool = False) -> pd.DataFr
     return df.sort_values(["_age", "case"]).drop(columns=["_at", "_seen", "_age"])
 
 
-def _panels(series: list[Series]) -> list[tuple[str, list[Series]]]:
-    """Per workload, in chunks of at most _MAX_LINES cases."""
-    out = []
-    for workload in sorted({s.case.workload for s in series}):
-        cases = [s for s in series if s.case.workload == workload]
-        chunks = [cases[i:i + _MAX_LINES] for i in range(0, len(cases), _MAX_LINES)]
-        out += [(workload if len(chunks) == 1 else f"{workload} ({i + 1}/{len(chunks)})", chunk)
-                for i, chunk in enumerate(chunks)]
-    return out
+def _size(s: Series) -> float:
+    """How far the case's latest change moved it (log scale, either way)."""
+    c = s.latest_change
+    return abs(np.log(c.ratio)) if c else 0.0
+
+
+def changed_series(h: History, suite: str, relative: bool = False) -> tuple[list[Series], int]:
+    """The cases of a suite with a change, the largest latest change first, at most _MAX_LINES of them; and
+    how many had one. Unchanged cases stay out of the plot: the reader came for what moved."""
+    changed = sorted((s for s in _figure_series(h, relative) if s.case.suite == suite and s.changes),
+                     key=lambda s: (-_size(s), s.case.id))
+    return changed[:_MAX_LINES], len(changed)
 
 
 def trend_plot(h: History, suite: str, path: Path, relative: bool = False) -> Path | None:
-    """Per workload, each case's figure relative to its median over the history (log), with its
-    95% interval as a band and a dashed line at each change, commits on the x axis. `relative`:
-    the techniques' paired speedups over their baselines (a slowdown is a drop)."""
-    panels = _panels([s for s in _figure_series(h, relative) if s.case.suite == suite])
-    if not panels:
+    """The cases of a suite that changed (`changed_series`), each relative to its median over the history
+    (log where they span more than _LOG_ABOVE), with its 95% interval as a band and a dashed line at each
+    change, commits on the x axis; None where no case changed. `relative`: the techniques' paired speedups
+    over their baselines (a slowdown is a drop)."""
+    cases, changed = changed_series(h, suite, relative)
+    if not cases:
         return None
-    what = ("each technique's same-run speedup over its baseline, relative to its median over the history"
-            if relative else "each case's time relative to its median over the history")
-    fig, axes = _grid(len(panels), f"{suite} on {h.machine}\n{what}", 7.0, 4.2)
+    what = ("same-run speedup over its baseline" if relative else "time") + " / its median over the history"
+    shown = f"the {len(cases)} largest of {changed} changes" if changed > len(cases) else \
+        f"{changed} case{'s' if changed > 1 else ''} with a change"
+    fig, [ax] = _grid(1, f"{suite} on {h.machine}: {shown}", 11.0, 4.8)
     x_of = {c: i for i, c in enumerate(h.commits)}
     step = max(1, -(-len(h.commits) // _MAX_TICKS))
     palette = colormaps["tab10"]
-    for ax, (title, cases) in zip(axes, panels, strict=True):
-        span = []
-        for i, s in enumerate(cases):
-            x = [x_of[p.commit] for p in s.points]
-            ref = float(np.median([p.value for p in s.points]))
-            y = [p.value / ref for p in s.points]
-            lo, hi = zip(*(p.band for p in s.points), strict=True)
-            color = palette(i)
-            label = _case_label(s) + (f" (x{ref:.2f})" if relative else "")
-            ax.plot(x, y, marker="o", markersize=3, color=color, label=label)
-            ax.fill_between(x, np.divide(lo, ref), np.divide(hi, ref), color=color, alpha=0.15, linewidth=0)
-            span += [min(lo) / ref, max(hi) / ref]
-            for c in s.changes:
-                at = x_of[s.points[c.first_bad].commit] - (0.5 if c.kind == "step" else 0)
-                ax.axvline(at, color=color, linestyle="--", linewidth=1)
-                ax.annotate(f"x{c.ratio:.2f}", (at, 1), color=color, fontsize=8, rotation=90, va="bottom")
-        ticks = list(range(0, len(h.commits), step))
-        ax.set_xticks(ticks, [h.commits[t].label[:12] for t in ticks], rotation=60, ha="right", fontsize=7)
-        ax.set_xlim(-0.5, len(h.commits) - 0.5)
-        ax.set_title(title)
-        ax.set_xlabel("commit (oldest left)")
-        if max(span) / min(span) > _LOG_ABOVE:
-            _plain_log_y(ax)
-        ax.set_ylabel(("speedup" if relative else "time") + " / its median over the history"
-                      + (" (log)" if ax.get_yscale() == "log" else ""))
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+    span = []
+    for i, s in enumerate(cases):
+        x = [x_of[p.commit] for p in s.points]
+        ref = float(np.median([p.value for p in s.points]))
+        lo, hi = zip(*(p.band for p in s.points), strict=True)
+        color = palette(i)
+        c = s.latest_change
+        label = f"{s.case.id}: x{c.ratio:.2f} {c.kind}" + (f" (speedup x{ref:.2f})" if relative else "")
+        ax.plot(x, [p.value / ref for p in s.points], marker="o", markersize=3, color=color, label=label)
+        ax.fill_between(x, np.divide(lo, ref), np.divide(hi, ref), color=color, alpha=0.15, linewidth=0)
+        span += [min(lo) / ref, max(hi) / ref]
+        for change in s.changes:
+            ax.axvline(x_of[s.points[change.first_bad].commit] - (0.5 if change.kind == "step" else 0),
+                       color=color, linestyle="--", linewidth=1)
+    ticks = list(range(0, len(h.commits), step))
+    ax.set_xticks(ticks, [h.commits[t].label[:12] for t in ticks], rotation=60, ha="right", fontsize=7)
+    ax.set_xlim(-0.5, len(h.commits) - 0.5)
+    ax.set_xlabel("commit (oldest left); dashed: a change, between its last good and first bad commit")
+    if max(span) / min(span) > _LOG_ABOVE:
+        _plain_log_y(ax)
+    ax.set_ylabel(what + (" (log)" if ax.get_yscale() == "log" else ""))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     return _save(fig, path)
 
 
@@ -183,48 +184,50 @@ def _summary(histories: list[History], tables: tuple[pd.DataFrame, pd.DataFrame]
     return "\n".join(lines)
 
 
-def _inline_html(markdown: str) -> str:
-    """The little inline markdown these lines use (**bold**, `code`) as escaped HTML."""
-    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(markdown))
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-
-
-_CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-        "th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3}")
-
-
-def _html_table(table: pd.DataFrame) -> str:
-    return table.to_html(index=False, escape=True, border=0) if not table.empty else "<p><i>(no change)</i></p>"
-
-
-def _html(histories: list[History], tables: tuple[pd.DataFrame, pd.DataFrame], plots: list[tuple[str, Path]],
-          threshold: float) -> str:
-    esc = html.escape
-    items = "".join(f"<li>{_inline_html(line)}</li>" for line in _machines(histories))
-    figures = "".join(f'<h3>{esc(title)}</h3><img src="{esc(p.name)}" alt="{esc(title)}">' for title, p in plots)
-    legend = _inline_html(_legend(threshold))
-    relative = (f"<h2>{_RELATIVE_TITLE}</h2>{_html_table(tables[1])}<p>{_inline_html(_RELATIVE_LEGEND)}</p>"
-                if any(h.relative for h in histories) else "")
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>effbench history</title>'
-            f"<style>{_CSS}</style></head><body><h1>effbench history</h1><h2>Latest change points</h2>"
-            f"<ul>{items}</ul>{_html_table(tables[0])}<p>{legend}</p>{relative}"
-            f"<h2>Trends</h2>{figures}</body></html>\n")
-
-
-def build_page(histories: list[History], out: Path, threshold: float) -> Page:
-    """Draw the trend plots, then write README.md and index.html into `out`."""
-    tables = (changes_table(histories), changes_table(histories, relative=True))
-    plots: list[tuple[str, Path]] = []
+def _trends(histories: list[History], out: Path) -> tuple[list[str], list[Path]]:
+    """The trend section's markdown, a plot per machine and suite where a case changed, a line where none did."""
+    lines, drawn = ["## Trends", ""], []
     for i, h in enumerate(histories):
         for suite in sorted({s.case.suite for s in h.series}):
             for relative, kind, what in ((False, "", ""), (True, "-speedups", ", same-run speedups")):
+                series = [s for s in _figure_series(h, relative) if s.case.suite == suite]
+                if not series:
+                    continue
+                title = f"{suite} on {h.machine}{what}"
                 path = trend_plot(h, suite, out / f"history-{i}-{safe_label(h.machine)}-{suite}{kind}.png", relative)
                 if path:
-                    plots.append((f"{suite} on {h.machine}{what}", path))
+                    drawn.append(path)
+                    lines += [f"### {title}", "", f"![{title}]({path.name})", ""]
+                elif len(h.commits) == 1:
+                    lines += [f"- {title}: one commit so far, {len(series)} cases; a change needs {MIN_SEGMENT} "
+                              "commits on each side of it."]
+                else:
+                    lines += [f"- {title}: no change in {len(series)} cases over {len(h.commits)} commits."]
+        lines.append("")
+    return lines, drawn
+
+
+def _report_links(histories: list[History], out: Path) -> list[str]:
+    """Links to the report pages beside the history's directory (`effbench report` writes reports/<run>/ by
+    default, the history reports/history/) whose report names a run of the history."""
+    runs = {r for h in histories for s in (*h.series, *h.relative) for p in s.points for r in p.runs}
+    here = out.resolve()
+    links = []
+    for page in sorted(out.resolve().parent.glob("*/index.html")):
+        readme = page.with_name("README.md")
+        if page.parent == here or not readme.is_file():
+            continue
+        text = readme.read_text(errors="replace")
+        if any(run in text for run in runs):
+            links.append(f"- [{page.parent.name}](../{page.parent.name}/index.html)")
+    return ["## Reports of these runs", "", *links, ""] if links else []
+
+
+def build_page(histories: list[History], out: Path, threshold: float) -> Page:
+    """Draw the trend plots, then write README.md and its self-contained index.html into `out`."""
+    tables = (changes_table(histories), changes_table(histories, relative=True))
     summary = _summary(histories, tables, threshold)
-    images = "".join(f"### {title}\n\n![{title}]({p.name})\n\n" for title, p in plots)
-    readme, index = out / "README.md", out / "index.html"
-    atomic_write_text(readme, f"# effbench history\n\n{summary}\n## Trends\n\n{images}")
-    atomic_write_text(index, _html(histories, tables, plots, threshold))
-    return Page(readme, index, summary, [p for _, p in plots])
+    trends, plots = _trends(histories, out)
+    readme = out / "README.md"
+    atomic_write_text(readme, "\n".join(["# effbench history", "", summary, *trends, *_report_links(histories, out)]))
+    return Page(readme, write_page(readme, "effbench history"), summary, plots)

@@ -41,6 +41,7 @@ from bench_lib.report.frames import (
 from bench_lib.report.load import Run, environment_frame, results_frame
 from bench_lib.report.references import machine_tag, references_for
 from bench_lib.report.roofline_plot import roofline_section
+from bench_lib.report.run_comparison import comparison_section
 from bench_lib.report.user_models import run_file_section, user_models_section
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 from bench_lib.techniques.baselines import SERVED_BASELINES
@@ -320,6 +321,7 @@ def build_report(runs: list[Run], out: Path) -> Report:
     df = results_frame(runs)
     drawn: list[Path] = []
     parts = _summary(df, runs)
+    parts += comparison_section(runs)
     parts += run_file_section(runs)
     parts += user_models_section(df)
     parts += _inference(df, out, drawn)

@@ -1,7 +1,7 @@
 """Markdown of a Comparison, fit for a terminal, a PR comment or `$GITHUB_STEP_SUMMARY`.
 
-Rendering only: every verdict is decided in compare.py. Marks as in asv: `+` slower,
-`-` faster, `~` within noise, `!` newly failing, `x` not comparable.
+Rendering only: every verdict is decided in compare.py, the findings that open it in compare_findings.py.
+Marks as in asv: `+` slower, `-` faster, `~` within noise, `!` newly failing, `x` not comparable.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections import Counter
 import pandas as pd
 
 from bench_lib.report.compare import Comparison, EnergyChange, Verdict
+from bench_lib.report.compare_findings import comparison_findings
 from bench_lib.results.environment import comparability_key
 from bench_lib.results.format import fmt_num, markdown_table, select_time_unit
 
@@ -75,6 +76,7 @@ def render_comparison(cmp: Comparison, base_names: list[str], new_names: list[st
     lines = ["## effbench compare", "", head + f" (threshold {cmp.threshold:.0%}).", "",
              _run_list("BASE", base_names, base_commits), _run_list("NEW", new_names, new_commits), ""]
     diffs = environment_differences(cmp.base_envs, cmp.new_envs)
+    lines += comparison_findings(cmp, diffs)
     if diffs:
         lines += ["> [!WARNING]", "> **Different machines or versions: timing ratios mix the code change with the "
                   "environment change.**"]
