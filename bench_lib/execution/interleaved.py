@@ -172,7 +172,8 @@ class InterleavedRun:
     def state_sd(self) -> float:
         """The run's machine-state spread (`stats.state_sd`) over every case's rounds in visit order."""
         series = [(v, math.log(s / med)) for r in self.rounds.values() if r.samples
-                  for med in [float(np.median(r.samples))] for s, v in zip(r.samples, r.visits, strict=True)]
+                  for med in [float(np.median(r.samples))] if med > 0
+                  for s, v in zip(r.samples, r.visits, strict=True) if s > 0]
         return state_sd(series)
 
     def _result(self, case: CaseSpec, rounds: CaseRounds, state: float) -> CaseResult:

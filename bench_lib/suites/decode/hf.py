@@ -144,5 +144,11 @@ class HFGenerate:
 
 
 def per_token(m: Measurement, ttft_s: float, gen: int) -> Measurement:
-    """A decode measurement of whole generations as time per output token: (t - ttft) / (gen - 1)."""
-    return replace(m, samples=tuple(max(s - ttft_s, 0.0) / (gen - 1) for s in m.samples))
+    """A decode measurement of whole generations as time per output token: (t - ttft) / (gen - 1).
+    Where a whole generation took less than the prefill measured apart (a tiny model on a loaded
+    machine), no figure per token is left: the round fails with the reason rather than report 0."""
+    shorter = [s for s in m.samples if s <= ttft_s]
+    if shorter:
+        raise ValueError(f"{len(shorter)} of {len(m.samples)} generations of {gen} tokens took at most the "
+                         f"{ttft_s * 1e3:.3f} ms measured for their prefill alone: no time per token is left")
+    return replace(m, samples=tuple((s - ttft_s) / (gen - 1) for s in m.samples))
