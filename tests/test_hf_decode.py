@@ -178,6 +178,11 @@ def test_generate_mode_times_transformers_and_gives_its_greedy_tokens(tmp_path):
     assert m.samples == pytest.approx((0.1, 0.2))
 
 
+def test_a_generation_shorter_than_its_prefill_gives_no_time_per_token():
+    with pytest.raises(ValueError, match="1 of 2 generations"):
+        per_token(Measurement((0.2, 1.7)), 0.3, 8)
+
+
 @dataclass(frozen=True)
 class _Spec:  # `workloads.user.spec.ModelSpec`'s fields
     text: str
