@@ -21,7 +21,7 @@ from bench_lib.execution.run import execute_plan, plan_meta
 from bench_lib.execution.session import PlannedCase, RunSession, format_result_line, plan
 from bench_lib.profiles import Interleave, interleave_plan
 from bench_lib.results.case import CaseResult, CaseSpec
-from bench_lib.workloads.user.spec import ModelSpec, resolve_model
+from bench_lib.workloads.user.spec import ModelSpec, resolve_models
 
 __all__ = ["PytestRun", "measure_planned"]
 
@@ -43,7 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _models(config: pytest.Config) -> tuple[ModelSpec, ...]:
     """The `--effbench-model` specs, checked (as `effbench run --model`'s) before anything is collected."""
     try:
-        return tuple(dict.fromkeys(resolve_model(text) for text in config.getoption("--effbench-model")))
+        return resolve_models(config.getoption("--effbench-model"))
     except ValueError as e:
         raise pytest.UsageError(str(e).replace("--model", "--effbench-model")) from None
 

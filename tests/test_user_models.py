@@ -137,8 +137,10 @@ def test_cases_of_a_users_model_in_every_suite(ckpt: Path, capsys: pytest.Captur
     inference = [line for line in lines if line.startswith("test_inference[")]
     assert inference and all(line.startswith("test_inference[tiny_llama-") and "[run]" in line for line in inference)
     assert any("-int8_dynamic-" in line for line in inference) and any("-structured-" in line for line in inference)
-    [line] = [line for line in lines if line.startswith("test_training[")]
-    assert "skip: not yet:" in line
+    training = [line for line in lines if line.startswith("test_training[tiny_llama-")]
+    assert any(line.startswith("test_training[tiny_llama-sync-backendgloo-") and "[run]" in line for line in training)
+    assert any("-async_stale-" in line and "[run]" in line for line in training)
+    assert not any(str(ckpt) in line for line in lines)  # ids carry the model's name, not its path
     decode = [line for line in lines if line.startswith("test_decode[")]
     assert any("-modehf_generate-" in line and "[run]" in line for line in decode)  # transformers' own path
     assert any("-modeeager-" in line and "[run]" in line for line in decode)  # effbench's engine
@@ -292,7 +294,8 @@ def test_a_run_file_selects_and_flags_override_it(ckpt: Path, tmp_path: Path, ca
                         'techniques = ["int8_dynamic", "structured"]\nbatches = [2, 4]\ndevices = ["cpu"]\n')
     assert main(["list", "--config", str(run_file)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("test_")]
-    assert len(lines) == 4 and all(f"modelhf:{tmp_path}/ckpts/mine" in line for line in lines)
+    assert len(lines) == 4 and all(line.startswith("test_inference[mine-") and str(tmp_path) not in line
+                                   for line in lines)
     assert sorted(line.split("-")[1:3][0] + line.split("-")[2] for line in lines) == [
         "int8_dynamicbatch2", "int8_dynamicbatch4", "structuredbatch2", "structuredbatch4"]
     assert main(["list", "--config", str(run_file), "--batches", "8", "-k", "structured"]) == 0

@@ -58,10 +58,10 @@ def resolve_models(texts: list[str] | None) -> tuple[ModelSpec, ...]:
     """The `--model` specs, checked before anything runs (`resolve_model`)."""
     if not texts:
         return ()
-    from bench_lib.workloads.user.spec import resolve_model  # imports torch: only when a model is given
+    from bench_lib.workloads.user.spec import resolve_models as resolve  # imports torch: only when a model is given
 
     try:
-        return tuple(dict.fromkeys(resolve_model(text) for text in texts or ()))
+        return resolve(texts)
     except ValueError as e:
         raise BadInput(str(e)) from None
 

@@ -13,11 +13,15 @@ from typing import Any, Literal
 
 from bench_lib.measure.stats import Measurement
 
-__all__ = ["Scalar", "CaseSpec", "CaseResult", "Status", "SkipCase"]
+__all__ = ["Scalar", "CaseSpec", "CaseResult", "Status", "SkipCase", "NOT_IN_ID"]
 
 Scalar = str | int | float | bool
 Status = Literal["ok", "skipped", "failed"]
 _IDENTITY = ("suite", "workload", "variant", "device")
+#: Params a case keeps but its id leaves out: a user's model as given (`hf:/abs/path`, whose name is already the
+#: workload) and their text file's path. An id is what `-k` matches and what tables, logs and histories show: a
+#: path would make it long and tie it to one machine's directories. The params themselves stay whole.
+NOT_IN_ID = ("model", "eval_text")
 
 
 class SkipCase(Exception):
@@ -52,8 +56,8 @@ class CaseSpec:
 
     @property
     def id(self) -> str:
-        """pytest-style id, what `-k` matches: e.g. `digits_mlp-int8_dynamic-batch64-cpu`."""
-        parts = [self.workload, self.variant, *(f"{k}{v}" for k, v in self.params), self.device]
+        """pytest-style id, what `-k` matches: e.g. `digits_mlp-int8_dynamic-batch64-cpu` (`NOT_IN_ID` left out)."""
+        parts = [self.workload, self.variant, *(f"{k}{v}" for k, v in self.params if k not in NOT_IN_ID), self.device]
         return "-".join(parts)
 
     @property

@@ -46,8 +46,6 @@ class Suite(ABC):
     #: has EFFBENCH_LAUNCHES set to this and EFFBENCH_LAUNCH to its index (0, 1, ...), so that a suite
     #: may share its work out over the launches.
     LAUNCHES: ClassVar[int] = 1
-    #: Why this suite has no cases for a user's model yet (`unsupported_models`); "" once it has.
-    MODELS_NOT_YET: ClassVar[str] = ""
 
     @abstractmethod
     def cases(self, profile: str, device: str, backend: str, models: tuple[ModelSpec, ...] = ()) -> list[CaseSpec]:
@@ -55,19 +53,9 @@ class Suite(ABC):
         the cases of those user's models only (`workloads.user`: each case's workload is the model's name and
         its params["model"] the spec as given)."""
 
-    def unsupported_models(self, models: tuple[ModelSpec, ...], device: str) -> list[CaseSpec]:
-        """One case per user's model for a suite that cannot measure them yet, skipped with `MODELS_NOT_YET`."""
-        return [CaseSpec.make(self.NAME, m.name, "unsupported", device, model=m.text) for m in models]
-
-    def unsupported_reason(self, case: CaseSpec) -> str | None:
-        """The skip reason of an `unsupported_models` case; None for any other case."""
-        if case.variant == "unsupported" and case.param("model") is not None:
-            return f"not yet: {self.MODELS_NOT_YET or 'this suite has no cases for a user model'}"
-        return None
-
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
         """Why this host cannot run the case, known before running it; None if it can."""
-        return self.unsupported_reason(case) or platform.device_skip_reason(case.device)
+        return platform.device_skip_reason(case.device)
 
     @abstractmethod
     def execute(self, case: CaseSpec, profile: str) -> CaseResult:

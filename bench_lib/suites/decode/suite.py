@@ -170,7 +170,6 @@ def _free(device: str) -> None:
 class DecodeSuite(ServedSuite):
     NAME = "decode"
     DEFAULT_TIMEOUT_S = 900.0
-    MODELS_NOT_YET = "decoding a user's Llama, Mistral or Qwen2 checkpoint is issue 28's item 4"
 
     def __init__(self) -> None:
         super().__init__()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,6 +26,11 @@ class TrainTask(ABC):
     batch: int  # samples per rank per step
     tokens_per_sample: int = 0  # 0: not a language model
     lr: float = 1e-3
+    accuracy_metric: str = "top-1 class"  # what `evaluate`'s eval_accuracy counts
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the model and data in the results beyond the case (a user's model: `user_task.py`)."""
+        return {}
 
     @abstractmethod
     def model(self, seed: int = 0) -> nn.Module:
@@ -75,6 +81,7 @@ class GPTBytes(TrainTask):
     lr: float = 3e-3
     eval_seqs: int = 64
     name: str = "gpt_bytes"
+    accuracy_metric: str = "next-byte top-1"
 
     @property
     def tokens_per_sample(self) -> int:

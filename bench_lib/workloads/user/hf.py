@@ -125,6 +125,11 @@ class HFModel(Workload):
         limit = getattr(self.config, "max_position_embeddings", None) or getattr(self.config, "n_positions", None)
         return min(self.seq, limit or self.seq)
 
+    def token_ids(self) -> tuple[list[int], list[int]]:
+        """(training, held-out) token ids of the whole text as the checkpoint's tokenizer reads it: the first
+        part and the held-out last `HELD_OUT_FRACTION`, cut on characters before tokenizing."""
+        return _token_ids(self.path, self.eval_text)
+
     def _windows(self, held_out: bool) -> torch.Tensor:
         train, held = _token_ids(self.path, self.eval_text)
         try:

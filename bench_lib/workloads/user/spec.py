@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ModelSpec", "parse_model", "check_model", "resolve_model", "import_factory", "HF_EXTRA",
-           "TOKENIZER_FILES"]
+__all__ = ["ModelSpec", "parse_model", "check_model", "resolve_model", "resolve_models", "import_factory",
+           "HF_EXTRA", "TOKENIZER_FILES"]
 
 HF_EXTRA = "install the hf extra: pip install 'effbench[hf]'"
 #: A tokenizer needs one of these beside config.json (a fast tokenizer's JSON, or a slow one's vocabulary).
@@ -139,3 +139,17 @@ def resolve_model(text: str) -> ModelSpec:
         _importable_from_cwd()
     check_model(spec)
     return spec
+
+
+def resolve_models(texts: list[str] | tuple[str, ...]) -> tuple[ModelSpec, ...]:
+    """Every `--model` spec resolved (`resolve_model`), the same one given twice counted once. Two models of one
+    name are refused (ValueError, one line): a case id carries the model's name, not its path."""
+    specs = tuple(dict.fromkeys(resolve_model(text) for text in texts))
+    named: dict[str, ModelSpec] = {}
+    for spec in specs:
+        if spec.name in named:
+            raise ValueError(f"--model {named[spec.name].text} and --model {spec.text} are both named "
+                             f"{spec.name!r}, and a case id carries the name: rename a directory (or link it "
+                             "under another name)")
+        named[spec.name] = spec
+    return specs

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 from bench_lib.platform import detect, device_kind
 from bench_lib.results.case import CaseSpec
 from bench_lib.suites.distributed.base import backends_for, default_world_size
 from bench_lib.suites.distributed.pace import Pace
+
+if TYPE_CHECKING:
+    from bench_lib.workloads.user.spec import ModelSpec
 
 __all__ = ["SYNC_EVERY", "STRETCHES", "LAUNCHES", "LAUNCHES_ENV", "REFERENCE", "REFERENCE_NOTE", "MAX_EXTENSION",
            "CONVERGENCE_PARAM", "CONVERGENCE_EVAL_NOTE", "is_convergence", "group_key", "training_cases",
@@ -37,9 +41,11 @@ def group_key(case: CaseSpec) -> tuple[str, bool]:
     return case.workload, is_convergence(case)
 
 
-def training_cases(suite: str, profile: str, device: str, backend: str) -> list[CaseSpec]:
-    """Every case of `suite` for the profile, device and backend filter: each strategy and the
-    reference per workload, then the convergence cases."""
+def training_cases(suite: str, profile: str, device: str, backend: str,
+                   models: tuple[ModelSpec, ...] = ()) -> list[CaseSpec]:
+    """Every case of `suite` for the profile, device and backend filter: each strategy and the reference per
+    workload, then the convergence cases. With `models`, those user's models' strategies and reference only,
+    each case carrying the spec as given (`params["model"]`), from which every rank loads it."""
     from bench_lib.suites.distributed.tasks import CONVERGENCE, TASKS, convergence_budget_s
     from bench_lib.techniques.strategies import STRATEGIES
 
@@ -48,12 +54,15 @@ def training_cases(suite: str, profile: str, device: str, backend: str) -> list[
     for dist_backend, dev in backends_for(device, backend):
         world = default_world_size(dev, platform)
         kind = device_kind(dev)
-        for workload in TASKS[(profile, kind)]:
+        workloads = {m.name: {"model": m.text} for m in models} or {w: {} for w in TASKS[(profile, kind)]}
+        for workload, own in workloads.items():
             for name in (*STRATEGIES, REFERENCE):
                 periodic = name in STRATEGIES and STRATEGIES[name].periodic
                 extra = {"sync_every": SYNC_EVERY[profile]} if periodic else {}
                 out.append(CaseSpec.make(suite, workload, name, dev, backend=dist_backend,
-                                         world_size=world, **extra))
+                                         world_size=world, **own, **extra))
+        if models:
+            continue
         # Convergence cases: one per strategy (not the reference, which has no strategy), its seeds inside.
         for workload, plan in CONVERGENCE[(profile, kind)].items():
             for name, info in STRATEGIES.items():

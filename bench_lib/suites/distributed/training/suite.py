@@ -28,6 +28,11 @@ apart from the throughput cases because a budget in wall time and pauses for eva
 paired stretches, and the throughput cases' losses (one seed, training loss, the first launch) cannot say
 whether a strategy converges sooner.
 
+A user's causal LM (`--model`, `user_task.py`) is a workload of its own: its throughput cases only (the
+convergence cases' wall-clock budgets are planned for the built-in tasks), trained from its own weights on the
+eval text. Each rank loads the model from the spec its cases carry; a group whose model a rank cannot load or
+train (`turns.prepared`) fails (or skips) its cases with the reason, and the launch goes on to the next group.
+
 `reference` is the bare training loop (train_runs.BareRun) on the same model, optimizer and batches,
 one replica per rank, taking its turns with the others: nocomm's pace over it is the harness's overhead.
 
@@ -58,7 +63,7 @@ from bench_lib.suites.distributed.training.plan import (
     is_convergence,
     training_cases,
 )
-from bench_lib.suites.distributed.training.turns import converge_together, train_together, warm_up
+from bench_lib.suites.distributed.training.turns import converge_together, prepared, train_together
 
 if TYPE_CHECKING:
     from bench_lib.workloads.user.spec import ModelSpec
@@ -69,8 +74,6 @@ __all__ = ["TrainingSuite"]
 class TrainingSuite(DistributedSuite):
     NAME = "training"
     LAUNCHES = LAUNCHES
-    MODELS_NOT_YET = ("the sync and async strategies train the built-in workloads only; training a user's causal LM "
-                      "on the eval text is issue 28's item 5")
 
     def launch_order(self, cases: list[CaseSpec], rng: random.Random) -> list[CaseSpec]:
         """The workloads in a random order, each workload's cases together (they take turns in one group),
@@ -90,13 +93,9 @@ class TrainingSuite(DistributedSuite):
         return merge_stretches(merged, launches, self.launch_key)
 
     def cases(self, profile: str, device: str, backend: str, models: tuple[ModelSpec, ...] = ()) -> list[CaseSpec]:
-        if models:
-            return self.unsupported_models(models, device)
-        return training_cases(self.NAME, profile, device, backend)
+        return training_cases(self.NAME, profile, device, backend, models)
 
     def skip_reason(self, case: CaseSpec, platform: Platform) -> str | None:
-        if self.unsupported_reason(case):
-            return self.unsupported_reason(case)
         if case.variant == "sync_bf16" and self.backend_of(case) != "nccl":
             return ("DDP's bf16_compress_hook needs NCCL (torch refuses it on Gloo: 'BF16 all reduce communication "
                     "hook required CUDA 11+ and NCCL 2.10+')")
@@ -117,9 +116,12 @@ class TrainingSuite(DistributedSuite):
 
     def run_on_rank(self, cases: list[CaseSpec], profile: str, ctx: RankContext) -> Iterator[CaseResult]:
         first = 0
-        for (workload, convergence), group in itertools.groupby(cases, key=group_key):
+        for (_, convergence), group in itertools.groupby(cases, key=group_key):
             group = list(group)
-            warm_up(profile, ctx, workload)
-            train = converge_together if convergence else train_together
-            yield from train(group, first, profile, ctx)
+            unprepared = list(prepared(profile, ctx, group))
+            if unprepared:
+                yield from unprepared
+            else:
+                train = converge_together if convergence else train_together
+                yield from train(group, first, profile, ctx)
             first += len(group)

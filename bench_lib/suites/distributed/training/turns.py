@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bench_lib.results.case import CaseResult, CaseSpec
+from bench_lib.results.case import CaseResult, CaseSpec, SkipCase
 from bench_lib.suites.distributed.base import RankContext
 from bench_lib.suites.distributed.stretches import INTERVAL_NOTE, Stretches, paired_stretch_speedup, stretch_state_sd
 from bench_lib.suites.distributed.training.energy_sums import run_energy
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from bench_lib.suites.distributed.tasks import TrainTask
     from bench_lib.suites.distributed.train_runs import BareRun, MemoryShare, StrategyRun
 
-__all__ = ["warm_up", "train_together", "converge_together", "case_result", "build_run", "take_turns"]
+__all__ = ["warm_up", "prepared", "train_together", "converge_together", "case_result", "build_run", "take_turns"]
 
 
 @dataclass
@@ -55,14 +55,15 @@ class _Baselines:
         return base
 
 
-def warm_up(profile: str, ctx: RankContext, workload: str, steps: int = 2) -> None:
-    """A few local steps of a throw-away model, so that one-time costs (CUDA context, library
-    handles, kernel selection for these shapes) stay out of the first strategy's clock and curve."""
+def warm_up(profile: str, ctx: RankContext, case: CaseSpec, steps: int = 2) -> None:
+    """A few local steps of a throw-away model of the case's task, so that one-time costs (CUDA context, library
+    handles, kernel selection for these shapes) stay out of the first strategy's clock and curve. The first
+    thing a group does: a model that cannot load or train fails here, before any collective of its runs."""
     import torch
 
-    from bench_lib.suites.distributed.tasks import task_for
+    from bench_lib.suites.distributed.user_task import task_of_case
 
-    task, _ = task_for(profile, ctx.device, workload)
+    task, _ = task_of_case(profile, ctx.device, case)
     model = task.model().to(ctx.device)
     opt = torch.optim.AdamW(model.parameters(), lr=task.lr, **({"fused": True} if ctx.is_cuda else {}))
     gen = torch.Generator().manual_seed(0)
@@ -77,15 +78,47 @@ def warm_up(profile: str, ctx: RankContext, workload: str, steps: int = 2) -> No
         torch.cuda.synchronize()
 
 
+def prepared(profile: str, ctx: RankContext, cases: list[CaseSpec]) -> Iterator[CaseResult]:
+    """The group's warm-up (`warm_up`) on every rank, and the ranks' agreement on it: nothing if every rank
+    warmed up, else one skipped or failed result per case, with the reason of the first rank that could not
+    (a model a rank cannot load, a factory that raises), so that every rank moves on to the next group."""
+    import time
+
+    import torch.distributed as dist
+
+    from bench_lib.suites import failure_text
+
+    started = time.perf_counter()
+    try:
+        warm_up(profile, ctx, cases[0])
+        outcome = None
+    except SkipCase as e:
+        outcome = ("skipped", str(e) or "skipped")
+    except Exception as e:  # noqa: BLE001 - the group's cases fail with the reason; the launch goes on
+        outcome = ("failed", failure_text(e))
+    every: list[tuple[str, str] | None] = [None] * ctx.world_size
+    dist.all_gather_object(every, outcome)
+    rank, bad = next(((r, o) for r, o in enumerate(every) if o is not None), (0, None))
+    if bad is None:
+        return
+    status, reason = bad
+    reason = reason if rank == 0 else f"rank {rank}: {reason}"
+    wall_s = time.perf_counter() - started
+    for case in cases:
+        yield (CaseResult.skipped(case, reason) if status == "skipped"
+               else CaseResult.failed(case, reason, wall_s))
+
+
 def converge_together(cases: list[CaseSpec], first: int, profile: str,
                       ctx: RankContext) -> Iterator[CaseResult]:
     """The convergence cases of one workload (convergence_runs.py): this launch's seeds, each seed's
     strategies taking turns checkpoint by checkpoint; one result per case, in order."""
     from bench_lib.suites.distributed.convergence_runs import converge, launch_index, seeds_of_launch
-    from bench_lib.suites.distributed.tasks import CONVERGENCE, ConvergencePlan, task_for
+    from bench_lib.suites.distributed.tasks import CONVERGENCE, ConvergencePlan
+    from bench_lib.suites.distributed.user_task import task_of_case
 
     kind = "cuda" if ctx.is_cuda else "cpu"
-    task, _ = task_for(profile, ctx.device, cases[0].workload)
+    task, _ = task_of_case(profile, ctx.device, cases[0])
     plan = ConvergencePlan(float(cases[0].param("budget_s")), CONVERGENCE[(profile, kind)][cases[0].workload]
                            .checkpoints, int(cases[0].param(CONVERGENCE_PARAM)))
 
@@ -103,7 +136,7 @@ def converge_together(cases: list[CaseSpec], first: int, profile: str,
             records[case].append({**by_variant[case.variant], "launch": launch})
     extra = {"world_size": ctx.world_size, "backend": ctx.backend, "global_batch": ctx.world_size * task.batch,
              "autocast": "bf16" if ctx.is_cuda else None, "convergence_eval": CONVERGENCE_EVAL_NOTE,
-             "eval_accuracy_metric": "next-byte top-1" if task.tokens_per_sample else "top-1 class"}
+             "eval_accuracy_metric": task.accuracy_metric}
     timer = "cuda_events per step" if ctx.is_cuda else "perf_counter per step"
     results = convergence_results(records, extra, timer)
     yield from (results[c] for c in cases)
@@ -116,11 +149,11 @@ def train_together(cases: list[CaseSpec], first: int, profile: str,
     import torch
 
     from bench_lib.measure import memory
-    from bench_lib.suites.distributed.tasks import task_for
     from bench_lib.suites.distributed.train_runs import WARMUP_STEPS, MemoryShare
     from bench_lib.suites.distributed.training.work import step_work
+    from bench_lib.suites.distributed.user_task import task_of_case
 
-    task, profile_steps = task_for(profile, ctx.device, cases[0].workload)
+    task, profile_steps = task_of_case(profile, ctx.device, cases[0])
     min_steps, stretch = launch_plan(profile_steps, run_launches(), WARMUP_STEPS)
     gc.collect()  # the last workload's runs, where reference cycles hold them, out of this one's memory
     if ctx.is_cuda:
@@ -193,6 +226,7 @@ def case_result(case: CaseSpec, run: StrategyRun | BareRun, task: TrainTask, min
         "stretches": STRETCHES,
         "autocast": "bf16" if ctx.is_cuda else None,
         "torch_threads": torch.get_num_threads(),
+        **task.identity(),
     }
     if "sync" in stretches and case.variant != "sync":
         metrics.update(paired_stretch_speedup(mine, stretches["sync"]), speedup_baseline=sync_id)
@@ -231,7 +265,7 @@ def _training_metrics(case: CaseSpec, run: StrategyRun, task: TrainTask, ctx: Ra
                                                                     strict=True)] if by_stretch else None,
         "loss_curve": curve,
         **evaluation,
-        "eval_accuracy_metric": "next-byte top-1" if task.tokens_per_sample else "top-1 class",
+        "eval_accuracy_metric": task.accuracy_metric,
         "target_loss": base.target_loss,
         "time_to_target_s": time_to(smooth, base.target_loss) if base.target_loss is not None else None,
         "loss_at_equal_wall": at_sync_wall,
