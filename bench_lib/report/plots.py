@@ -19,13 +19,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from bench_lib.atomic import atomic_write_bytes
-from bench_lib.report.frames import pareto_front, roofline_tokens_per_s
+from bench_lib.report.frames import roofline_tokens_per_s
 from bench_lib.report.references import Reference
 from bench_lib.results.format import fmt_bytes, fmt_num, select_time_unit
 
 __all__ = [
     "latency_vs_batch",
-    "throughput_vs_batch",
     "speedup_vs_accuracy",
     "work_per_joule",
     "collective_vs_size",
@@ -111,51 +110,48 @@ def latency_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
                        lambda f: (f["median_s"] / scale, f["ci_low_s"] / scale, f["ci_high_s"] / scale))
 
 
-def throughput_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
-    def value(f: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
-        batch = f["param.batch"]
-        return batch / f["median_s"], batch / f["ci_high_s"], batch / f["ci_low_s"]
-
-    return _batch_plot(trade, path, "Inference throughput (median, 95% CI)", "throughput (samples/s, log)", value)
-
-
 def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
-    """Speedup over the baseline against accuracy lost, per workload; dashed: the Pareto front per batch."""
-    trade = trade.dropna(subset=["speedup", "accuracy_cost_pts"])
+    """Speed against quality for one device: a panel per workload and batch, one row per technique with its
+    speedup over the baseline and 95% interval, its quality change in the label; ringed: on the speed/quality
+    front; red: below the quality floor. Rows, not a scatter: most techniques cost no accuracy at all, and a
+    scatter stacks them on one vertical line."""
+    from bench_lib.report.findings import front_indices, quality_of
+
+    trade = trade.dropna(subset=["speedup"])
     if trade.empty:
         return None
-    panels = _panels(trade, ["workload", "device"])
-    fig, axes = _grid(len(panels), "Speedup over the baseline (fp32 CPU, bf16 GPU) vs accuracy cost", 6.5, 4.8)
-    markers = "osD^v<>P*X"
-    techniques = sorted(trade["technique"].unique())
-    palette = colormaps["tab10" if len(techniques) <= 10 else "tab20"]
-    colors = {t: palette(i % palette.N) for i, t in enumerate(techniques)}
+    panels = _panels(trade, ["workload", "param.batch"])
+    rows = [len(sub) + 2 for _, sub in panels]  # a panel's height follows its techniques
+    fig = Figure(figsize=(9.0, 0.27 * sum(rows) + 0.8), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": rows}).ravel().tolist()
+    fig.suptitle(f"Speedup over the baseline and quality, {trade['device'].iloc[0]} (95% CI)\nring: on the "
+                 "speed/quality front; orange: slower than the baseline; red: below the quality floor",
+                 fontsize=11, fontweight="bold")
     for ax, (name, sub) in zip(axes, panels, strict=True):
-        for b_i, (batch, pts) in enumerate(sub.groupby("param.batch")):
-            marker = markers[b_i % len(markers)]
-            for _, p in pts.iterrows():
-                ax.errorbar(p["accuracy_cost_pts"], p["speedup"],
-                            yerr=[[p["speedup"] - p["speedup_low"]], [p["speedup_high"] - p["speedup"]]],
-                            marker=marker, color=colors[p["technique"]], markersize=8, capsize=3, linestyle="none")
-            front = pts[pareto_front(pts["accuracy_cost_pts"].tolist(), pts["speedup"].tolist())]
-            front = front.sort_values("accuracy_cost_pts")
-            ax.plot(front["accuracy_cost_pts"], front["speedup"], "--", color="grey", linewidth=1,
-                    drawstyle="steps-post")
-            ax.scatter(front["accuracy_cost_pts"], front["speedup"], s=220, facecolors="none", edgecolors="black",
-                       linewidths=1.2, zorder=3)
-            ax.plot([], [], marker=marker, color="grey", linestyle="none", label=f"batch {batch}")
-        ax.scatter([], [], s=120, facecolors="none", edgecolors="black", label="on the Pareto front (per batch)")
-        for t in techniques:
-            if t in set(sub["technique"]):
-                ax.plot([], [], marker="s", color=colors[t], linestyle="none", label=t)
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_title(name)
-        ax.set_xlabel("accuracy cost vs uncompressed reference (percentage points; right = worse)")
-        ax.set_ylabel("speedup over baseline, same batch (x, log)")
-        _plain_log_y(ax, "x")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        sub = sub.sort_values("speedup")
+        quality = {i: quality_of(r) for i, r in sub.iterrows()}
+        front = set(front_indices(sub, quality))
+        ys = range(len(sub))
+        for y, (i, r) in zip(ys, sub.iterrows(), strict=True):
+            bad = quality[i] is not None and not quality[i].passes
+            color = ("tab:red" if bad else "black" if r["is_baseline"] else
+                     "tab:orange" if r["speedup_high"] < 1 else "tab:blue")
+            ax.errorbar(r["speedup"], y, xerr=[[r["speedup"] - r["speedup_low"]], [r["speedup_high"] - r["speedup"]]],
+                        marker="o", color=color, capsize=3, linestyle="none")
+            if i in front:
+                ax.scatter(r["speedup"], y, s=180, facecolors="none", edgecolors="black", linewidths=1.2, zorder=3)
+        labels = [r["technique"] + ("" if quality[i] is None else
+                                    f"  ({quality[i].text.replace(' accuracy', '')})" if not r["is_baseline"]
+                                    else "  (baseline)") for i, r in sub.iterrows()]
+        ax.set_yticks(list(ys), labels, fontsize=8)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_title(f"{name.replace(' / ', ', batch ')}", fontsize=10)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}x"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _pos: f"{x:g}x" if _leading_digit(x) in (2, 5) else ""))
+        ax.set_ylim(-0.7, len(sub) - 0.3)
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+    axes[-1].set_xlabel("speedup over the baseline, same batch (log; right = faster)")
     return _save(fig, path)
 
 
