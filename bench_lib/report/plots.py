@@ -36,8 +36,8 @@ __all__ = [
 _DPI = 110
 
 
-def _grid(n: int, title: str, width: float = 6.0, height: float = 4.2) -> tuple[Figure, list[Axes]]:
-    cols = min(n, 2)
+def _grid(n: int, title: str, width: float = 6.0, height: float = 4.2, columns: int = 2) -> tuple[Figure, list[Axes]]:
+    cols = min(n, columns)
     rows = math.ceil(n / cols)
     fig = Figure(figsize=(width * cols, height * rows + 0.6), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
@@ -316,8 +316,8 @@ def training_throughput(tr: pd.DataFrame, path: Path) -> Path | None:
 
 def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
     """Decode tokens/s against batch size, one line per technique and mode, one panel per workload and
-    device (and prompt, where there are several), under the bandwidth roofline: batch x peak bandwidth /
-    the baseline's bytes per step (black), with each technique's own ceiling as a bar in its colour.
+    device (and prompt, where there are several), under the bandwidth roofline where it binds: batch x peak
+    bandwidth / the baseline's bytes per step (black), with each technique's own ceiling as a bar in its colour.
 
     A series with one batch size is drawn as points, not lines, and the series are spread a little
     sideways around their batch size so that points at the same batch do not hide each other."""
@@ -329,11 +329,11 @@ def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
         return None
     by = ["workload", "device", *(["param.prompt"] if dec["param.prompt"].nunique() > 1 else [])]
     panels = _panels(dec, by)
-    fig, axes = _grid(len(panels), "Decode tokens/s vs batch size, under the bandwidth roofline", 9.5, 5.0)
+    fig, axes = _grid(len(panels), "Decode tokens/s vs batch size (roofline where it binds)", 8.0, 5.6, columns=1)
     series = sorted(dec[["technique", "param.mode"]].drop_duplicates().itertuples(index=False, name=None))
     palette = colormaps["tab10" if len(series) <= 10 else "tab20"]
     colors = {s: palette(i % palette.N) for i, s in enumerate(series)}
-    spread = 0.6 / max(len(series), 1)  # log2 units: the series of one batch fill +-0.3 of a doubling
+    spread = 1.0 / max(len(series), 1)  # log2 units: the series of one batch fill +-0.5 of a doubling
     dodge = {s: 2 ** ((i - (len(series) - 1) / 2) * spread) for i, s in enumerate(series)}
     for ax, (name, sub) in zip(axes, panels, strict=True):
         batches = sorted(sub["param.batch"].unique())
@@ -344,10 +344,12 @@ def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
             style = "-" if line["param.batch"].nunique() > 1 else "none"
             ax.plot(x, line["throughput_tokens_per_s"], marker="o", linestyle=style,
                     color=colors[(technique, mode)], label=f"{technique} / {mode}")
-            if "roofline_tokens_per_s" in line and line["roofline_tokens_per_s"].notna().any():
-                ax.plot(x, line["roofline_tokens_per_s"], marker="_", markersize=12, markeredgewidth=2,
-                        linestyle="none", color=colors[(technique, mode)], alpha=0.8)
-                ceilings_drawn = True
+            if "roofline_tokens_per_s" in line:
+                binds = line["throughput_tokens_per_s"] >= ROOFLINE_BINDS_FROM * line["roofline_tokens_per_s"]
+                if binds.any():
+                    ax.plot(x[binds], line["roofline_tokens_per_s"][binds], marker="_", markersize=12,
+                            markeredgewidth=2, linestyle="none", color=colors[(technique, mode)], alpha=0.8)
+                    ceilings_drawn = True
         _draw_roofline(ax, sub, batches)
         if ceilings_drawn:
             ax.plot([], [], marker="_", markersize=12, markeredgewidth=2, linestyle="none", color="grey",
@@ -356,22 +358,26 @@ def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
         ax.set_xscale("log", base=2)
         ax.set_xticks(batches, [f"{b:g}" for b in batches])
         ax.minorticks_off()
-        ax.set_xlim(batches[0] / 2 ** 0.6, batches[-1] * 2 ** 0.6)
+        ax.set_xlim(batches[0] / 2 ** 0.8, batches[-1] * 2 ** 0.8)
         ax.set_xlabel("batch size (sequences decoded together, log2)")
-        shown = pd.concat([sub["throughput_tokens_per_s"], sub.get("roofline_tokens_per_s", pd.Series(dtype=float))])
-        if _spans_decades(shown.dropna()):
+        if _spans_decades(pd.Series(ax.dataLim.intervaly)):  # the measured points and the rooflines drawn
             ax.set_ylabel("decode tokens/s (log)")
             _plain_log_y(ax)
         else:
             ax.set_ylabel("decode tokens/s")
             ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, title="technique / mode", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.legend(fontsize=7, title="technique / mode", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return _save(fig, path)
 
 
+ROOFLINE_BINDS_FROM = 0.25  # share of the roofline the fastest case must reach for the roofline to be drawn
+
+
 def _draw_roofline(ax: Axes, sub: pd.DataFrame, batches: list) -> None:
-    """The baseline's roofline, batch x peak / its bytes per step, labelled with the peak's source."""
+    """The baseline's roofline, batch x peak / its bytes per step, labelled with the peak's source, at the batch
+    sizes where it binds (the fastest case reaches ROOFLINE_BINDS_FROM of it); elsewhere it would only stretch
+    the axis decades above every measured point, so a line says it was left out."""
     base = sub[sub["is_baseline"]] if "is_baseline" in sub else sub.iloc[0:0]
     base = base.dropna(subset=[c for c in ("bytes_per_step", "peak_bandwidth_bytes_per_s") if c in base])
     if base.empty or "bytes_per_step" not in base or "peak_bandwidth_bytes_per_s" not in base:
@@ -379,17 +385,27 @@ def _draw_roofline(ax: Axes, sub: pd.DataFrame, batches: list) -> None:
                 fontsize=8, va="bottom")
         return
     per_batch = base.groupby("param.batch").first()
-    xs = [b for b in batches if b in per_batch.index]
-    ys = [roofline_tokens_per_s(b, per_batch.loc[b, "peak_bandwidth_bytes_per_s"], per_batch.loc[b, "bytes_per_step"])
-          for b in xs]
+    best = sub.groupby("param.batch")["throughput_tokens_per_s"].max()
+    roof = {b: roofline_tokens_per_s(b, per_batch.loc[b, "peak_bandwidth_bytes_per_s"], per_batch.loc[b, "bytes_per_step"])
+            for b in batches if b in per_batch.index}
+    xs = [b for b, y in roof.items() if best.get(b, 0) >= ROOFLINE_BINDS_FROM * y]
+    far = [b for b in roof if b not in xs]
+    if far:
+        share = max(best.get(b, 0) / roof[b] for b in far)
+        ax.text(0.02, 0.02, f"roofline not drawn at batch {', '.join(f'{b:g}' for b in far)}: the fastest case "
+                f"reaches {share:.1%} of it or less (not bandwidth-bound)", transform=ax.transAxes, fontsize=8,
+                va="bottom")
+    if not xs:
+        return
+    ys = [roof[b] for b in xs]
     peak = per_batch["peak_bandwidth_bytes_per_s"].iloc[0]
     label = (f"roofline: batch x {fmt_num(peak / 1e12)} TB/s peak / {per_batch['variant'].iloc[0]} bytes per step "
-             f"({fmt_bytes(per_batch['bytes_per_step'].iloc[0])} at batch {xs[0]:g})")
+             f"({fmt_bytes(float(per_batch.loc[xs[0], 'bytes_per_step']))} at batch {xs[0]:g})")
     if len(xs) > 1:
         ax.plot(xs, ys, linestyle="--", color="black", linewidth=1.2, label=label)
     else:  # one batch size: a bar across the spread of its points, not a line
         ax.hlines(ys, [x / 2 ** 0.4 for x in xs], [x * 2 ** 0.4 for x in xs], color="black", linewidth=2,
                   linestyle="--", label=label)
     for x, y in zip(xs, ys, strict=True):
-        ax.annotate(f"roofline {y:,.0f} tokens/s", (x / 2 ** 0.4, y), textcoords="offset points", xytext=(0, 4),
-                    fontsize=8)
+        ax.annotate(f"roofline {y:,.0f} tokens/s", (x, y), textcoords="offset points", xytext=(-4, 4),
+                    fontsize=8, ha="right")
