@@ -46,7 +46,6 @@ from bench_lib.report.reproduce import glossary_link, reproduce_section, run_pat
 from bench_lib.report.user_models import run_file_section, user_models_section
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 from bench_lib.techniques.baselines import SERVED_BASELINES
-from bench_lib.techniques.inference import TECHNIQUES
 
 __all__ = ["Report", "build_report", "write_csv"]
 
@@ -203,8 +202,12 @@ def _variant_notes(frame: pd.DataFrame, column: str, title: str) -> list[str]:
     if notes.empty:
         return []
     pairs = notes.drop_duplicates("variant")[["variant", column]].values
-    # The registry's current description where the technique still exists: a stored note can be outdated.
-    return [f"{title}:\n"] + [f"- `{v}`: {TECHNIQUES[v].note if v in TECHNIQUES else n}" for v, n in pairs] + [""]
+    return [f"{title}:\n"] + [f"- `{v}`: {str(n).removeprefix(_RETIRED_NOTE_PREFIX)}" for v, n in pairs] + [""]
+
+
+# Results stored before 2026-12-03 open two techniques' notes with this project-internal phrase; the note is
+# the measuring code's own (kept, as it says what was measured), the phrase is not for readers.
+_RETIRED_NOTE_PREFIX = "the user's example: "
 
 
 def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]) -> list[str]:

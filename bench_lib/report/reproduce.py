@@ -24,8 +24,10 @@ __all__ = ["REPO_ROOT", "ABSOLUTE_PATH", "run_path", "run_command", "relative_to
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GLOSSARY = REPO_ROOT / "docs" / "glossary.md"
 
-# An absolute POSIX path of at least two components, not inside a URL (`https://host/a/b`) or a relative path.
-ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.+@-]+/)+[\w.+@-]*")
+# An absolute POSIX path of at least two components (also after a scheme such as `hf:`), not a URL's
+# (`https://host/a/b`) nor the tail of a relative path (`docs/a/b`); the kernel's own trees (/sys, /proc, /dev)
+# are the same on every Linux machine and say where a counter was looked for, so they stay.
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])/(?!/|sys/|proc/|dev/)(?:[\w.+@-]+/)+[\w.+@-]*")
 
 
 def run_path(run: Run) -> str:
