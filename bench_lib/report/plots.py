@@ -386,8 +386,8 @@ def _draw_roofline(ax: Axes, sub: pd.DataFrame, batches: list) -> None:
         return
     per_batch = base.groupby("param.batch").first()
     best = sub.groupby("param.batch")["throughput_tokens_per_s"].max()
-    roof = {b: roofline_tokens_per_s(b, per_batch.loc[b, "peak_bandwidth_bytes_per_s"], per_batch.loc[b, "bytes_per_step"])
-            for b in batches if b in per_batch.index}
+    roof = {b: roofline_tokens_per_s(b, per_batch.loc[b, "peak_bandwidth_bytes_per_s"],
+                                     per_batch.loc[b, "bytes_per_step"]) for b in batches if b in per_batch.index}
     xs = [b for b, y in roof.items() if best.get(b, 0) >= ROOFLINE_BINDS_FROM * y]
     far = [b for b in roof if b not in xs]
     if far:
