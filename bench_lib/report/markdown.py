@@ -42,7 +42,14 @@ from bench_lib.report.frames import (
 )
 from bench_lib.report.load import Run, environment_frame, results_frame
 from bench_lib.report.references import machine_tag, references_for
-from bench_lib.report.reproduce import glossary_link, reproduce_section, run_path, strip_machine_paths
+from bench_lib.report.reproduce import (
+    glossary_link,
+    report_argv,
+    reproduce_section,
+    run_path,
+    strip_machine_paths,
+    write_manifest,
+)
 from bench_lib.report.user_models import run_file_section, user_models_section
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 from bench_lib.techniques.baselines import SERVED_BASELINES
@@ -388,4 +395,5 @@ def build_report(runs: list[Run], out: Path) -> Report:
     parts += _environment(runs)
     readme = out / "README.md"
     atomic_write_text(readme, strip_machine_paths("\n".join(parts).rstrip() + "\n"))
+    write_manifest(out, report_argv(runs))
     return Report(readme, drawn, csv_files)

@@ -8,6 +8,7 @@ elsewhere is dropped from the command: `effbench run` writes under `results/` by
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench_lib.atomic import atomic_write_text
 from bench_lib.report.load import Run
 from bench_lib.results.format import markdown_table
 
-__all__ = ["REPO_ROOT", "ABSOLUTE_PATH", "run_path", "run_command", "relative_to", "strip_machine_paths",
-           "glossary_link", "report_command", "reproduce_section"]
+__all__ = ["REPO_ROOT", "ABSOLUTE_PATH", "MANIFEST", "run_path", "run_specs", "run_command", "relative_to",
+           "strip_machine_paths", "glossary_link", "report_argv", "report_command", "write_manifest",
+           "reproduce_section"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GLOSSARY = REPO_ROOT / "docs" / "glossary.md"
@@ -89,13 +92,44 @@ def glossary_link(out: Path) -> str:
     return f"[glossary]({link})" if link else "the glossary, `docs/glossary.md` in the effbench repository"
 
 
+def run_specs(run: Run) -> list[str]:
+    """The run as `effbench report` takes it: its directory, or the files it was given where the directory holds
+    more suites than the report shows."""
+    where = run_path(run)
+    stored = {p.name for p in run.run_dir.glob("*.json")}
+    given = sorted(f.path.name for f in run.files)
+    return [where] if not stored or set(given) == stored else [f"{where}/{name}" for name in given]
+
+
+def report_argv(runs: list[Run]) -> list[str]:
+    return ["report", *[spec for run in runs for spec in run_specs(run)]]
+
+
+def _out_path(out: Path) -> str:
+    try:
+        return out.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return f"reports/{out.name}"
+
+
 def report_command(runs: list[Run], out: Path) -> str:
     """The one command that writes this report again, from the repository root."""
-    try:
-        where = out.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        where = f"reports/{out.name}"
-    return shlex.join(["effbench", "report", *[run_path(r) for r in runs], "--out", where])
+    return shlex.join(["effbench", *report_argv(runs), "--out", _out_path(out)])
+
+
+MANIFEST = "report.toml"
+
+
+def write_manifest(out: Path, argv: list[str]) -> Path:
+    """`out/report.toml`: the effbench arguments that write this directory (`--out` is the directory itself), read
+    by `nox -s reports` to regenerate every published report from the runs it names."""
+    text = (f"# Written by `effbench {argv[0]}`. From the repository root, `effbench ARGV --out {_out_path(out)}` "
+            "writes this directory\n# again; `nox -s reports` does so for every directory of reports/ that has "
+            "this file.\n"
+            f"argv = {json.dumps(argv)}\n")
+    path = out / MANIFEST
+    atomic_write_text(path, text)
+    return path
 
 
 def reproduce_section(runs: list[Run], out: Path, csv_files: list[Path]) -> list[str]:
