@@ -53,6 +53,7 @@ from bench_lib.report.reproduce import (
 from bench_lib.report.user_models import run_file_section, user_models_section
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 from bench_lib.techniques.baselines import SERVED_BASELINES
+from bench_lib.techniques.inference import TECHNIQUES
 
 __all__ = ["Report", "build_report", "write_csv"]
 
@@ -209,12 +210,10 @@ def _variant_notes(frame: pd.DataFrame, column: str, title: str) -> list[str]:
     if notes.empty:
         return []
     pairs = notes.drop_duplicates("variant")[["variant", column]].values
-    return [f"{title}:\n"] + [f"- `{v}`: {str(n).removeprefix(_RETIRED_NOTE_PREFIX)}" for v, n in pairs] + [""]
-
-
-# Results stored before 2026-12-03 open two techniques' notes with this project-internal phrase; the note is
-# the measuring code's own (kept, as it says what was measured), the phrase is not for readers.
-_RETIRED_NOTE_PREFIX = "the user's example: "
+    # A technique's description in the words of the code that writes the report (an older result's stored note
+    # can carry wording since retired); a technique no longer registered keeps the note its result stored.
+    described = {name: t.note for name, t in TECHNIQUES.items()} if column == "technique_note" else {}
+    return [f"{title}:\n"] + [f"- `{v}`: {described.get(v, n)}" for v, n in pairs] + [""]
 
 
 def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]) -> list[str]:
