@@ -61,6 +61,8 @@ def quality_of(r: pd.Series) -> Quality | None:
         floor = r["quality_target"] if _finite(r.get("quality_target")) else QUALITY_FLOOR
         return Quality(r["quality_kept"], floor, f"keeps {r['quality_kept']:.1%} of the reference's "
                                                  f"{r.get('quality_metric') or 'quality'}")
+    if str(r.get("weights") or "").startswith("random"):  # speed shapes: their accuracy is chance, not quality
+        return None
     if _finite(r.get("accuracy")) and _finite(r.get("accuracy_delta")):
         ref = r["accuracy"] - r["accuracy_delta"]
         if ref > 0:
@@ -75,6 +77,13 @@ def _speedup(r: pd.Series) -> str:
     return f"{fmt_num(r['speedup'])}x [{fmt_num(r['speedup_low'])}, {fmt_num(r['speedup_high'])}]"
 
 
+OP_NAME_CHARS = 60  # a kernel's name beyond this (templated CUDA kernels run to hundreds) is cut
+
+
+def _share(v: float) -> str:
+    return f"{v:.0%}" if v >= 0.1 else f"{v:.1%}"
+
+
 def _why_slower(r: pd.Series) -> str:
     """The evidence a slower case carries: host-bound GPU time, bandwidth reached, its top kernel."""
     out = []
@@ -82,33 +91,40 @@ def _why_slower(r: pd.Series) -> str:
         out.append(f"host-bound: GPU busy {r['gpu_busy_fraction']:.0%} of a call")
     if _finite(r.get("bandwidth_fraction")):
         base = r.get("baseline_bandwidth_fraction")
-        out.append(f"{r['bandwidth_fraction']:.0%} of peak bandwidth"
-                   + (f" (baseline {base:.0%})" if _finite(base) else ""))
+        out.append(f"{_share(r['bandwidth_fraction'])} of peak bandwidth"
+                   + (f" vs the baseline's {_share(base)}" if _finite(base) else ""))
     top = r.get("top_ops")
     if isinstance(top, list) and top and isinstance(top[0], dict) and _finite(top[0].get("share")):
-        out.append(f"top op `{top[0].get('op')}` {top[0]['share']:.0%} of {r.get('top_ops_clock') or 'self time'}")
+        op = str(top[0].get("op"))
+        op = op if len(op) <= OP_NAME_CHARS else op[:OP_NAME_CHARS] + "..."
+        out.append(f"top op `{op}` {top[0]['share']:.0%} of {r.get('top_ops_clock') or 'self time'}")
     return f" ({'; '.join(out)})" if out else ""
 
 
 def front_indices(group: pd.DataFrame, quality: dict) -> list:
     """Indices of the non-baseline techniques of one comparison on the speed/quality front among those that keep
-    the floor (`quality`: each index's `quality_of`), fastest first."""
+    the floor and are not slower than the baseline (`quality`: each index's `quality_of`), fastest first."""
     keep = [i for i in group.index if (quality[i] is None or quality[i].passes)
-            and math.isfinite(group.at[i, "speedup"])]
+            and math.isfinite(group.at[i, "speedup"]) and not group.at[i, "speedup_high"] < 1]
     on_front = pareto_front([-(quality[i].kept if quality[i] else 1.0) for i in keep],
                             [group.at[i, "speedup"] for i in keep])
     front = [i for i, on in zip(keep, on_front, strict=True) if on]
     return sorted((i for i in front if not group.at[i, "is_baseline"]), key=lambda i: -group.at[i, "speedup"])
 
 
+def _kept(q: Quality) -> str:
+    """The share kept, with the digits that tell it from the floor (98.96% is below 99%, though it rounds to it)."""
+    return next(text for text in (f"{q.kept:.1%}", f"{q.kept:.2%}", f"{q.kept:.4%}")
+                if text != f"{q.floor:.1%}")
+
+
 def _comparison_line(title: str, group: pd.DataFrame) -> list[str]:
     """One comparison: its front, how many more beat the baseline, and its losers with their reasons."""
-    base = group[group["is_baseline"]]
-    if base.empty or group["speedup"].isna().all():
+    base, others = group[group["is_baseline"]], group[~group["is_baseline"]]
+    if base.empty or others.empty or group["speedup"].isna().all():
         return []
     quality = {i: quality_of(r) for i, r in group.iterrows()}
     front = front_indices(group, quality)
-    others = group[~group["is_baseline"]]
 
     def stated(i: int) -> str:
         q = quality[i]
@@ -127,7 +143,7 @@ def _comparison_line(title: str, group: pd.DataFrame) -> list[str]:
     for i, r in others.sort_values("speedup").iterrows():
         if quality[i] is not None and not quality[i].passes:
             losers.append(f"`{r['technique']}` below the quality floor: {quality[i].text}, keeps "
-                          f"{quality[i].kept:.1%} (floor {quality[i].floor:.0%}), at {_speedup(r)}")
+                          f"{_kept(quality[i])} (floor {quality[i].floor:.0%}), at {_speedup(r)}")
         elif r["speedup_high"] < 1:
             losers.append(f"`{r['technique']}` slower: {_speedup(r)}{_why_slower(r)}")
     return [head + "."] + ([f"  - loses: {'; '.join(losers)}."] if losers else [])
@@ -241,7 +257,7 @@ def _convergence_line(key: tuple, group: pd.DataFrame) -> list[str]:
 
 
 def _reason_counts(rows: pd.DataFrame) -> str:
-    first = rows["reason"].map(lambda t: str(t).strip().splitlines()[0][:90] if str(t).strip() else "-")
+    first = rows["reason"].map(lambda t: str(t).strip().splitlines()[0].split(" (")[0] if str(t).strip() else "-")
     counts = (rows["suite"] + ": " + first).value_counts()
     shown = [f"{n} {text}" for text, n in counts.head(2).items()]
     return "; ".join(shown) + (f"; {len(counts) - 2} other reasons" if len(counts) > 2 else "")
@@ -261,8 +277,8 @@ def _cautions(df: pd.DataFrame, runs: list[Run]) -> list[str]:
     single = [run.name for run in runs if run.files and
               (run.files[0].run_meta.get("interleave") or {}).get("processes") == 1]
     if single:
-        out.append(f"- **One process**: {', '.join(f'`{n}`' for n in single)} measured in one process: its "
-                   "intervals hold that process's samples, not a rerun's machine state.")
+        out.append(f"- **One process**: {', '.join(f'`{n}`' for n in single)} measured in one process each: "
+                   "an interval holds that process's samples, not what a rerun in a fresh process would measure.")
     for status in ("failed", "skipped"):
         rows = df[df["status"] == status] if not df.empty else df
         if not rows.empty:
