@@ -120,7 +120,7 @@ def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
     trade = trade.dropna(subset=["speedup"])
     if trade.empty:
         return None
-    panels = _panels(trade, ["workload", "param.batch"])
+    panels = _panels(trade, [*(["run"] if trade["run"].nunique() > 1 else []), "workload", "param.batch"])
     rows = [len(sub) + 2 for _, sub in panels]  # a panel's height follows its techniques
     fig = Figure(figsize=(9.0, 0.27 * sum(rows) + 0.8), layout="constrained")
     axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": rows}).ravel().tolist()
@@ -140,12 +140,12 @@ def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
                         marker="o", color=color, capsize=3, linestyle="none")
             if i in front:
                 ax.scatter(r["speedup"], y, s=180, facecolors="none", edgecolors="black", linewidths=1.2, zorder=3)
-        labels = [r["technique"] + ("" if quality[i] is None else
-                                    f"  ({quality[i].text.replace(' accuracy', '')})" if not r["is_baseline"]
-                                    else "  (baseline)") for i, r in sub.iterrows()]
+        labels = [r["technique"] + ("  (baseline)" if r["is_baseline"] else "" if quality[i] is None else
+                                    f"  ({quality[i].text.replace(' accuracy', '')})") for i, r in sub.iterrows()]
         ax.set_yticks(list(ys), labels, fontsize=8)
         ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_title(f"{name.replace(' / ', ', batch ')}", fontsize=10)
+        *where, batch = name.split(" / ")
+        ax.set_title(f"{' / '.join(where)}, batch {batch}", fontsize=10)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}x"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _pos: f"{x:g}x" if _leading_digit(x) in (2, 5) else ""))
