@@ -100,3 +100,18 @@ def test_findings_of_the_stored_quick_run_fit_one_screen_and_name_every_front_an
                    "slower: `sync_powersgd` 0.778x [0.712, 0.952]",
                    "`local_sgd` 0.356 s [0.296, 0.416]"):
         assert stated in text
+
+
+def test_every_published_report_names_stored_runs_and_links_the_glossary():
+    """`nox -s reports` can write each directory of reports/ again: its report.toml names runs that are stored."""
+    import tomllib
+
+    dirs = sorted(p for p in (REPO_ROOT / "reports").iterdir() if p.is_dir())
+    assert dirs
+    for d in dirs:
+        argv = tomllib.loads((d / "report.toml").read_text())["argv"]
+        specs = [a for a in argv[1:] if not a.startswith("-") and "/" in a]
+        assert argv[0] in ("report", "project", "history") and specs, d
+        assert all((REPO_ROOT / s).exists() for s in specs), d
+        if argv[0] == "report":
+            assert "(../../docs/glossary.md)" in (d / "README.md").read_text(), d
