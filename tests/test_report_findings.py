@@ -72,6 +72,7 @@ def test_no_line_of_a_report_holds_a_machine_path_and_the_csv_is_beside_it(tmp_p
     assert "torch/x.py" in text  # the failing library file, relative to site-packages
     assert "`effbench run --suite inference`" in text  # the run's command without the machine's --out
     assert f"effbench report results/{run_dir.name} --out reports/report" in text
+    assert str(tmp_path) not in (tmp_path / "report" / "inference.csv").read_text()
     csv = pd.read_csv(tmp_path / "report" / "inference.csv")
     assert report.csv == [tmp_path / "report" / "inference.csv"] and "(inference.csv)" in text
     assert len(csv) == len(results) and {"case_id", "status", "median_s", "accuracy"} <= set(csv.columns)

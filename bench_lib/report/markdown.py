@@ -367,8 +367,9 @@ def write_csv(df: pd.DataFrame, out: Path) -> list[Path]:
     written = []
     for suite, rows in df.groupby("suite", sort=True):
         rows = rows.dropna(axis=1, how="all")
-        if "reason" in rows:
-            rows = rows.assign(reason=rows["reason"].map(lambda t: strip_machine_paths(t) if isinstance(t, str) else t))
+        text = [c for c in rows.columns if rows[c].map(lambda v: isinstance(v, str)).any()]
+        rows = rows.assign(**{c: rows[c].map(lambda v: strip_machine_paths(v) if isinstance(v, str) else v)
+                              for c in text})
         path = out / f"{suite}.csv"
         atomic_write_text(path, rows.to_csv(index=False))
         written.append(path)
