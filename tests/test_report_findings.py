@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_report import CPU_ENV, _m, inference_results, make_run
+from test_report import CPU_ENV, H200_ENV, _m, collective_results, inference_results, make_run
 
 from bench_lib.report.findings import findings_section
 from bench_lib.report.load import load_spec, results_frame
@@ -54,6 +54,14 @@ def test_findings_name_a_user_model_and_its_own_quality_target(tmp_path):
     assert "front: `structured` 1.50x [" in text and "keeps 99.5% of the reference's top-1 accuracy" in text
     assert "`int8_dynamic` below the quality floor: keeps 95.0% of the reference's top-1 accuracy, keeps 95.0% " \
            "(floor 97%)" in text
+
+
+def test_findings_hold_collectives_against_the_reference_of_their_machine(tmp_path):
+    text = _findings([make_run(tmp_path, "r", H200_ENV, collectives=collective_results())])
+    line = next(x for x in text.splitlines() if x.startswith("- **collectives · nccl · all_reduce"))
+    # 1 GiB on the synthetic link: 300 GB/s x 1024/1025 = 299.7, against nccl-tests' 330.3 on 2 x H200
+    assert "1.0 GiB busbw 300 GB/s [" in line and "vs 330 (91%)" in line and "1.0 KiB latency" in line
+    assert not any(x.startswith("- **collectives · nccl · all_gather") for x in text.splitlines())  # no reference
 
 
 def test_no_line_of_a_report_holds_a_machine_path_and_the_csv_is_beside_it(tmp_path):

@@ -26,8 +26,9 @@ from bench_lib.report.frames import (
     pareto_front,
 )
 from bench_lib.report.load import Run
+from bench_lib.report.references import references_for
 from bench_lib.results.environment import comparability_key
-from bench_lib.results.format import fmt_num, num, whole
+from bench_lib.results.format import fmt_bytes, fmt_num, num, whole
 
 __all__ = ["QUALITY_FLOOR", "Quality", "quality_of", "front_indices", "findings_section"]
 
@@ -186,6 +187,42 @@ def _decode_lines(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def _collective_lines(df: pd.DataFrame, runs: list[Run]) -> list[str]:
+    """Each measured collective at a size where the same kind of machine has a reference figure: busbw (its
+    interval from the latency's, busbw being size over time) or latency, against the reference's."""
+    col = ok_rows(df, "collectives")
+    if col.empty or "param.size_bytes" not in col:
+        return []
+    out = []
+    for run in runs:
+        refs = references_for(run.environment)
+        mine = col[col["run"] == run.name]
+        keys = [k for k in ("workload", "variant", "param.dtype", "param.world_size") if k in mine]
+        for key, group in mine.groupby(keys, sort=True):
+            backend, op, world = key[0], key[1], key[-1]
+            items = []
+            for ref in refs:
+                if (ref.backend, ref.op, ref.world_size) != (backend, op, int(world)):
+                    continue
+                hit = group[group["param.size_bytes"] == ref.size_bytes]
+                if hit.empty:
+                    continue
+                r = hit.iloc[0]
+                if ref.busbw_GBps and _finite(r.get("busbw_GBps")):
+                    lo, hi = (r["busbw_GBps"] * r["median_s"] / t for t in (r["ci_high_s"], r["ci_low_s"]))
+                    items.append(f"{fmt_bytes(ref.size_bytes)} busbw {fmt_num(r['busbw_GBps'])} GB/s "
+                                 f"[{fmt_num(lo)}, {fmt_num(hi)}] vs {fmt_num(ref.busbw_GBps)} "
+                                 f"({r['busbw_GBps'] / ref.busbw_GBps:.0%})")
+                elif ref.latency_s:
+                    items.append(f"{fmt_bytes(ref.size_bytes)} latency {fmt_num(r['median_s'] * 1e6)} us "
+                                 f"[{fmt_num(r['ci_low_s'] * 1e6)}, {fmt_num(r['ci_high_s'] * 1e6)}] vs "
+                                 f"{fmt_num(ref.latency_s * 1e6)} us")
+            if items:
+                out.append(f"- **collectives · {_key_text(key)} ranks** (against the reference of this kind of "
+                           f"machine, {refs[0].machine}): " + "; ".join(items) + ".")
+    return out
+
+
 def _sync_speedup(r: pd.Series) -> tuple[float, float, float] | None:
     """A strategy's throughput over sync's with its 95% interval (paired stretches), or its range over the
     stretches (older results)."""
@@ -297,7 +334,7 @@ def findings_section(df: pd.DataFrame, runs: list[Run], glossary: str) -> list[s
     """The findings, as markdown lines: comparisons first, then cautions; `glossary` links the terms."""
     if df.empty:
         return []
-    lines = [*_inference_lines(df), *_decode_lines(df), *_training_lines(df)]
+    lines = [*_inference_lines(df), *_decode_lines(df), *_collective_lines(df, runs), *_training_lines(df)]
     cautions = _cautions(df, runs)
     if not lines and not cautions:
         return []
