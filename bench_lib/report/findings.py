@@ -1,13 +1,15 @@
 """The report's opening section: what the results say, generated from them, one line per comparison.
 
 A comparison is one suite, device and workload (and batch, serving mode, prompt): every technique against the
-device's baseline of the same run. A technique is on the **front** when no other technique that keeps the quality
-floor is both faster and better in quality (the speed/quality Pareto front, by point estimates; each speedup is
-stated with its 95% interval so that a reader sees where the front is within noise). A technique **loses** when its
-whole speedup interval lies below 1 (slower than the baseline) or it keeps less than the quality floor of the
-reference's quality; the line gives the evidence the result carries (its top kernel, bandwidth, GPU busy time).
-Training compares every strategy with sync, on throughput and on time to sync's target loss. Cautions name what
-changes how to read all of it: noise, one process, skipped and failed cases, different machines or versions.
+device's baseline of the same run. A technique is on the **front** when it keeps the quality floor, is not slower
+than the baseline, and no other such technique is both faster and better in quality (the speed/quality Pareto
+front, by point estimates; each speedup is stated with its 95% interval so that a reader sees where the front is
+within noise). A technique **loses** when its whole speedup interval lies below 1 (slower than the baseline) or it
+keeps less than the quality floor of the reference's quality; the line gives the evidence the result carries (its
+top kernel, bandwidth, GPU busy time). Collectives are held against the reference figures of the same kind of
+machine; training compares every strategy with sync, on throughput and on time to sync's target loss. Cautions
+name what changes how to read all of it: noise, one process, skipped and failed cases, different machines,
+versions or commits.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench_lib.report.frames import (
+    HOST_BOUND_BELOW,
     convergence_rows,
     decode_tradeoffs,
     inference_tradeoffs,
@@ -35,7 +38,6 @@ __all__ = ["QUALITY_FLOOR", "Quality", "quality_of", "front_indices", "findings_
 # MLPerf's convention, and user models' default `quality_target`: a compressed model must keep 99% of the
 # reference's quality. A user's case carries its own target, which wins.
 QUALITY_FLOOR = 0.99
-HOST_BOUND_BELOW = 0.5  # GPU busy share under which a GPU case's latency is the host's (frames.inference)
 
 
 @dataclass(frozen=True)
