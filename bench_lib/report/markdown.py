@@ -336,8 +336,8 @@ def _notes(df: pd.DataFrame) -> list[str]:
     parts = ["## Notes\n"]
     skipped, failed, noisy = skipped_table(df), failed_table(df), noisy_table(df)
     parts += [f"**Failed cases ({len(failed)})**, with their errors:\n", markdown_table(failed), ""]
-    parts += _folded(f"<b>Skipped cases ({len(skipped)})</b>, with the reasons", [markdown_table(skipped)])
-    parts += _folded(f"<b>Noisy cases ({len(noisy)})</b>: IQR above 10% of the median, or too few samples for a "
+    parts += _folded(f"Skipped cases ({len(skipped)}), with the reasons", [markdown_table(skipped)])
+    parts += _folded(f"Noisy cases ({len(noisy)}): IQR above 10% of the median, or too few samples for a "
                      "95% interval; read their figures as rough", [markdown_table(noisy)])
     parts += ["A difference between two figures here is real only when it exceeds the noise. On a shared or "
               "small machine the median of the same code can move several times over between runs of one process "
