@@ -1,11 +1,13 @@
 """Sessions: `nox -s bench` (the main job), `nox -s tests`, `nox -s lint`, `nox -s compare -- BASE NEW`,
-`nox -s ab -- BASE NEW`, `nox -s history -- RUNS...`."""
+`nox -s ab -- BASE NEW`, `nox -s history -- RUNS...`, `nox -s reports [-- DIR...]`."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
+import tomllib
 from nox.command import CommandFailed
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -49,6 +51,20 @@ def bench(session: nox.Session) -> None:
     session.run("effbench", "report", str(run_dir), "--out", str(Path("reports") / run_dir.name))
     if failure:
         session.error(f"effbench run: {failure.reason}: some cases failed; their errors are in the report")
+
+
+@nox.session
+def reports(session: nox.Session) -> None:
+    """Every published report under reports/ (or the directories given) written again from the runs it names: each
+    directory's report.toml holds the effbench arguments; the directory is emptied first, so nothing stale stays."""
+    _install(session)
+    dirs = [Path(d) for d in session.posargs] or sorted(p.parent for p in Path("reports").glob("*/report.toml"))
+    for d in dirs:
+        argv = tomllib.loads((d / "report.toml").read_text())["argv"]
+        for stale in d.iterdir():
+            if stale.name != "report.toml":
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        session.run("effbench", *argv, "--out", str(d))
 
 
 def _base_new(session: nox.Session, command: str, options: str) -> None:

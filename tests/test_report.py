@@ -112,7 +112,7 @@ def test_full_report_has_every_section_and_readable_plots(tmp_path):
     assert "nccl-tests 2.19.6" in text               # reference figures for the H200 machine
     assert "Different machines or versions" in text
     names = {p.name for p in report.plots}
-    assert {"inference_latency.png", "inference_throughput.png", "inference_tradeoff.png", "collectives_busbw.png",
+    assert {"inference_latency.png", "inference_tradeoff_cpu.png", "collectives_busbw.png",
             "collectives_latency.png", "training_loss.png", "training_throughput.png"} <= names
     for p in report.plots:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({p.name})" in text
@@ -180,7 +180,8 @@ def test_report_cli_writes_readme_and_rejects_bad_input(tmp_path):
         w.add(r)
     proc = effbench("report", str(tmp_path / "run"), "--out", str(tmp_path / "rep"))
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "rep" / "README.md").is_file() and len(list((tmp_path / "rep").glob("*.png"))) >= 3
+    assert (tmp_path / "rep" / "README.md").is_file() and len(list((tmp_path / "rep").glob("*.png"))) >= 2
+    assert (tmp_path / "rep" / "inference.csv").is_file()
     bad = effbench("report", str(tmp_path / "missing"))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "no such" in bad.stderr
 

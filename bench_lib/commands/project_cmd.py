@@ -10,6 +10,7 @@ from bench_lib.commands.errors import BadInput
 from bench_lib.projection.project import Assumptions, project_collectives, project_runs
 from bench_lib.projection.render import collectives_markdown, plot_efficiency, projection_markdown
 from bench_lib.report.load import RUN_SPEC_HELP, load_spec
+from bench_lib.report.reproduce import glossary_link
 from bench_lib.results.store import ResultFormatError
 
 NOTHING_TO_PROJECT = ("it needs collectives all_reduce results over at least two message sizes (and, to project "
@@ -61,7 +62,8 @@ def handle(args: argparse.Namespace) -> int:
             args.out.mkdir(parents=True, exist_ok=True)
             plot = plot_efficiency(projections, a, args.out / "projection_efficiency.png")
             body = text + (f"\n![scaling efficiency]({plot.name})\n" if plot else "")
-            atomic_write_text(args.out / "PROJECTION.md", "# Scaling projection\n\n" + body)
+            atomic_write_text(args.out / "PROJECTION.md",
+                              f"# Scaling projection\n\nTerms: {glossary_link(args.out)}.\n\n" + body)
         except OSError as e:
             raise BadInput(f"cannot write to --out {args.out}: {e.strerror or e}") from None
     return 0

@@ -17,9 +17,11 @@ from bench_lib.platform import device_kind
 from bench_lib.projection.project import Assumptions, project_runs
 from bench_lib.projection.render import plot_efficiency, projection_markdown
 from bench_lib.report import plots
+from bench_lib.report.findings import findings_section
 from bench_lib.report.frames import (
     HOST_BOUND_BELOW,
     UNPAIRED_MARK,
+    collectives_summary,
     collectives_table,
     convergence_rows,
     convergence_table,
@@ -30,7 +32,7 @@ from bench_lib.report.frames import (
     failed_table,
     host_bound_table,
     inference_cost_table,
-    inference_latency_table,
+    inference_long_tables,
     inference_tradeoffs,
     latest_per_case,
     noisy_table,
@@ -42,11 +44,26 @@ from bench_lib.report.load import Run, environment_frame, results_frame
 from bench_lib.report.references import machine_tag, references_for
 from bench_lib.report.roofline_plot import roofline_section
 from bench_lib.report.run_comparison import comparison_section
+from bench_lib.report.reproduce import (
+    glossary_link,
+    report_argv,
+    reproduce_section,
+    run_path,
+    strip_machine_paths,
+    write_manifest,
+)
 from bench_lib.report.user_models import run_file_section, user_models_section
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 from bench_lib.techniques.baselines import SERVED_BASELINES
+from bench_lib.techniques.inference import TECHNIQUES
 
-__all__ = ["Report", "build_report"]
+__all__ = ["Report", "build_report", "write_csv"]
+
+# The columns of the short tables; the folded tables beside them hold every column.
+DECODE_SHORT = ("technique", "mode", "batch", "prompt", "decode tokens/s", "decode speedup [95% CI]",
+                "perplexity (ref)", "run")
+TRAINING_SHORT = ("run", "model", "backend", "ranks", "strategy", "samples/s", "speedup over sync [95% CI]",
+                  "eval loss", "time to target (s)")
 
 DEPRECATION_NOTE = (
     "`int8_dynamic` uses `torch.ao.quantization.quantize_dynamic`, which is **deprecated** in `torch.ao` in favour "
@@ -56,10 +73,11 @@ DEPRECATION_NOTE = (
 
 @dataclass
 class Report:
-    """What was written: the README and the plots."""
+    """What was written: the README, the plots and the CSV files."""
 
     readme: Path
     plots: list[Path] = field(default_factory=list)
+    csv: list[Path] = field(default_factory=list)
 
 
 def _img(path: Path | None, out: Path, alt: str) -> str:
@@ -70,29 +88,29 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
     trade = inference_tradeoffs(df)
     if trade.empty:
         return []
-    lat, unit = inference_latency_table(trade)
     parts = ["## Inference\n",
-             "Latency of one batch: median [95% CI] in " + unit + ", one column per technique "
-             "(technique params in brackets). In runs of `effbench run` each figure is the median of short "
-             "rounds interleaved over the whole run in random order and over several processes, and its interval "
-             "treats the process as a random effect, so that it is meant to hold a rerun's median.\n",
-             markdown_table(lat), ""]
-    for fn, name, alt in ((plots.latency_vs_batch, "inference_latency.png", "latency vs batch size"),
-                          (plots.throughput_vs_batch, "inference_throughput.png", "throughput vs batch size"),
-                          (plots.speedup_vs_accuracy, "inference_tradeoff.png", "speedup vs accuracy cost"),
+             "One table per device and workload, one row per technique and batch. Latency of one batch: median "
+             "[95% CI]; in runs of `effbench run` each figure is the median of short rounds interleaved over the "
+             "whole run in random order and over several processes, and its interval treats the process as a "
+             "random effect, so that it is meant to hold a rerun's median. Speedup is the baseline's time (fp32 "
+             "eager on CPU, bf16 eager on GPU) over the technique's, same run, workload and batch: from paired "
+             "rounds (technique and baseline back to back in one process, in random order, in every process) with "
+             "the 95% interval of the median paired ratio, the process a random effect (files without paired "
+             "rounds: the ratio of medians with a within-run bootstrap interval). Quality is on the workload's "
+             "held-out real data, against the uncompressed reference.\n"]
+    for title, table in inference_long_tables(trade):
+        parts += [f"### {title}\n", markdown_table(table), ""]
+    for fn, name, alt in ((_tradeoff_plots, "inference_tradeoff", "speedup vs quality cost"),
+                          (plots.latency_vs_batch, "inference_latency.png", "latency vs batch size"),
                           (_inference_energy_plot, "inference_energy.png", "tokens per joule")):
-        path = fn(trade, out / name)
-        if path:
+        for path in _as_list(fn(trade, out / name)):
             drawn.append(path)
             parts.append(_img(path, out, alt))
-    parts += ["Speed against accuracy, size and memory. Speedup is the baseline's time (fp32 eager on CPU, bf16 "
-              "eager on GPU) over the technique's, same run, workload and batch: from paired rounds (technique and "
-              "baseline back to back in one process, in random order, in every process) with the 95% interval of "
-              "the median paired ratio, the process a random effect (files without paired rounds: the ratio of "
-              "medians with a within-run bootstrap interval); accuracy is on the workload's held-out "
-              "real data, against the uncompressed reference; agreement is the share of predictions equal to "
-              "the reference's; RSS added is the peak resident memory while the case ran over the process's "
-              "before it was built.\n", markdown_table(inference_cost_table(trade)), ""]
+    cost = inference_cost_table(trade)
+    parts += _folded(f"Every inference figure: speed, quality, size, memory ({len(cost)} rows)",
+                     ["Agreement is the share of predictions equal to the reference's; RSS added is the peak "
+                      "resident memory while the case ran over the process's before it was built.\n",
+                      markdown_table(cost)])
     parts += _energy_section(trade, "an energy window of its own (at least 2 s of back-to-back calls)")
     host_bound = host_bound_table(trade)
     if not host_bound.empty:
@@ -104,6 +122,21 @@ def _inference(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
     if "int8_dynamic" in set(trade["variant"]):
         parts += [f"> **Note:** {DEPRECATION_NOTE}\n"]
     return parts + _variant_notes(trade, "technique_note", "Techniques")
+
+
+def _as_list(drawn: Path | list[Path] | None) -> list[Path]:
+    return drawn if isinstance(drawn, list) else [drawn] if drawn else []
+
+
+def _tradeoff_plots(trade: pd.DataFrame, stem: Path) -> list[Path]:
+    """One speed/quality Pareto plot per device: points of different devices share no baseline."""
+    return [p for device, sub in trade.groupby("device", sort=True)
+            if (p := plots.speedup_vs_accuracy(sub, stem.with_name(f"{stem.name}_{device}.png")))]
+
+
+def _folded(summary: str, body: list[str]) -> list[str]:
+    """A detail table folded under its summary line (GFM renders markdown inside `<details>`)."""
+    return ["<details>", f"<summary>{summary}</summary>", "", *body, "", "</details>", ""]
 
 
 def _decode(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
@@ -137,11 +170,16 @@ def _decode(df: pd.DataFrame, out: Path, drawn: list[Path]) -> list[str]:
                      "are left out; a case that failed in a newer run keeps its older successful result here, "
                      "and the failure is listed under Notes. Each speedup is against the baseline of its own "
                      "run.\n")
-    parts += [markdown_table(table), ""]
+    short = [c for c in table.columns if c in DECODE_SHORT or c.startswith(("TTFT", "TPOT"))]
+    for (workload, device), sub in table.groupby(["workload", "device"], sort=True):
+        parts += [f"### {workload} on {device}\n", markdown_table(sub[[c for c in short
+                                                                     if c not in ("workload", "device")]]), ""]
+    parts += _folded(f"Every decode figure: tails, bandwidth, roofline, agreement, energy ({len(table)} rows)",
+                     [markdown_table(table)])
     path = plots.decode_tokens_vs_batch(trade, out / "decode_throughput.png")
     if path:
         drawn.append(path)
-        parts.append(_img(path, out, "decode tokens/s vs batch size, with the bandwidth roofline"))
+        parts.append(_img(path, out, "decode tokens/s vs batch size, with the bandwidth roofline where it binds"))
     short = decode_shortfalls(trade)
     if short:
         parts += [f"**Slower than the baseline at decode ({len(short)})**, with the profiler's top kernel as "
@@ -174,7 +212,10 @@ def _variant_notes(frame: pd.DataFrame, column: str, title: str) -> list[str]:
     if notes.empty:
         return []
     pairs = notes.drop_duplicates("variant")[["variant", column]].values
-    return [f"{title}:\n"] + [f"- `{v}`: {n}" for v, n in pairs] + [""]
+    # A technique's description in the words of the code that writes the report (an older result's stored note
+    # can carry wording since retired); a technique no longer registered keeps the note its result stored.
+    described = {name: t.note for name, t in TECHNIQUES.items()} if column == "technique_note" else {}
+    return [f"{title}:\n"] + [f"- `{v}`: {described.get(v, n)}" for v, n in pairs] + [""]
 
 
 def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]) -> list[str]:
@@ -186,12 +227,14 @@ def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]
     refs = list(dict.fromkeys(refs))
     parts = ["## Collectives\n",
              "busbw follows nccl-tests (algbw x 2(n-1)/n for all_reduce); latency is per iteration, median "
-             f"[95% CI] in {unit}.\n", markdown_table(table), ""]
+             "[95% CI]. Per backend, op and dtype: the smallest message's latency and the largest's busbw.\n",
+             markdown_table(collectives_summary(df)), ""]
     for metric, name in (("busbw", "collectives_busbw.png"), ("latency", "collectives_latency.png")):
         path = plots.collective_vs_size(col, out / name, metric, refs)
         if path:
             drawn.append(path)
             parts.append(_img(path, out, f"collective {metric} vs message size"))
+    parts += _folded(f"Every collective figure, latency in {unit} ({len(table)} rows)", [markdown_table(table)])
     if refs:
         ref = pd.DataFrame([{"machine": r.machine, "backend": r.backend, "op": r.op, "ranks": r.world_size,
                              "size": fmt_bytes(r.size_bytes),
@@ -201,7 +244,7 @@ def _collectives(df: pd.DataFrame, runs: list[Run], out: Path, drawn: list[Path]
         parts += ["Reference figures measured on the same kind of machine (`bench_lib/report/references.py`, "
                   "one run each: what a good tool reaches there, not exact targets):\n", markdown_table(ref), ""]
     else:
-        parts += ["No reference figures: this machine is none of the anchor machines.\n"]
+        parts += ["No reference figures: none were measured on this kind of machine.\n"]
     return parts
 
 
@@ -253,7 +296,10 @@ def _throughput_text(df: pd.DataFrame) -> list[str]:
              "strategy's in stretches of the same turn, with its 95% interval over those pairs (older runs: the "
              "ratio of wall per step, with its range over the stretches). Harness overhead (on nocomm's row) is "
              "nocomm's wall per step over that of `reference`, the bare training loop on the same model, optimizer "
-             "and batches, run in the same launch.\n", markdown_table(table), ""]
+             "and batches, run in the same launch.\n",
+             markdown_table(table[[c for c in table.columns if c in TRAINING_SHORT or c.startswith("wall per step")]]),
+             "", *_folded(f"Every training figure: step distribution, communication, memory, loss ({len(table)} rows)",
+                          [markdown_table(table)])]
 
 
 def _training_energy_plot(tr: pd.DataFrame, path: Path) -> Path | None:
@@ -277,13 +323,14 @@ def _projection(runs: list[Run], out: Path, drawn: list[Path]) -> list[str]:
 
 def _environment(runs: list[Run]) -> list[str]:
     env = environment_frame(runs)
-    parts = ["## Environment\n", markdown_table(env), ""]
+    parts = ["## Environment\n", *_folded(f"What each run ran on ({len(env)} runs)", [markdown_table(env)])]
     tags = {run.name: machine_tag(run.environment) for run in runs}
     if len({tuple(sorted(r.environment.get(k) or "" for k in ("cpu_model", "torch"))) for r in runs}) > 1:
         parts.append("> **Different machines or versions between runs:** compare their figures with care.\n")
     known = [f"`{name}`: {tag}" for name, tag in tags.items() if tag]
     if known:
-        parts.append("Anchor machine recognised: " + ", ".join(known) + ".\n")
+        parts.append("Machines with reference figures (`bench_lib/report/references.py`): " + ", ".join(known)
+                     + ".\n")
     return parts
 
 
@@ -291,9 +338,9 @@ def _notes(df: pd.DataFrame) -> list[str]:
     parts = ["## Notes\n"]
     skipped, failed, noisy = skipped_table(df), failed_table(df), noisy_table(df)
     parts += [f"**Failed cases ({len(failed)})**, with their errors:\n", markdown_table(failed), ""]
-    parts += [f"**Skipped cases ({len(skipped)})**, with the reasons:\n", markdown_table(skipped), ""]
-    parts += [f"**Noisy cases ({len(noisy)})**: IQR above 10% of the median, or too few samples for a 95% "
-              "interval; read their figures as rough.\n", markdown_table(noisy), ""]
+    parts += _folded(f"Skipped cases ({len(skipped)}), with the reasons", [markdown_table(skipped)])
+    parts += _folded(f"Noisy cases ({len(noisy)}): IQR above 10% of the median, or too few samples for a "
+                     "95% interval; read their figures as rough", [markdown_table(noisy)])
     parts += ["A difference between two figures here is real only when it exceeds the noise. On a shared or "
               "small machine the median of the same code can move several times over between runs of one process "
               "(docs/validation/compare-rates), which intervals from one process's samples do not cover; interleaved "
@@ -311,16 +358,33 @@ def _summary(df: pd.DataFrame, runs: list[Run]) -> list[str]:
         if status not in counts:
             counts[status] = 0
     counts = counts[["ok", "skipped", "failed"]].reset_index()
-    run_list = [f"- `{run.name}` ({', '.join(sorted(f.suite for f in run.files))}): "
-                f"{run.files[0].run_meta.get('command', '')}" for run in runs]
-    return ["# effbench report\n", "Runs:\n", *run_list, "", markdown_table(counts.astype(str)), ""]
+    run_list = [f"- `{run_path(run)}` ({', '.join(sorted(f.suite for f in run.files))})" for run in runs]
+    return ["# effbench report\n", "Runs (how each was measured: Reproduce, at the end):\n", *run_list, "",
+            markdown_table(counts.astype(str)), ""]
+
+
+def write_csv(df: pd.DataFrame, out: Path) -> list[Path]:
+    """Every result of every suite beside the report, one CSV per suite: one row per case, every metric (lists,
+    such as the samples, as their JSON-like text), machine paths made relative."""
+    written = []
+    for suite, rows in df.groupby("suite", sort=True):
+        rows = rows.dropna(axis=1, how="all")
+        text = [c for c in rows.columns if rows[c].map(lambda v: isinstance(v, str)).any()]
+        rows = rows.assign(**{c: rows[c].map(lambda v: strip_machine_paths(v) if isinstance(v, str) else v)
+                              for c in text})
+        path = out / f"{suite}.csv"
+        atomic_write_text(path, rows.to_csv(index=False))
+        written.append(path)
+    return written
 
 
 def build_report(runs: list[Run], out: Path) -> Report:
-    """Write out/README.md and its plots for the given runs."""
+    """Write out/README.md, its plots and one CSV per suite for the given runs."""
     df = results_frame(runs)
     drawn: list[Path] = []
+    csv_files = write_csv(df, out) if not df.empty else []
     parts = _summary(df, runs)
+    parts += findings_section(df, runs, glossary_link(out))
     parts += comparison_section(runs)
     parts += run_file_section(runs)
     parts += user_models_section(df)
@@ -330,8 +394,10 @@ def build_report(runs: list[Run], out: Path) -> Report:
     parts += _training(df, out, drawn)
     parts += roofline_section(runs, out, drawn)
     parts += _projection(runs, out, drawn)
-    parts += _environment(runs)
     parts += _notes(df)
+    parts += reproduce_section(runs, out, csv_files)
+    parts += _environment(runs)
     readme = out / "README.md"
-    atomic_write_text(readme, "\n".join(parts).rstrip() + "\n")
-    return Report(readme, drawn)
+    atomic_write_text(readme, strip_machine_paths("\n".join(parts).rstrip() + "\n"))
+    write_manifest(out, report_argv(runs))
+    return Report(readme, drawn, csv_files)

@@ -19,13 +19,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from bench_lib.atomic import atomic_write_bytes
-from bench_lib.report.frames import pareto_front, roofline_tokens_per_s
+from bench_lib.report.frames import roofline_tokens_per_s
 from bench_lib.report.references import Reference
 from bench_lib.results.format import fmt_bytes, fmt_num, select_time_unit
 
 __all__ = [
     "latency_vs_batch",
-    "throughput_vs_batch",
     "speedup_vs_accuracy",
     "work_per_joule",
     "collective_vs_size",
@@ -37,8 +36,8 @@ __all__ = [
 _DPI = 110
 
 
-def _grid(n: int, title: str, width: float = 6.0, height: float = 4.2) -> tuple[Figure, list[Axes]]:
-    cols = min(n, 2)
+def _grid(n: int, title: str, width: float = 6.0, height: float = 4.2, columns: int = 2) -> tuple[Figure, list[Axes]]:
+    cols = min(n, columns)
     rows = math.ceil(n / cols)
     fig = Figure(figsize=(width * cols, height * rows + 0.6), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
@@ -111,51 +110,48 @@ def latency_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
                        lambda f: (f["median_s"] / scale, f["ci_low_s"] / scale, f["ci_high_s"] / scale))
 
 
-def throughput_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
-    def value(f: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
-        batch = f["param.batch"]
-        return batch / f["median_s"], batch / f["ci_high_s"], batch / f["ci_low_s"]
-
-    return _batch_plot(trade, path, "Inference throughput (median, 95% CI)", "throughput (samples/s, log)", value)
-
-
 def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
-    """Speedup over the baseline against accuracy lost, per workload; dashed: the Pareto front per batch."""
-    trade = trade.dropna(subset=["speedup", "accuracy_cost_pts"])
+    """Speed against quality for one device: a panel per workload and batch, one row per technique with its
+    speedup over the baseline and 95% interval, its quality change in the label; ringed: on the speed/quality
+    front; red: below the quality floor. Rows, not a scatter: most techniques cost no accuracy at all, and a
+    scatter stacks them on one vertical line."""
+    from bench_lib.report.findings import front_indices, quality_of
+
+    trade = trade.dropna(subset=["speedup"])
     if trade.empty:
         return None
-    panels = _panels(trade, ["workload", "device"])
-    fig, axes = _grid(len(panels), "Speedup over the baseline (fp32 CPU, bf16 GPU) vs accuracy cost", 6.5, 4.8)
-    markers = "osD^v<>P*X"
-    techniques = sorted(trade["technique"].unique())
-    palette = colormaps["tab10" if len(techniques) <= 10 else "tab20"]
-    colors = {t: palette(i % palette.N) for i, t in enumerate(techniques)}
+    panels = _panels(trade, [*(["run"] if trade["run"].nunique() > 1 else []), "workload", "param.batch"])
+    rows = [len(sub) + 2 for _, sub in panels]  # a panel's height follows its techniques
+    fig = Figure(figsize=(9.0, 0.27 * sum(rows) + 0.8), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": rows}).ravel().tolist()
+    fig.suptitle(f"Speedup over the baseline and quality, {trade['device'].iloc[0]} (95% CI)\nring: on the "
+                 "speed/quality front; orange: slower than the baseline; red: below the quality floor",
+                 fontsize=11, fontweight="bold")
     for ax, (name, sub) in zip(axes, panels, strict=True):
-        for b_i, (batch, pts) in enumerate(sub.groupby("param.batch")):
-            marker = markers[b_i % len(markers)]
-            for _, p in pts.iterrows():
-                ax.errorbar(p["accuracy_cost_pts"], p["speedup"],
-                            yerr=[[p["speedup"] - p["speedup_low"]], [p["speedup_high"] - p["speedup"]]],
-                            marker=marker, color=colors[p["technique"]], markersize=8, capsize=3, linestyle="none")
-            front = pts[pareto_front(pts["accuracy_cost_pts"].tolist(), pts["speedup"].tolist())]
-            front = front.sort_values("accuracy_cost_pts")
-            ax.plot(front["accuracy_cost_pts"], front["speedup"], "--", color="grey", linewidth=1,
-                    drawstyle="steps-post")
-            ax.scatter(front["accuracy_cost_pts"], front["speedup"], s=220, facecolors="none", edgecolors="black",
-                       linewidths=1.2, zorder=3)
-            ax.plot([], [], marker=marker, color="grey", linestyle="none", label=f"batch {batch}")
-        ax.scatter([], [], s=120, facecolors="none", edgecolors="black", label="on the Pareto front (per batch)")
-        for t in techniques:
-            if t in set(sub["technique"]):
-                ax.plot([], [], marker="s", color=colors[t], linestyle="none", label=t)
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.axvline(0.0, color="black", linewidth=0.8)
-        ax.set_title(name)
-        ax.set_xlabel("accuracy cost vs uncompressed reference (percentage points; right = worse)")
-        ax.set_ylabel("speedup over baseline, same batch (x, log)")
-        _plain_log_y(ax, "x")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        sub = sub.sort_values("speedup")
+        quality = {i: quality_of(r) for i, r in sub.iterrows()}
+        front = set(front_indices(sub, quality))
+        ys = range(len(sub))
+        for y, (i, r) in zip(ys, sub.iterrows(), strict=True):
+            bad = quality[i] is not None and not quality[i].passes
+            color = ("tab:red" if bad else "black" if r["is_baseline"] else
+                     "tab:orange" if r["speedup_high"] < 1 else "tab:blue")
+            ax.errorbar(r["speedup"], y, xerr=[[r["speedup"] - r["speedup_low"]], [r["speedup_high"] - r["speedup"]]],
+                        marker="o", color=color, capsize=3, linestyle="none")
+            if i in front:
+                ax.scatter(r["speedup"], y, s=180, facecolors="none", edgecolors="black", linewidths=1.2, zorder=3)
+        labels = [r["technique"] + ("  (baseline)" if r["is_baseline"] else "" if quality[i] is None else
+                                    f"  ({quality[i].text.replace(' accuracy', '')})") for i, r in sub.iterrows()]
+        ax.set_yticks(list(ys), labels, fontsize=8)
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        *where, batch = name.split(" / ")
+        ax.set_title(f"{' / '.join(where)}, batch {batch}", fontsize=10)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}x"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _pos: f"{x:g}x" if _leading_digit(x) in (2, 5) else ""))
+        ax.set_ylim(-0.7, len(sub) - 0.3)
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+    axes[-1].set_xlabel("speedup over the baseline, same batch (log; right = faster)")
     return _save(fig, path)
 
 
@@ -320,8 +316,8 @@ def training_throughput(tr: pd.DataFrame, path: Path) -> Path | None:
 
 def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
     """Decode tokens/s against batch size, one line per technique and mode, one panel per workload and
-    device (and prompt, where there are several), under the bandwidth roofline: batch x peak bandwidth /
-    the baseline's bytes per step (black), with each technique's own ceiling as a bar in its colour.
+    device (and prompt, where there are several), under the bandwidth roofline where it binds: batch x peak
+    bandwidth / the baseline's bytes per step (black), with each technique's own ceiling as a bar in its colour.
 
     A series with one batch size is drawn as points, not lines, and the series are spread a little
     sideways around their batch size so that points at the same batch do not hide each other."""
@@ -333,11 +329,11 @@ def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
         return None
     by = ["workload", "device", *(["param.prompt"] if dec["param.prompt"].nunique() > 1 else [])]
     panels = _panels(dec, by)
-    fig, axes = _grid(len(panels), "Decode tokens/s vs batch size, under the bandwidth roofline", 9.5, 5.0)
+    fig, axes = _grid(len(panels), "Decode tokens/s vs batch size (roofline where it binds)", 8.0, 5.6, columns=1)
     series = sorted(dec[["technique", "param.mode"]].drop_duplicates().itertuples(index=False, name=None))
     palette = colormaps["tab10" if len(series) <= 10 else "tab20"]
     colors = {s: palette(i % palette.N) for i, s in enumerate(series)}
-    spread = 0.6 / max(len(series), 1)  # log2 units: the series of one batch fill +-0.3 of a doubling
+    spread = 1.0 / max(len(series), 1)  # log2 units: the series of one batch fill +-0.5 of a doubling
     dodge = {s: 2 ** ((i - (len(series) - 1) / 2) * spread) for i, s in enumerate(series)}
     for ax, (name, sub) in zip(axes, panels, strict=True):
         batches = sorted(sub["param.batch"].unique())
@@ -348,10 +344,12 @@ def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
             style = "-" if line["param.batch"].nunique() > 1 else "none"
             ax.plot(x, line["throughput_tokens_per_s"], marker="o", linestyle=style,
                     color=colors[(technique, mode)], label=f"{technique} / {mode}")
-            if "roofline_tokens_per_s" in line and line["roofline_tokens_per_s"].notna().any():
-                ax.plot(x, line["roofline_tokens_per_s"], marker="_", markersize=12, markeredgewidth=2,
-                        linestyle="none", color=colors[(technique, mode)], alpha=0.8)
-                ceilings_drawn = True
+            if "roofline_tokens_per_s" in line:
+                binds = line["throughput_tokens_per_s"] >= ROOFLINE_BINDS_FROM * line["roofline_tokens_per_s"]
+                if binds.any():
+                    ax.plot(x[binds], line["roofline_tokens_per_s"][binds], marker="_", markersize=12,
+                            markeredgewidth=2, linestyle="none", color=colors[(technique, mode)], alpha=0.8)
+                    ceilings_drawn = True
         _draw_roofline(ax, sub, batches)
         if ceilings_drawn:
             ax.plot([], [], marker="_", markersize=12, markeredgewidth=2, linestyle="none", color="grey",
@@ -360,22 +358,26 @@ def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
         ax.set_xscale("log", base=2)
         ax.set_xticks(batches, [f"{b:g}" for b in batches])
         ax.minorticks_off()
-        ax.set_xlim(batches[0] / 2 ** 0.6, batches[-1] * 2 ** 0.6)
+        ax.set_xlim(batches[0] / 2 ** 0.8, batches[-1] * 2 ** 0.8)
         ax.set_xlabel("batch size (sequences decoded together, log2)")
-        shown = pd.concat([sub["throughput_tokens_per_s"], sub.get("roofline_tokens_per_s", pd.Series(dtype=float))])
-        if _spans_decades(shown.dropna()):
+        if _spans_decades(pd.Series(ax.dataLim.intervaly)):  # the measured points and the rooflines drawn
             ax.set_ylabel("decode tokens/s (log)")
             _plain_log_y(ax)
         else:
             ax.set_ylabel("decode tokens/s")
             ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, title="technique / mode", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.legend(fontsize=7, title="technique / mode", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return _save(fig, path)
 
 
+ROOFLINE_BINDS_FROM = 0.25  # share of the roofline the fastest case must reach for the roofline to be drawn
+
+
 def _draw_roofline(ax: Axes, sub: pd.DataFrame, batches: list) -> None:
-    """The baseline's roofline, batch x peak / its bytes per step, labelled with the peak's source."""
+    """The baseline's roofline, batch x peak / its bytes per step, labelled with the peak's source, at the batch
+    sizes where it binds (the fastest case reaches ROOFLINE_BINDS_FROM of it); elsewhere it would only stretch
+    the axis decades above every measured point, so a line says it was left out."""
     base = sub[sub["is_baseline"]] if "is_baseline" in sub else sub.iloc[0:0]
     base = base.dropna(subset=[c for c in ("bytes_per_step", "peak_bandwidth_bytes_per_s") if c in base])
     if base.empty or "bytes_per_step" not in base or "peak_bandwidth_bytes_per_s" not in base:
@@ -383,17 +385,27 @@ def _draw_roofline(ax: Axes, sub: pd.DataFrame, batches: list) -> None:
                 fontsize=8, va="bottom")
         return
     per_batch = base.groupby("param.batch").first()
-    xs = [b for b in batches if b in per_batch.index]
-    ys = [roofline_tokens_per_s(b, per_batch.loc[b, "peak_bandwidth_bytes_per_s"], per_batch.loc[b, "bytes_per_step"])
-          for b in xs]
+    best = sub.groupby("param.batch")["throughput_tokens_per_s"].max()
+    roof = {b: roofline_tokens_per_s(b, per_batch.loc[b, "peak_bandwidth_bytes_per_s"],
+                                     per_batch.loc[b, "bytes_per_step"]) for b in batches if b in per_batch.index}
+    xs = [b for b, y in roof.items() if best.get(b, 0) >= ROOFLINE_BINDS_FROM * y]
+    far = [b for b in roof if b not in xs]
+    if far:
+        share = max(best.get(b, 0) / roof[b] for b in far)
+        ax.text(0.02, 0.02, f"roofline not drawn at batch {', '.join(f'{b:g}' for b in far)}: the fastest case "
+                f"reaches {share:.1%} of it or less (not bandwidth-bound)", transform=ax.transAxes, fontsize=8,
+                va="bottom")
+    if not xs:
+        return
+    ys = [roof[b] for b in xs]
     peak = per_batch["peak_bandwidth_bytes_per_s"].iloc[0]
     label = (f"roofline: batch x {fmt_num(peak / 1e12)} TB/s peak / {per_batch['variant'].iloc[0]} bytes per step "
-             f"({fmt_bytes(per_batch['bytes_per_step'].iloc[0])} at batch {xs[0]:g})")
+             f"({fmt_bytes(float(per_batch.loc[xs[0], 'bytes_per_step']))} at batch {xs[0]:g})")
     if len(xs) > 1:
         ax.plot(xs, ys, linestyle="--", color="black", linewidth=1.2, label=label)
     else:  # one batch size: a bar across the spread of its points, not a line
         ax.hlines(ys, [x / 2 ** 0.4 for x in xs], [x * 2 ** 0.4 for x in xs], color="black", linewidth=2,
                   linestyle="--", label=label)
     for x, y in zip(xs, ys, strict=True):
-        ax.annotate(f"roofline {y:,.0f} tokens/s", (x / 2 ** 0.4, y), textcoords="offset points", xytext=(0, 4),
-                    fontsize=8)
+        ax.annotate(f"roofline {y:,.0f} tokens/s", (x, y), textcoords="offset points", xytext=(-4, 4),
+                    fontsize=8, ha="right")

@@ -26,7 +26,7 @@ class Reference:
 
 
 _NCCLTESTS = "nccl-tests 2.19.6 all_reduce_perf"
-_LOOP = "anchor: plain torch.distributed loop"
+_LOOP = "plain torch.distributed loop"
 
 REFERENCES: tuple[Reference, ...] = (
     Reference("2x H200", "nccl", "all_reduce", _KIB, _NCCLTESTS, latency_s=13.6e-6),
@@ -52,7 +52,7 @@ REFERENCES: tuple[Reference, ...] = (
 
 
 def machine_tag(env: dict) -> str | None:
-    """Which anchor machine an environment is, if any."""
+    """Which machine with reference figures an environment is, if any."""
     key = comparability_key(env)
     gpu = key["gpu"] or ""
     if "H200" in gpu and key["gpu_count"] >= 2:

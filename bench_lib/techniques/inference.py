@@ -46,7 +46,7 @@ TECHNIQUES: dict[str, Technique] = {
         Technique("fp16", "fp16 weights and activations, eager", devices=("cuda",), dtype="float16"),
         Technique("fp16_compile", "fp16, torch.compile (inductor, default mode)", devices=("cuda",),
                   dtype="float16", compiled_on=("cuda",)),
-        Technique("int8_dynamic", "the user's example: torch.ao.quantization.quantize_dynamic (fbgemm). "
+        Technique("int8_dynamic", "torch.ao.quantization.quantize_dynamic (fbgemm). "
                   "DEPRECATED (torch.ao.quantization is to be removed; torchao's replacement is "
                   "int8_dynamic_torchao), yet still the fastest int8 path on AVX2 CPUs",
                   devices=("cpu",), convert=quantize_dynamic),
@@ -83,7 +83,7 @@ TECHNIQUES: dict[str, Technique] = {
                   devices=("cuda",), convert=chain(torchao_step(int4_config, 128, 8), split_int4_phases),
                   compiled_on=("cuda",),
                   min_capability=(8, 0)),
-        Technique("l1_unstructured", "the user's example: torch.nn.utils.prune.l1_unstructured on every "
+        Technique("l1_unstructured", "torch.nn.utils.prune.l1_unstructured on every "
                   "Linear, no fine-tune, dense kernels: no speedup expected", prepare=prune_l1,
                   params=_SPARSITIES),
         Technique("l1_unstructured_csr", "l1_unstructured, weights stored as sparse CSR and multiplied by "

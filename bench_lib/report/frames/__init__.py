@@ -5,7 +5,7 @@ Derivation (speedups, Pareto fronts, per-suite summaries) is kept apart from ren
 uses one unit for all its cells (`select_time_unit`), so columns can be read down.
 """
 
-from bench_lib.report.frames.collectives import collectives_table
+from bench_lib.report.frames.collectives import collectives_summary, collectives_table
 from bench_lib.report.frames.common import energy_notes, latest_per_case, ok_rows, param_columns, pareto_front
 from bench_lib.report.frames.decode import (
     UNPAIRED_MARK,
@@ -19,7 +19,7 @@ from bench_lib.report.frames.inference import (
     HOST_BOUND_BELOW,
     host_bound_table,
     inference_cost_table,
-    inference_latency_table,
+    inference_long_tables,
     inference_tradeoffs,
 )
 from bench_lib.report.frames.status import failed_table, noisy_table, skipped_table
@@ -30,11 +30,12 @@ __all__ = [
     "ok_rows",
     "inference_tradeoffs",
     "pareto_front",
-    "inference_latency_table",
+    "inference_long_tables",
     "inference_cost_table",
     "HOST_BOUND_BELOW",
     "host_bound_table",
     "collectives_table",
+    "collectives_summary",
     "training_table",
     "convergence_rows",
     "convergence_table",

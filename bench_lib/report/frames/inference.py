@@ -11,7 +11,7 @@ from bench_lib.report.frames.common import col, energy_cell, ok_rows, param_colu
 from bench_lib.results.format import fmt_bytes, fmt_num, num, select_time_unit
 from bench_lib.techniques.baselines import baseline_variant
 
-__all__ = ["inference_tradeoffs", "inference_latency_table", "inference_cost_table", "HOST_BOUND_BELOW",
+__all__ = ["inference_tradeoffs", "inference_long_tables", "inference_cost_table", "HOST_BOUND_BELOW",
            "host_bound_table"]
 
 
@@ -58,16 +58,33 @@ def _runs_label(df: pd.DataFrame) -> list[str]:
     return ["run"] if df["run"].nunique() > 1 else []
 
 
-def inference_latency_table(trade: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Median latency [95% CI] per technique (columns) and workload/batch (rows), one unit."""
-    scale, unit = select_time_unit(trade["ci_low_s"])
-    cells = zip(trade["median_s"], trade["ci_low_s"], trade["ci_high_s"], strict=True)
-    trade = trade.assign(cell=[f"{fmt_num(m / scale)} [{fmt_num(lo / scale)}, {fmt_num(hi / scale)}]"
-                               for m, lo, hi in cells])
-    rows = [*_runs_label(trade), "workload", "device", "param.batch"]
-    table = trade.pivot_table(index=rows, columns="technique", values="cell", aggfunc="first").reset_index()
-    table.columns.name = None
-    return table.rename(columns={"param.batch": "batch"}).fillna("-"), unit
+def _quality_cell(r: pd.Series) -> str:
+    if num(r.get("quality_kept")) != "-":
+        return f"{r['quality_kept']:.1%} of the reference's {r.get('quality_metric') or 'quality'}"
+    if num(r.get("accuracy_delta")) != "-":
+        return f"{r['accuracy']:.2%} ({100 * r['accuracy_delta']:+.2f} pts)"
+    return "- (random weights)" if str(r.get("weights", "")).startswith("random") else "-"
+
+
+def inference_long_tables(trade: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Per device and workload (and run, where there are several): one row per technique and batch with
+    latency, speedup, quality and size, fastest first within a batch; one time unit per table."""
+    out = []
+    for key, sub in trade.groupby([*_runs_label(trade), "device", "workload"], sort=True):
+        *run, device, workload = key
+        scale, unit = select_time_unit(sub["ci_low_s"])
+        sub = sub.sort_values(["param.batch", "is_baseline", "speedup"], ascending=[True, False, False])
+        table = pd.DataFrame({
+            "batch": sub["param.batch"], "technique": sub["technique"],
+            f"latency ({unit}) [95% CI]": [f"{fmt_num(m / scale)} [{fmt_num(lo / scale)}, {fmt_num(hi / scale)}]"
+                                           for m, lo, hi in zip(sub["median_s"], sub["ci_low_s"], sub["ci_high_s"],
+                                                                strict=True)],
+            "speedup [95% CI]": [_speedup_cell(r) for _, r in sub.iterrows()],
+            "quality vs reference": [_quality_cell(r) for _, r in sub.iterrows()],
+            "serialized": [fmt_bytes(v) for v in col(sub, "serialized_bytes")]})
+        table = table.loc[:, (table != "-").any(axis=0)]
+        out.append((" · ".join([*run, f"{workload} on {device}"]), table))
+    return out
 
 
 def _speedup_cell(r: pd.Series) -> str:
