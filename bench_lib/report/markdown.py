@@ -42,8 +42,6 @@ from bench_lib.report.frames import (
 )
 from bench_lib.report.load import Run, environment_frame, results_frame
 from bench_lib.report.references import machine_tag, references_for
-from bench_lib.report.roofline_plot import roofline_section
-from bench_lib.report.run_comparison import comparison_section
 from bench_lib.report.reproduce import (
     glossary_link,
     report_argv,
@@ -52,6 +50,8 @@ from bench_lib.report.reproduce import (
     strip_machine_paths,
     write_manifest,
 )
+from bench_lib.report.roofline_plot import roofline_section
+from bench_lib.report.run_comparison import comparison_section
 from bench_lib.report.user_models import run_file_section, user_models_section
 from bench_lib.results.format import fmt_bytes, fmt_num, markdown_table
 from bench_lib.techniques.baselines import SERVED_BASELINES
