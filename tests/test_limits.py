@@ -203,3 +203,18 @@ def test_exposed_communication_of_ddp_on_two_gloo_ranks():
         assert 0 <= f["exposed_comm_measured_s"] <= f["comm_s_per_step"]
         assert f["exposed_comm_measured_s"] <= f["step_s"]
         assert "DDP runtime stats" in f["comm_measured_by"]
+
+
+def test_report_cells_give_the_share_of_each_peak_and_na_where_unknown():
+    import pandas as pd
+
+    from bench_lib.report.frames.common import peak_share_cell
+
+    cpu = pd.Series({"roofline": {"flops_fraction_measured": 0.0587, "bytes_fraction_measured": 0.0082,
+                                  "flops_fraction_data_sheet": None, "bytes_fraction_data_sheet": None}})
+    gpu = pd.Series({"roofline": {"flops_fraction_measured": 0.41, "bytes_fraction_measured": None,
+                                  "flops_fraction_data_sheet": 0.33, "bytes_fraction_data_sheet": None}})
+    assert peak_share_cell(cpu) == "5.9% · 0.8%"
+    assert peak_share_cell(gpu) == "41.0% · N/A [sheet 33.0% · N/A]"
+    assert peak_share_cell(gpu, ("flops",)) == "41.0% [sheet 33.0%]"
+    assert peak_share_cell(pd.Series({"median_s": 1.0})) == "-"

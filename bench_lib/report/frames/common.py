@@ -66,6 +66,22 @@ def run_column(df: pd.DataFrame, sel: pd.DataFrame) -> dict:
 ROUGH_ENERGY_MARK = "~"
 
 
+def _share(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "N/A"
+
+
+def peak_share_cell(r: pd.Series, kinds: tuple[str, ...] = ("flops", "bytes")) -> str:
+    """A case's share of the peaks measured in its run (`metrics.roofline`: compute, then memory
+    bandwidth), with the data sheet's in brackets where effbench knows the device; N/A where a peak
+    is not known, never a guess."""
+    roof = r.get("roofline")
+    if not isinstance(roof, dict):
+        return "-"
+    measured = " · ".join(_share(roof.get(f"{k}_fraction_measured")) for k in kinds)
+    sheet = [roof.get(f"{k}_fraction_data_sheet") for k in kinds]
+    return measured + (f" [sheet {' · '.join(_share(v) for v in sheet)}]" if any(v is not None for v in sheet) else "")
+
+
 def energy_cell(r: pd.Series, key: str, invert: bool = False) -> str:
     """Joules per unit of work (or units of work per joule), marked ROUGH_ENERGY_MARK when the
     counter moved too few times in the window (`energy_warnings`)."""

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from bench_lib.report.compare import ratio_of_sides
-from bench_lib.report.frames.common import col, energy_cell, ok_rows, param_columns, technique_label
+from bench_lib.report.frames.common import col, energy_cell, ok_rows, param_columns, peak_share_cell, technique_label
 from bench_lib.results.format import fmt_num, num, select_time_unit
 from bench_lib.techniques.baselines import baseline_variant
 
@@ -134,6 +134,8 @@ def decode_table(trade: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             "bandwidth GB/s (of peak)": (num(bw / 1e9 if num(bw) != "-" else math.nan)
                                          + (f" ({frac:.0%})" if num(frac) != "-" else "")),
             "roofline tokens/s": num(d.get("roofline_tokens_per_s"), "{:,.0f}"),
+            "prefill of peak: compute · memory": peak_share_cell(pre) if pre is not None else "-",
+            "decode of peak: compute · memory": peak_share_cell(d),
             "decode speedup [95% CI]": _decode_speedup_cell(dec),
             "greedy agreement (prefix tokens)": (
                 f"{quality['greedy_token_agreement']:.1%} ({num(quality.get('greedy_prefix_tokens'), '{:.0f}')})"

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from bench_lib.report.compare import ratio_of_sides
-from bench_lib.report.frames.common import col, energy_cell, ok_rows, param_columns, technique_label
+from bench_lib.report.frames.common import col, energy_cell, ok_rows, param_columns, peak_share_cell, technique_label
 from bench_lib.results.format import fmt_bytes, fmt_num, num, select_time_unit
 from bench_lib.techniques.baselines import baseline_variant
 
@@ -81,6 +81,7 @@ def inference_long_tables(trade: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]
                                                                 strict=True)],
             "speedup [95% CI]": [_speedup_cell(r) for _, r in sub.iterrows()],
             "quality vs reference": [_quality_cell(r) for _, r in sub.iterrows()],
+            "of peak: compute · memory": [peak_share_cell(r) for _, r in sub.iterrows()],
             "serialized": [fmt_bytes(v) for v in col(sub, "serialized_bytes")]})
         table = table.loc[:, (table != "-").any(axis=0)]
         out.append((" · ".join([*run, f"{workload} on {device}"]), table))

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from bench_lib.report.frames.common import energy_cell, ok_rows, param_columns, technique_label
+from bench_lib.report.frames.common import energy_cell, ok_rows, param_columns, peak_share_cell, technique_label
 from bench_lib.results.format import fmt_bytes, fmt_num, num, select_time_unit, whole
 
 __all__ = ["CONVERGENCE_COLUMN", "convergence_rows", "convergence_table", "training_table"]
@@ -83,6 +83,8 @@ def training_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             f"p90 step ({unit})": num(r.get("step_time_p90_s", math.nan) / scale),
             "samples/s": num(r.get("samples_per_s"), "{:,.0f}"),
             "tokens/s": num(r.get("tokens_per_s"), "{:,.0f}"),
+            "tokens/s per device": num(r.get("tokens_per_s_per_device"), "{:,.0f}"),
+            "MFU [data sheet]": peak_share_cell(r, ("flops",)),
             f"exposed comm ({unit})": num(exposed / scale if num(exposed) != "-" else math.nan),
             # A negative exposed time means the no-communication run was the slower one: noise.
             "comm share of step": num(share, "{:.0%}") + (" (below 0: noise)" if share < 0 else ""),
