@@ -17,6 +17,22 @@ def no_peaks_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EFFBENCH_PEAKS", "off")
 
 
+@pytest.fixture(scope="session")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama checkpoint with its tokenizer (tests/tiny_hf.py), read-only to the tests that share it."""
+    from tiny_hf import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-llama")
+
+
+def user_module(directory: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> Path:
+    """A user's module of factories, importable from the working directory as the CLI's user would have it."""
+    (directory / f"{name}.py").write_text(source)
+    monkeypatch.chdir(directory)
+    monkeypatch.syspath_prepend(str(directory))
+    return directory
+
+
 @pytest.fixture
 def fake_suite_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Register tests/fake_suite.py as suite `fake`, here and in every worker process."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, user_module
 from tiny_hf import FAMILIES, tiny_checkpoint
 
 from bench_lib.cli import main
@@ -39,17 +39,10 @@ not_callable = 3
 '''
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-llama")
-
-
 @pytest.fixture
 def factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A user's module of factories, importable from the working directory as the CLI's user would have it."""
-    (tmp_path / "um_factories.py").write_text(FACTORIES)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    user_module(tmp_path, monkeypatch, "um_factories", FACTORIES)
     monkeypatch.setenv("EFFBENCH_CACHE", str(tmp_path / "cache"))
     return tmp_path
 

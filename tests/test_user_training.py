@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO
-from tiny_hf import tiny_checkpoint
+from conftest import REPO, user_module
 
 from bench_lib.results.case import CaseSpec, SkipCase
 from bench_lib.suites.distributed.user_task import causal_lm_task
@@ -45,16 +44,9 @@ def broken():
 '''
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-llama")
-
-
 @pytest.fixture
 def factories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "ut_factories.py").write_text(FACTORIES)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    user_module(tmp_path, monkeypatch, "ut_factories", FACTORIES)
     return tmp_path
 
 
