@@ -131,7 +131,8 @@ def _comparison_line(title: str, group: pd.DataFrame) -> list[str]:
 
     def stated(i: int) -> str:
         q = quality[i]
-        return f"`{group.at[i, 'technique']}` {_speedup(group.loc[i])}" + (f", {q.text}" if q else "")
+        noise = " (within noise)" if not group.at[i, "speedup_low"] > 1 else ""
+        return f"`{group.at[i, 'technique']}` {_speedup(group.loc[i])}{noise}" + (f", {q.text}" if q else "")
 
     head = f"- **{title}** (vs {base['technique'].iloc[0]}): "
     if front:
