@@ -45,8 +45,8 @@ def unpack_tinygemm(qdata: torch.Tensor) -> torch.Tensor:
 def _triton_dequantizer() -> object | None:
     """A Triton kernel that dequantizes whole tiles (group 128: one scale and zero per row and tile):
     each program loads a tile's 128 words once and permutes the nibbles in registers, where inductor's
-    kernel for `dequantized` computes every element's word and shift apart (its w13 kernel moved
-    ~2.7 TB/s on an H200 against ~4 TB/s for int8's plain conversion). None without Triton."""
+    kernel for `dequantized` computes every element's word and shift apart, and moves fewer bytes a
+    second (docs/validation/quantized-prefill). None without Triton."""
     try:
         import triton
         import triton.language as tl
