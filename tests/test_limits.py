@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from torch import nn
+from torch.nn import functional as F
 
 from bench_lib.execution.isolation import IsolationMonitor, NvmlRow, descendants, not_checked, other_processes
 from bench_lib.execution.run_peaks import run_devices
@@ -67,6 +68,20 @@ def test_training_step_count_covers_forward_and_backward():
     layer, x = nn.Linear(16, 8), torch.randn(4, 16, requires_grad=True)
     step = count_call(lambda: layer(x).sum().backward(), layer)
     assert step.flops == 3 * 2 * 4 * 16 * 8  # forward, input gradient, weight gradient
+
+
+def test_attention_with_fewer_kv_heads_counts_as_the_query_heads_do_forward_and_backward():
+    """torch's counter saw no CPU attention and refused grouped-query shapes before 2.12 (the H200's Llama-3)."""
+    from bench_lib.measure.flops import GQA_FORMULAS
+
+    batch, heads, kv_heads, seq, dim = 1, 8, 2, 16, 32
+    q = torch.randn(batch, heads, seq, dim, requires_grad=True)
+    k, v = (torch.randn(batch, kv_heads, seq, dim, requires_grad=True) for _ in range(2))
+    step = count_call(lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True).sum().backward(), nn.Identity())
+    forward = 2 * (2 * batch * heads * seq * seq * dim)  # scores and the weighted sum
+    assert step.flops == forward + 5 * forward // 2  # the backward recomputes the scores: 5 products
+    gpu_kernel = GQA_FORMULAS[torch.ops.aten._scaled_dot_product_efficient_attention]  # on torch < 2.12: raises
+    assert gpu_kernel(q.shape, k.shape, v.shape) == forward
 
 
 def _peaks(data_sheet_flops: float | None = None) -> dict:

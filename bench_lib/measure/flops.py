@@ -21,11 +21,46 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 __all__ = ["CallCount", "count_call", "weighted_layers", "work", "not_counted"]
 
 COUNTER = "torch.utils.flop_counter.FlopCounterMode"
+
+
+def _heads_of_query(query_shape: torch.Size, kv_shape: torch.Size) -> tuple[int, ...]:
+    """A key's or value's shape with the query's heads: grouped-query attention reads each KV head for
+    several query heads, and does the query's count of products."""
+    return (kv_shape[0], query_shape[1], *kv_shape[2:])
+
+
+def _sdpa_flops(query_shape: torch.Size, key_shape: torch.Size, value_shape: torch.Size, *args: object,
+                out_shape: object = None, **kwargs: object) -> int:
+    return flop_counter.sdpa_flop_count(query_shape, _heads_of_query(query_shape, key_shape),
+                                        _heads_of_query(query_shape, value_shape))
+
+
+def _sdpa_backward_flops(grad_out_shape: torch.Size, query_shape: torch.Size, key_shape: torch.Size,
+                         value_shape: torch.Size, *args: object, out_shape: object = None, **kwargs: object) -> int:
+    return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, _heads_of_query(query_shape, key_shape),
+                                                 _heads_of_query(query_shape, value_shape))
+
+
+_aten = torch.ops.aten
+#: torch's attention formulas before 2.12 assert that key and value have the query's heads, so a GQA
+#: model's call (Llama-3: 8 KV heads for 32 query heads) could not be counted, and torch has none for the
+#: CPU's fused attention (its attention counted nothing); these count both, on any torch.
+GQA_FORMULAS: dict = {
+    **{op: _sdpa_flops for op in (_aten._scaled_dot_product_efficient_attention,
+                                  _aten._scaled_dot_product_flash_attention,
+                                  _aten._scaled_dot_product_cudnn_attention,
+                                  _aten._scaled_dot_product_flash_attention_for_cpu)},
+    **{op: _sdpa_backward_flops for op in (_aten._scaled_dot_product_efficient_attention_backward,
+                                           _aten._scaled_dot_product_flash_attention_backward,
+                                           _aten._scaled_dot_product_cudnn_attention_backward,
+                                           _aten._scaled_dot_product_flash_attention_for_cpu_backward)},
+}
 
 
 def weighted_layers(module: nn.Module) -> dict[str, nn.Module]:
@@ -80,7 +115,7 @@ def count_call(fn: Callable[[], object], module: nn.Module) -> CallCount:
     """Count one call of `fn`, which runs `module` eagerly (a compiled module's `_orig_mod`: the counter
     sees eager ops only)."""
     count = CallCount()
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=GQA_FORMULAS)
     before: dict[str, float] = {}
     derived: dict[str, tuple[float, float]] = {}  # layer -> (counted inside it, from its shapes)
 
