@@ -97,6 +97,21 @@ def test_a_lost_bias_or_scaling_shows_in_the_check(tmp_path):
         assert compare_logits(model, hf, checkpoint.prompts(1, 48))["logits_max_rel_error"] > 1e-3, family
 
 
+def test_below_fp32_both_implementations_are_judged_against_transformers_fp32(tmp_path):
+    """bf16: the engine's and transformers' logits each against transformers' fp32 forward, so that a
+    mapping is judged by rounding of transformers' own size, not by where two roundings part."""
+    checkpoint = Checkpoint(save_checkpoint(tmp_path, "llama"), "llama")
+    model = checkpoint.llama().build("cpu", torch.bfloat16)
+    mapping = DecodeSuite._mapping(model, checkpoint, checkpoint.prompts(1, 16), 4, torch.bfloat16)
+    assert mapping["hf_mapping_dtype"] == "bfloat16" and mapping["tokens"].shape == (1, 4)
+    ours, theirs = mapping["hf_mapping_ours_vs_fp32_logits_max_rel_error"], \
+        mapping["hf_mapping_theirs_vs_fp32_logits_max_rel_error"]
+    assert 0 < ours < 0.05 and 0 < theirs < 0.05  # bf16 rounding: neither exact nor far
+    fp32 = DecodeSuite._mapping(checkpoint.llama().build("cpu", torch.float32), checkpoint,
+                                checkpoint.prompts(1, 16), 4, torch.float32)
+    assert not any("vs_fp32" in key for key in fp32)  # in fp32 the check is ours against theirs alone
+
+
 def test_identity_of_the_checkpoint(tmp_path):
     checkpoint = Checkpoint(save_checkpoint(tmp_path, "qwen2_tied"), "qwen2_tied")
     identity = checkpoint.identity()

@@ -31,7 +31,8 @@ from bench_lib.measure.stats import Measurement
 from bench_lib.suites.served.size import tensor_bytes
 from bench_lib.workloads.llama import Llama
 
-__all__ = ["HF_MODE", "HFGenerate", "compare_logits", "hf_greedy", "per_token", "hf_step_bytes"]
+__all__ = ["HF_MODE", "HFGenerate", "compare_logits", "engine_logits", "hf_logits", "logit_errors", "hf_greedy",
+           "per_token", "hf_step_bytes"]
 
 HF_MODE = "hf_generate"
 _TTFT_CALLS = 5
@@ -58,19 +59,34 @@ def hf_greedy(model: nn.Module, prompts: torch.Tensor, gen: int) -> torch.Tensor
     return out[:, prompts.shape[1]:].cpu()
 
 
-def compare_logits(ours: Llama, theirs: nn.Module, prompts: torch.Tensor) -> dict[str, float]:
-    """Both models' logits of every prompt position (no cache): the max relative error, max |ours -
-    theirs| / max |theirs|, and the share of positions whose top token is the same. The latter reads
-    the same inputs at every position, so a near tie that flips one greedy token (and the rest of a
-    greedy generation after it, as bf16's rounding can on random weights) counts once."""
+def engine_logits(ours: Llama, prompts: torch.Tensor) -> torch.Tensor:
+    """effbench's engine's logits of every prompt position (no cache), in fp32."""
     device = ours.tok_embeddings.weight.device
     prompts = prompts.to(device)
     ours.setup_cache(None, prompts.shape[1])
     with torch.no_grad():
-        a = ours(prompts, torch.arange(prompts.shape[1], device=device)).float()
-        b = theirs(prompts.to(theirs.device)).logits.float().to(device)
+        return ours(prompts, torch.arange(prompts.shape[1], device=device)).float()
+
+
+def hf_logits(theirs: nn.Module, prompts: torch.Tensor) -> torch.Tensor:
+    """transformers' logits of every prompt position, in fp32."""
+    with torch.no_grad():
+        return theirs(prompts.to(theirs.device)).logits.float()
+
+
+def logit_errors(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """The max relative error of `a` against `b`, max |a - b| / max |b|, and the share of positions whose
+    top token is the same. The latter reads the same inputs at every position, so a near tie that flips
+    one greedy token (and the rest of a greedy generation after it, as bf16's rounding can on random
+    weights) counts once."""
+    b = b.to(a.device)
     return {"logits_max_rel_error": float((a - b).abs().max() / b.abs().max().clamp_min(1e-30)),
             "argmax_agreement": float((a.argmax(-1) == b.argmax(-1)).float().mean())}
+
+
+def compare_logits(ours: Llama, theirs: nn.Module, prompts: torch.Tensor) -> dict[str, float]:
+    """Both models' logits of every prompt position (`logit_errors` of ours against theirs)."""
+    return logit_errors(engine_logits(ours, prompts), hf_logits(theirs, prompts))
 
 
 def hf_step_bytes(model: nn.Module, batch: int, seq: int) -> dict[str, int]:

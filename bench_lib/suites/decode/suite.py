@@ -42,7 +42,16 @@ from bench_lib.results.case import CaseResult, CaseSpec
 from bench_lib.results.roofline import compute_dtype
 from bench_lib.suites.decode import user
 from bench_lib.suites.decode.engine import Engine
-from bench_lib.suites.decode.hf import HF_MODE, HFGenerate, compare_logits, hf_greedy, hf_step_bytes, per_token
+from bench_lib.suites.decode.hf import (
+    HF_MODE,
+    HFGenerate,
+    engine_logits,
+    hf_greedy,
+    hf_logits,
+    hf_step_bytes,
+    logit_errors,
+    per_token,
+)
 from bench_lib.suites.decode.roofline import peak_bandwidth, step_bytes
 from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
 from bench_lib.suites.served.size import layer_kinds, tensor_bytes
@@ -264,15 +273,24 @@ class DecodeSuite(ServedSuite):
 
     @staticmethod
     def _mapping(model: Llama, checkpoint: Checkpoint, prompts: torch.Tensor, gen: int, dtype: torch.dtype) -> dict:
-        """transformers' forward and greedy tokens on the same checkpoint, prompts, dtype and device."""
+        """transformers' forward and greedy tokens on the same checkpoint, prompts, dtype and device. Below
+        fp32, both implementations round differently, and on near-tied logits (random weights) a greedy
+        token flips; so each is also judged against transformers' fp32 forward (`ours_vs_fp32_*`,
+        `theirs_vs_fp32_*`): the engine's mapping is right when its error is of the size of transformers' own."""
         device = str(model.tok_embeddings.weight.device)
+        ours = engine_logits(model, prompts)
         hf = load_hf_model(checkpoint.path, device, dtype)
-        logits = compare_logits(model, hf, prompts)
+        theirs = hf_logits(hf, prompts)
+        out = {f"hf_mapping_{k}": v for k, v in logit_errors(ours, theirs).items()}
         tokens = hf_greedy(hf, prompts, gen)
         del hf
         _free(device)
-        return {**{f"hf_mapping_{k}": v for k, v in logits.items()},
-                "hf_mapping_dtype": str(dtype).removeprefix("torch."), "tokens": tokens}
+        if dtype != torch.float32:
+            truth = hf_logits(load_hf_model(checkpoint.path, device, torch.float32), prompts)
+            _free(device)
+            for who, logits in (("ours", ours), ("theirs", theirs)):
+                out.update({f"hf_mapping_{who}_vs_fp32_{k}": v for k, v in logit_errors(logits, truth).items()})
+        return {**out, "hf_mapping_dtype": str(dtype).removeprefix("torch."), "tokens": tokens}
 
     def serve(self, case: CaseSpec, judge: bool) -> _Served:
         """The technique applied, the engine set up (compiled, captured); with `judge`, its quality
