@@ -254,3 +254,18 @@ def test_a_user_case_end_to_end_carries_the_mapping_and_identity(tmp_path):
                 # The interleaved rounds' figure is per output token too (a whole generation is ~16 of them).
                 (visit,) = suite.measure_visit([case], "quick")
                 assert 0.2 < visit.measurement.median / metrics["tpot_median_s"] < 5
+
+
+def test_the_report_shows_each_checkpoints_mapping_once_with_the_fp32_errors():
+    import pandas as pd
+
+    from bench_lib.report.user_models import user_models_section
+
+    base = {"status": "ok", "param.model": "hf:/x/ck", "workload": "ck", "suite": "decode", "device": "cuda",
+            "hf_mapping_logits_max_rel_error": 0.064, "hf_mapping_argmax_agreement": 0.867,
+            "hf_mapping_dtype": "bfloat16", "hf_mapping_greedy_prefix_tokens": 4.0,
+            "hf_mapping_ours_vs_fp32_logits_max_rel_error": 0.011,
+            "hf_mapping_theirs_vs_fp32_logits_max_rel_error": 0.012}
+    text = "\n".join(user_models_section(pd.DataFrame([{**base, "variant": "bf16"},
+                                                       {**base, "variant": "int4_weight_only"}])))
+    assert text.count("| ck | cuda | bfloat16 | 6.40e-02 | 86.7% | 4 | 1.10e-02 | 1.20e-02 |") == 1

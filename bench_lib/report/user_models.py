@@ -52,4 +52,26 @@ def user_models_section(df: pd.DataFrame) -> list[str]:
         "verdict": _text(col(rows, "quality_verdict"))}).sort_values(["model", "suite", "technique"])
     return ["## Your models\n", markdown_table(identity), "",
             "Quality kept against the uncompressed reference, MLPerf-style: a case passes when it keeps the target "
-            "share of the reference's quality.\n", markdown_table(verdicts), ""]
+            "share of the reference's quality.\n", markdown_table(verdicts), "", *_mapping_section(rows)]
+
+
+def _mapping_section(rows: pd.DataFrame) -> list[str]:
+    """The check of each checkpoint that effbench's engine serves: its logits and greedy tokens against
+    transformers' own forward on the same device and dtype (and, below fp32, each against transformers' fp32)."""
+    if "hf_mapping_logits_max_rel_error" not in rows:
+        return []
+    checked = rows[rows["hf_mapping_logits_max_rel_error"].notna()]
+    checked = checked.drop_duplicates(["workload", "device", "hf_mapping_dtype"])
+    if checked.empty:
+        return []
+    table = pd.DataFrame({
+        "model": checked["workload"], "device": checked["device"], "dtype": checked["hf_mapping_dtype"],
+        "logits max rel. error vs transformers": _text(checked["hf_mapping_logits_max_rel_error"], "{:.2e}"),
+        "same top-1 (prompt positions)": _text(checked["hf_mapping_argmax_agreement"], "{:.1%}"),
+        "greedy tokens identical before the first difference": _text(
+            col(checked, "hf_mapping_greedy_prefix_tokens"), "{:.0f}"),
+        "effbench vs fp32": _text(col(checked, "hf_mapping_ours_vs_fp32_logits_max_rel_error"), "{:.2e}"),
+        "transformers vs fp32": _text(col(checked, "hf_mapping_theirs_vs_fp32_logits_max_rel_error"), "{:.2e}")})
+    return ["Each checkpoint in effbench's serving engine against transformers' own forward on the same prompts, "
+            "device and dtype (below fp32, each also against transformers' fp32 forward: the mapping is right when "
+            "effbench's error is of the size of transformers' own).\n", markdown_table(table), ""]
