@@ -3,8 +3,10 @@
 Importing the CLI (its commands import torch, scipy, matplotlib and pandas) takes most of the seconds of a short
 command, and the tests run many. Children here fork from a multiprocessing forkserver that imported `bench_lib.cli`
 once: each child still is a process of its own, with the environment, working directory, `sys.argv`, exit status
-and stdout/stderr files that `python -m bench_lib ARGS` would have, so the tests see what a user would. A test
-about the interpreter's start itself (`python -m bench_lib` is the CLI) runs the real command instead.
+and stdout/stderr files that `python -m bench_lib ARGS` would have, so the tests see what a user would. Two
+things differ: what importing the CLI prints would go to the server's stderr, and `atexit` handlers do not run at
+the child's end (multiprocessing ends its children with `os._exit`; effbench registers none). The test of the
+interpreter's start itself (`python -m bench_lib` is the CLI, tests/test_cli.py) runs the real command.
 """
 
 from __future__ import annotations
