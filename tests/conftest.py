@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_fork import run_cli
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -42,10 +42,10 @@ def fake_suite_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return dict(os.environ)
 
 
-def effbench(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the CLI as a user would, in a child process."""
-    return subprocess.run([sys.executable, "-m", "bench_lib", *args], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=timeout)
+def effbench(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
+             cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, in a child process (forked from one that imported the CLI: tests/cli_fork.py)."""
+    return run_cli(list(args), cwd, env, timeout)
 
 
 def alive(pid: int) -> bool:

@@ -4,6 +4,7 @@ and the same rank code under torchrun."""
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ from bench_lib.suites.distributed.training import (
     MAX_EXTENSION,
     STRETCHES,
     extended_steps,
+    is_convergence,
     take_turns,
 )
 from bench_lib.suites.distributed.training.losses import loss_at, smoothed, time_to
@@ -153,14 +155,23 @@ def test_a_run_s_peak_memory_leaves_out_what_the_other_runs_hold(monkeypatch):
     assert (share.own, share.own_peak, share.peak) == (40, 80, 180)
 
 
-@pytest.mark.slow
-def test_training_run_stores_every_figure(tmp_path):
+@pytest.fixture(scope="module")
+def training_run(tmp_path_factory: pytest.TempPathFactory):
+    """One quick training run on the CPU for the tests of its throughput cases and of its convergence cases: a
+    workload's two groups share the run's launches (the ranks' start is most of a quick run's time)."""
+    env = {**os.environ, "EFFBENCH_PEAKS": "off", "EFFBENCH_CONVERGENCE_BUDGET_S": "0.3"}
     proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
-                    "-k", "digits_mlp and (nocomm or sync-backend or async_stale or reference) and not convergence",
-                    "--out", str(tmp_path))
+                    "-k", "digits_mlp and ((nocomm or sync-backend or async_stale or reference) and not convergence"
+                    " or convergence and (sync-backend or local_sgd))",
+                    "--out", str(tmp_path_factory.mktemp("training")), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [run] = load_run(Path(proc.stdout.strip().splitlines()[-1]))
-    by = {r.case.variant: r for r in run.results}
+    return run
+
+
+@pytest.mark.slow
+def test_training_run_stores_every_figure(training_run):
+    by = {r.case.variant: r for r in training_run.results if not is_convergence(r.case)}
     assert set(by) == {"nocomm", "sync", "async_stale", "reference"} and all(r.status == "ok" for r in by.values())
     sync, stale = by["sync"].metrics, by["async_stale"].metrics
     for key in ("step_time_median_s", "step_time_p90_s", "step_time_wall_s", "samples_per_s", "exposed_comm_s",
@@ -219,13 +230,8 @@ def test_iteration_counts_follow_the_pilot_within_bounds():
 
 
 @pytest.mark.slow
-def test_convergence_cases_share_checkpoints_and_pool_seeds_over_launches(tmp_path, monkeypatch):
-    monkeypatch.setenv("EFFBENCH_CONVERGENCE_BUDGET_S", "0.3")
-    proc = effbench("run", "--suite", "training", "--profile", "quick", "--backend", "gloo", "--device", "cpu",
-                    "-k", "convergence and digits_mlp and (sync-backend or local_sgd)", "--out", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [run] = load_run(Path(proc.stdout.strip().splitlines()[-1]))
-    by = {r.case.variant: r for r in run.results}
+def test_convergence_cases_share_checkpoints_and_pool_seeds_over_launches(training_run):
+    by = {r.case.variant: r for r in training_run.results if is_convergence(r.case)}
     assert set(by) == {"sync", "local_sgd"} and all(r.status == "ok" for r in by.values())
     sync, local = by["sync"].metrics, by["local_sgd"].metrics
     assert sync["convergence_seeds"] == local["convergence_seeds"] == 3

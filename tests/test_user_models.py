@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, user_module
+from conftest import REPO, effbench, user_module
 from tiny_hf import FAMILIES, tiny_checkpoint
 
 from bench_lib.cli import main
@@ -226,9 +224,9 @@ def test_run_file_runs_a_checkpoint_beside_a_raising_factory_and_the_report_show
         profile = "full"
         """))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "bench_lib", "run", "--config", str(run_file), "--profile", "quick",
-                           "-k", "broken-fp32 or tiny_llama-int8_dynamic-batch", "--out", "out"],
-                          capture_output=True, text=True, cwd=factories, env=env, timeout=300)
+    proc = effbench("run", "--config", str(run_file), "--profile", "quick",
+                    "-k", "broken-fp32 or tiny_llama-int8_dynamic-batch", "--out", "out", cwd=factories, env=env,
+                    timeout=300)
     assert proc.returncode == 1, proc.stderr[-3000:]
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
     doc = json.loads((run_dir / "inference.json").read_text())

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, user_module
+from conftest import REPO, effbench, user_module
 
 from bench_lib.results.case import CaseSpec, SkipCase
 from bench_lib.suites.distributed.user_task import causal_lm_task
@@ -118,11 +116,9 @@ def test_the_training_suite_trains_a_checkpoint_beside_a_factory_that_raises(ckp
     marker = f"EFFBENCH_TEST_{uuid.uuid4().hex}"
     env = {**os.environ, marker: "1", "EFFBENCH_WORLD_SIZE": "2",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "bench_lib", "run", "--model", f"hf:{ckpt}", "--model",
-                           "py:ut_factories:broken", "--suite", "training", "--profile", "quick", "--device", "cpu",
-                           "--backend", "gloo", "--eval-text", str(text), "-k", "sync-backend or async_stale",
-                           "--out", "out"],
-                          capture_output=True, text=True, cwd=factories, env=env, timeout=300)
+    proc = effbench("run", "--model", f"hf:{ckpt}", "--model", "py:ut_factories:broken", "--suite", "training",
+                    "--profile", "quick", "--device", "cpu", "--backend", "gloo", "--eval-text", str(text),
+                    "-k", "sync-backend or async_stale", "--out", "out", cwd=factories, env=env, timeout=300)
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert not _ours(marker)
     doc = json.loads((Path(proc.stdout.strip().splitlines()[-1]) / "training.json").read_text())
