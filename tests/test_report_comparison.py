@@ -48,3 +48,11 @@ def test_two_machines_are_compared_by_their_winning_techniques(tmp_path):
 
 def test_one_run_has_no_comparison(tmp_path):
     assert comparison_section(load_spec(str(write_run(tmp_path / "a")))) == []
+
+
+def test_runs_of_different_suites_are_not_compared(tmp_path):
+    a = write_run(tmp_path / "a")
+    w = RunWriter(tmp_path / "t", "training", {"profile": "quick"}, {}, {"id": "abc", "dirty": False}, ENV)
+    w.add(CaseResult(CaseSpec.make("training", "mlp", "sync", "cpu", world_size=2), "ok",
+                     Measurement(tuple(1e-3 * (1 + 0.01 * k) for k in range(10))), {}))
+    assert comparison_section(load_spec(str(a), str(tmp_path / "t"))) == []

@@ -26,16 +26,21 @@ __all__ = ["sides", "Winner", "winners", "comparison_section"]
 
 def sides(runs: list[Run]) -> tuple[list[Run], list[Run]] | None:
     """The runs as two sides (in the order given): by machine where the runs come from two, else two runs of one
-    machine; None otherwise. Versions do not split a machine's runs (a suite run without torchao records none):
-    the findings name every difference of versions between the sides."""
+    machine; None otherwise, and None where the sides share no suite (a decode run beside a training run is two
+    reports in one, not a comparison). Versions do not split a machine's runs (a suite run without torchao records
+    none): the findings name every difference of versions between the sides."""
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
         key = comparability_key(run.environment)
         groups.setdefault(tuple(key[k] for k in _HARDWARE), []).append(run)
     if len(groups) == 2:
-        first, second = groups.values()
-        return first, second
-    return ([runs[0]], [runs[1]]) if len(runs) == 2 else None
+        split = tuple(groups.values())
+    elif len(runs) == 2:
+        split = ([runs[0]], [runs[1]])
+    else:
+        return None
+    first, second = ({case.suite for run in side for case in run.results} for side in split)
+    return (split[0], split[1]) if first & second else None
 
 
 @dataclass(frozen=True)

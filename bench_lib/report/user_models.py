@@ -23,6 +23,12 @@ def run_file_section(runs: list[Run]) -> list[str]:
     return ["## Run file\n", *parts] if parts else []
 
 
+def _identity(rows: pd.DataFrame, field: str) -> pd.Series:
+    """A model's identity field: `model_<field>` (inference, training), else the decode suite's
+    `checkpoint_<field>`."""
+    return col(rows, f"model_{field}").combine_first(col(rows, f"checkpoint_{field}"))
+
+
 def _text(values: pd.Series, fmt: str = "{}") -> pd.Series:
     return values.map(lambda v: "-" if v is None or (isinstance(v, float) and pd.isna(v)) else fmt.format(v))
 
@@ -38,21 +44,23 @@ def user_models_section(df: pd.DataFrame) -> list[str]:
     first = rows.drop_duplicates("param.model")
     identity = pd.DataFrame({
         "model": first["workload"], "given as": first["param.model"],
-        "architecture": _text(col(first, "model_architecture")),
-        "parameters": _text(col(first, "model_parameters"), "{:,.0f}"),
-        "checkpoint dtype": _text(col(first, "model_checkpoint_dtype")),
-        "config.json sha256": _text(col(first, "model_config_sha256").map(lambda v: v[:12] if isinstance(v, str)
+        "architecture": _text(_identity(first, "architecture")),
+        "parameters": _text(_identity(first, "parameters"), "{:,.0f}"),
+        "checkpoint dtype": _text(col(first, "model_checkpoint_dtype").combine_first(col(first, "checkpoint_dtype"))),
+        "config.json sha256": _text(_identity(first, "config_sha256").map(lambda v: v[:12] if isinstance(v, str)
                                                                           else v), "{}..."),
         "transformers": _text(col(first, "transformers_version")),
         "eval text": _text(col(first, "eval_text_source"))})
+    judged = rows[col(rows, "quality_verdict").notna()]
     verdicts = pd.DataFrame({
-        "model": rows["workload"], "suite": rows["suite"], "technique": rows["variant"],
-        "batch": _text(col(rows, "param.batch")), "quality": _text(col(rows, "quality_metric")),
-        "kept": _text(col(rows, "quality_kept"), "{:.2%}"), "target": _text(col(rows, "quality_target"), "{:.0%}"),
-        "verdict": _text(col(rows, "quality_verdict"))}).sort_values(["model", "suite", "technique"])
-    return ["## Your models\n", markdown_table(identity), "",
-            "Quality kept against the uncompressed reference, MLPerf-style: a case passes when it keeps the target "
-            "share of the reference's quality.\n", markdown_table(verdicts), "", *_mapping_section(rows)]
+        "model": judged["workload"], "suite": judged["suite"], "technique": judged["variant"],
+        "batch": _text(col(judged, "param.batch"), "{:.0f}"), "quality": _text(col(judged, "quality_metric")),
+        "kept": _text(col(judged, "quality_kept"), "{:.2%}"),
+        "target": _text(col(judged, "quality_target"), "{:.0%}"),
+        "verdict": _text(col(judged, "quality_verdict"))}).sort_values(["model", "suite", "technique"])
+    quality = ["Quality kept against the uncompressed reference, MLPerf-style: a case passes when it keeps the "
+               "target share of the reference's quality.\n", markdown_table(verdicts), ""] if len(judged) else []
+    return ["## Your models\n", markdown_table(identity), "", *quality, *_mapping_section(rows)]
 
 
 def _mapping_section(rows: pd.DataFrame) -> list[str]:

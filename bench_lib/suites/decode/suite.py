@@ -347,7 +347,7 @@ class DecodeSuite(ServedSuite):
                        "layer_kinds": layer_kinds(model), "serving_dtype": str(dtype).removeprefix("torch."),
                        "effbench_engine": f"not mapped: {checkpoint.engine_reason}; served by transformers only"
                        if checkpoint.engine_reason else "mapped (see the engine's cases)",
-                       **checkpoint.identity()}
+                       "weights": f"checkpoint {checkpoint.path}", **checkpoint.identity()}
         served = HFGenerate(model, checkpoint.prompts(batch, prompt), gen)
         facts.update(served.facts(), **hf_step_bytes(model, batch, prompt + gen))
         if judge and reference:
