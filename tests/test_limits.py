@@ -229,7 +229,9 @@ def test_report_cells_give_the_share_of_each_peak_and_na_where_unknown():
                                   "flops_fraction_data_sheet": None, "bytes_fraction_data_sheet": None}})
     gpu = pd.Series({"roofline": {"flops_fraction_measured": 0.41, "bytes_fraction_measured": None,
                                   "flops_fraction_data_sheet": 0.33, "bytes_fraction_data_sheet": None}})
-    assert peak_share_cell(cpu) == "5.9% · 0.8%"
+    assert peak_share_cell(cpu) == "5.9% · 0.82%"  # below 1%: two significant digits
+    tiny_model = pd.Series({"roofline": {"flops_fraction_measured": 0.000137, "flops_fraction_data_sheet": 1.2e-7}})
+    assert peak_share_cell(tiny_model, ("flops",)) == "0.014% [sheet 0.000012%]"  # not "0.0%"
     assert peak_share_cell(gpu) == "41.0% · N/A [sheet 33.0% · N/A]"
     assert peak_share_cell(gpu, ("flops",)) == "41.0% [sheet 33.0%]"
     assert peak_share_cell(pd.Series({"median_s": 1.0})) == "-"

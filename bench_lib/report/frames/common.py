@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from bench_lib.results.format import fmt_num, num
@@ -67,7 +68,13 @@ ROUGH_ENERGY_MARK = "~"
 
 
 def _share(value: object) -> str:
-    return f"{value:.1%}" if isinstance(value, (int, float)) else "N/A"
+    """A share of a peak: one decimal of a percent, two significant digits below 1% (a small model's MFU
+    would read 0.0%)."""
+    if not isinstance(value, (int, float)):
+        return "N/A"
+    if value == 0 or abs(value) >= 0.01:
+        return f"{value:.1%}"
+    return np.format_float_positional(100 * value, precision=2, unique=True, fractional=False, trim="-") + "%"
 
 
 def peak_share_cell(r: pd.Series, kinds: tuple[str, ...] = ("flops", "bytes")) -> str:

@@ -142,23 +142,31 @@ def converge_together(cases: list[CaseSpec], first: int, profile: str,
     yield from (results[c] for c in cases)
 
 
+def _cuda_allocated() -> int:
+    import torch
+
+    torch.cuda.synchronize()
+    return torch.cuda.memory_allocated()
+
+
 def train_together(cases: list[CaseSpec], first: int, profile: str,
                    ctx: RankContext) -> Iterator[CaseResult]:
     """Every case of one workload (cases[0] is case `first` of the launch), their stretches taking turns;
     one result per case, in order. Each turn is announced, so that a fault is laid at its case."""
-    import torch
 
     from bench_lib.measure import memory
     from bench_lib.suites.distributed.train_runs import WARMUP_STEPS, MemoryShare
     from bench_lib.suites.distributed.training.work import step_work
     from bench_lib.suites.distributed.user_task import task_of_case
 
+    gc.collect()  # the last workload's runs, where reference cycles hold them, out of this one's memory
+    # What the device still holds from earlier workloads of this process (PowerSGD's buffers, a solver's
+    # workspace) is not this workload's: on a GPU its share starts from there. A CPU's figure is the
+    # process's resident memory, interpreter and libraries included, as a process of this workload alone has.
+    left_by_earlier = _cuda_allocated() if ctx.is_cuda else 0
     task, profile_steps = task_of_case(profile, ctx.device, cases[0])
     min_steps, stretch = launch_plan(profile_steps, run_launches(), WARMUP_STEPS)
-    gc.collect()  # the last workload's runs, where reference cycles hold them, out of this one's memory
-    if ctx.is_cuda:
-        torch.cuda.synchronize()
-    before_runs = torch.cuda.memory_allocated() if ctx.is_cuda else memory.current_rss_bytes()
+    before_runs = _cuda_allocated() - left_by_earlier if ctx.is_cuda else memory.current_rss_bytes()
 
     def turn(i: int) -> None:  # an injected fault (tests) fires at the case's first turn, when it is built
         ctx.on_case(first + i, cases[i])
