@@ -251,6 +251,10 @@ def test_a_user_case_end_to_end_carries_the_mapping_and_identity(tmp_path):
             else:
                 assert "hf_mapping_logits_max_rel_error" not in metrics
                 assert metrics["effbench_engine"].startswith("not mapped: mlp_bias")
+                # transformers' path has its roofline too: a decode step does ~2 FLOPs a parameter (not the embedding's)
+                step = metrics["work"]
+                assert step["flops_counted_by"].startswith("counted") and step["bytes_per_call"] > 0
+                assert 0.5 < step["flops_per_call"] / (2 * metrics["checkpoint_parameters"]) < 1.5
                 # The interleaved rounds' figure is per output token too (a whole generation is ~16 of them).
                 (visit,) = suite.measure_visit([case], "quick")
                 assert 0.2 < visit.measurement.median / metrics["tpot_median_s"] < 5

@@ -27,12 +27,13 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from bench_lib.measure.flops import count_call, not_counted, work
 from bench_lib.measure.stats import Measurement
 from bench_lib.suites.served.size import tensor_bytes
 from bench_lib.workloads.llama import Llama
 
 __all__ = ["HF_MODE", "HFGenerate", "compare_logits", "engine_logits", "hf_logits", "logit_errors", "hf_greedy",
-           "per_token", "hf_step_bytes"]
+           "per_token", "hf_step_bytes", "hf_phase_work"]
 
 HF_MODE = "hf_generate"
 _TTFT_CALLS = 5
@@ -100,6 +101,36 @@ def hf_step_bytes(model: nn.Module, batch: int, seq: int) -> dict[str, int]:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     kv = 2 * config.num_hidden_layers * batch * config.num_key_value_heads * head_dim * seq * model.dtype.itemsize
     return {"weight_bytes_per_step": weights, "kv_cache_bytes_per_step": kv, "bytes_per_step": weights + kv}
+
+
+def hf_phase_work(model: nn.Module, prompts: torch.Tensor, gen: int, dtype: str) -> dict:
+    """Each phase's work (`measure.flops`) on transformers' model run eagerly, before `generate()` compiles
+    it: the prompt through the model into a cache (prefill), then one token after it (a decode step, the
+    unit of time per output token). Bytes as `hf_step_bytes` counts them, and, for the prefill, the
+    activations of its layers."""
+    batch, prompt = prompts.shape
+    prompts = prompts.to(model.device)
+    read = hf_step_bytes(model, batch, prompt + gen)
+    state: dict = {}
+
+    def prefill() -> None:
+        state["out"] = model(prompts, use_cache=True, logits_to_keep=1)
+
+    def step() -> None:
+        model(prompts[:, -1:], past_key_values=state["out"].past_key_values, use_cache=True)
+
+    out = {}
+    for phase, call in (("prefill", prefill), ("decode", step)):
+        try:
+            with torch.no_grad():
+                count = count_call(call, model)
+        except Exception as e:  # noqa: BLE001 - a kernel the counter breaks on: the case keeps its other figures
+            out[f"work_{phase}"] = not_counted(e, dtype)
+            continue
+        out[f"work_{phase}"] = work(count, dtype, {
+            "weights": read["weight_bytes_per_step"], "kv_cache": read["kv_cache_bytes_per_step"],
+            "activations": count.activation_bytes if phase == "prefill" else 0})
+    return out
 
 
 @dataclass

@@ -48,6 +48,7 @@ from bench_lib.suites.decode.hf import (
     engine_logits,
     hf_greedy,
     hf_logits,
+    hf_phase_work,
     hf_step_bytes,
     logit_errors,
     per_token,
@@ -348,7 +349,9 @@ class DecodeSuite(ServedSuite):
                        "effbench_engine": f"not mapped: {checkpoint.engine_reason}; served by transformers only"
                        if checkpoint.engine_reason else "mapped (see the engine's cases)",
                        "weights": f"checkpoint {checkpoint.path}", **checkpoint.identity()}
-        served = HFGenerate(model, checkpoint.prompts(batch, prompt), gen)
+        prompts = checkpoint.prompts(batch, prompt)
+        facts.update(hf_phase_work(model, prompts, gen, compute_dtype(case.variant, device_kind(device))))
+        served = HFGenerate(model, prompts, gen)
         facts.update(served.facts(), **hf_step_bytes(model, batch, prompt + gen))
         if judge and reference:
             facts.update(_agreement(served.tokens(), reference["tokens"]), **reference["mapping"])
