@@ -257,7 +257,7 @@ def test_a_user_case_end_to_end_carries_the_mapping_and_identity(tmp_path):
                 assert 0.5 < step["flops_per_call"] / (2 * metrics["checkpoint_parameters"]) < 1.5
                 # The interleaved rounds' figure is per output token too (a whole generation is ~16 of them).
                 (visit,) = suite.measure_visit([case], "quick")
-                assert 0.2 < visit.measurement.median / metrics["tpot_median_s"] < 5
+                assert 0.2 < visit.measurement.median / metrics["tpot_median_s"] < params["gen"] / 2
 
 
 def test_the_report_shows_each_checkpoints_mapping_once_with_the_fp32_errors():
