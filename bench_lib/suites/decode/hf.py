@@ -27,8 +27,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from bench_lib.measure.flops import count_call, not_counted, work
 from bench_lib.measure.stats import Measurement
+from bench_lib.suites.decode.roofline import phase_work
 from bench_lib.suites.served.size import tensor_bytes
 from bench_lib.workloads.llama import Llama
 
@@ -104,10 +104,9 @@ def hf_step_bytes(model: nn.Module, batch: int, seq: int) -> dict[str, int]:
 
 
 def hf_phase_work(model: nn.Module, prompts: torch.Tensor, gen: int, dtype: str) -> dict:
-    """Each phase's work (`measure.flops`) on transformers' model run eagerly, before `generate()` compiles
-    it: the prompt through the model into a cache (prefill), then one token after it (a decode step, the
-    unit of time per output token). Bytes as `hf_step_bytes` counts them, and, for the prefill, the
-    activations of its layers."""
+    """Each phase's work on transformers' model run eagerly, before `generate()` compiles it: the prompt
+    through the model into a cache (prefill), then one token after it (a decode step, the unit of time per
+    output token); bytes as `hf_step_bytes` counts them."""
     batch, prompt = prompts.shape
     prompts = prompts.to(model.device)
     read = hf_step_bytes(model, batch, prompt + gen)
@@ -119,18 +118,8 @@ def hf_phase_work(model: nn.Module, prompts: torch.Tensor, gen: int, dtype: str)
     def step() -> None:
         model(prompts[:, -1:], past_key_values=state["out"].past_key_values, use_cache=True)
 
-    out = {}
-    for phase, call in (("prefill", prefill), ("decode", step)):
-        try:
-            with torch.no_grad():
-                count = count_call(call, model)
-        except Exception as e:  # noqa: BLE001 - a kernel the counter breaks on: the case keeps its other figures
-            out[f"work_{phase}"] = not_counted(e, dtype)
-            continue
-        out[f"work_{phase}"] = work(count, dtype, {
-            "weights": read["weight_bytes_per_step"], "kv_cache": read["kv_cache_bytes_per_step"],
-            "activations": count.activation_bytes if phase == "prefill" else 0})
-    return out
+    return phase_work({"prefill": prefill, "decode": step}, model, dtype, read["weight_bytes_per_step"],
+                      read["kv_cache_bytes_per_step"])
 
 
 @dataclass

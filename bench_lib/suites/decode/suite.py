@@ -34,7 +34,6 @@ import torch
 from torch.nn import functional as F
 
 from bench_lib.measure import memory
-from bench_lib.measure.flops import count_call, not_counted, work
 from bench_lib.measure.stats import Measurement
 from bench_lib.measure.timers import MeasureConfig
 from bench_lib.platform import DeviceKind, Platform, device_kind
@@ -53,7 +52,7 @@ from bench_lib.suites.decode.hf import (
     logit_errors,
     per_token,
 )
-from bench_lib.suites.decode.roofline import peak_bandwidth, step_bytes
+from bench_lib.suites.decode.roofline import peak_bandwidth, phase_work, step_bytes
 from bench_lib.suites.served import Served, ServedSuite, measure_window, sync, use_all_cores
 from bench_lib.suites.served.size import layer_kinds, tensor_bytes
 from bench_lib.techniques.inference import TECHNIQUES, skip_reason
@@ -126,30 +125,17 @@ def _perplexity(model: Llama, workload: LlamaLM, device: str) -> float:
 
 
 def _phase_work(case: CaseSpec, model: Llama, prompts: torch.Tensor, gen: int) -> dict:
-    """Each phase's work (`measure.flops`) on the model run eagerly before the engine compiles it, with the
-    engine's static cache: the prompt into the cache (its last position through the head), then one step.
-    Bytes: the weights a call reads and the whole static KV cache (each call's attention reads every
-    position, masked), and, for the prefill, the activations of its layers."""
-    dtype = compute_dtype(case.variant, device_kind(case.device))
+    """Each phase's work on the model run eagerly before the engine compiles it, with the engine's static
+    cache: the prompt into the cache (its last position through the head), then one step."""
     batch, prompt = prompts.shape
     device = model.tok_embeddings.weight.device
     model.setup_cache(batch, prompt + gen)
     read = step_bytes(model)
-    weights, kv = read["weight_bytes_per_step"], read["kv_cache_bytes_per_step"]
     prompts, pos = prompts.to(device), torch.arange(prompt, device=device)
     calls = {"prefill": lambda: model(prompts, pos, last_only=True),
              "decode": lambda: model(prompts[:, -1:], pos[-1:] + 1)}
-    out = {}
-    for phase, call in calls.items():
-        try:
-            with torch.no_grad():
-                count = count_call(call, model)
-        except Exception as e:  # noqa: BLE001 - a kernel the counter breaks on: the case keeps its other figures
-            out[f"work_{phase}"] = not_counted(e, dtype)
-            continue
-        parts = {"weights": weights, "kv_cache": kv, "activations": count.activation_bytes if phase == "prefill" else 0}
-        out[f"work_{phase}"] = work(count, dtype, parts)
-    return out
+    return phase_work(calls, model, compute_dtype(case.variant, device_kind(case.device)),
+                      read["weight_bytes_per_step"], read["kv_cache_bytes_per_step"])
 
 
 def _agreement(tokens: torch.Tensor, reference: torch.Tensor) -> dict:
