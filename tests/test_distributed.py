@@ -201,6 +201,9 @@ def test_training_run_stores_every_figure(training_run):
     walls = [w for w, _, _ in stale["loss_curve"]]
     assert walls == sorted(walls) and len(walls) > 10
     assert 0 < sync["eval_accuracy"] <= 1
+    # One step's model FLOPs in every result, the bare-loop reference's and the convergence cases' too (MFU)
+    assert {r.metrics["work"]["flops_per_call"] for r in training_run.results} == {sync["work"]["flops_per_call"]}
+    assert sync["work"]["flops_per_call"] > 0 and len(training_run.results) == 6
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),

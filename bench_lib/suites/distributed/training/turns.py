@@ -115,6 +115,7 @@ def converge_together(cases: list[CaseSpec], first: int, profile: str,
     strategies taking turns checkpoint by checkpoint; one result per case, in order."""
     from bench_lib.suites.distributed.convergence_runs import converge, launch_index, seeds_of_launch
     from bench_lib.suites.distributed.tasks import CONVERGENCE, ConvergencePlan
+    from bench_lib.suites.distributed.training.work import step_work
     from bench_lib.suites.distributed.user_task import task_of_case
 
     kind = "cuda" if ctx.is_cuda else "cpu"
@@ -139,6 +140,9 @@ def converge_together(cases: list[CaseSpec], first: int, profile: str,
              "eval_accuracy_metric": task.accuracy_metric}
     timer = "cuda_events per step" if ctx.is_cuda else "perf_counter per step"
     results = convergence_results(records, extra, timer)
+    per_step = step_work(task, ctx)  # the steps are the same model's on the same batch: one count for all
+    for result in results.values():
+        result.metrics["work"] = per_step
     yield from (results[c] for c in cases)
 
 
@@ -189,9 +193,8 @@ def train_together(cases: list[CaseSpec], first: int, profile: str,
     results = [case_result(case, runs[case.variant], task, min_steps, ctx, base, runs.get(REFERENCE),
                             stretches, state, sync_id) for case in cases]
     per_step = step_work(task, ctx)
-    for result in results:  # the strategies' results: the reference's timing unit is a stretch, not a step
-        if result.case.variant != REFERENCE:
-            result.metrics["work"] = per_step
+    for result in results:  # every result's figure is seconds a step (the reference's, each stretch's pace)
+        result.metrics["work"] = per_step
     for case, result in zip(cases, results, strict=True):  # after every figure is read: its steps train on
         result.metrics.update(run_energy(runs[case.variant], task, ctx))
     yield from results
