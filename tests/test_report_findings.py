@@ -126,3 +126,14 @@ def test_every_published_report_names_stored_runs_and_links_the_glossary():
         assert all((REPO_ROOT / s).exists() for s in specs), d
         if argv[0] == "report":
             assert "(../../docs/glossary.md)" in (d / "README.md").read_text(), d
+
+
+def test_findings_hold_each_phase_of_a_served_model_against_its_baseline():
+    """Prefill's time to first token is where weight-only quantization pays for its dequantization (one H200)."""
+    runs = load_spec(str(REPO_ROOT / "results" / "20261203T181436Z-decode-quick-cuda"))
+    lines = "\n".join(findings_section(results_frame(runs), runs, "glossary")).splitlines()
+    prefill = next(i for i, x in enumerate(lines) if x.startswith("- **prefill · cuda · llama_8b_random"))
+    assert "front: `structured (sparsity=0.5)` 1.39x" in lines[prefill]
+    assert "`int4_weight_only` slower: 0.514x [0.514, 0.514] (top op `dequant_tiles`" in lines[prefill + 1]
+    decode = next(i for i, x in enumerate(lines) if x.startswith("- **decode · cuda · llama_8b_random"))
+    assert decode < prefill and "front: `int4_weight_only` 1.45x [1.45, 1.46]" in lines[decode]

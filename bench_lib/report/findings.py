@@ -173,10 +173,13 @@ def _decode_lines(df: pd.DataFrame) -> list[str]:
     if trade.empty:
         return []
     trade, _ = latest_per_case(trade)
-    dec = trade[trade["param.phase"] == "decode"]
     out = []
-    for key, group in dec.groupby(["device", "workload", "param.mode", "param.batch", "param.prompt"], sort=True):
-        device, workload, mode, batch, prompt = key
+    # Both phases of a served model, each against its baseline: decode's time per token, and prefill's time to
+    # first token (where a weight-only technique pays for its dequantization).
+    phases = trade.assign(phase_order=trade["param.phase"].map({"decode": 0, "prefill": 1}))
+    for key, group in phases.groupby(["phase_order", "param.phase", "device", "workload", "param.mode",
+                                      "param.batch", "param.prompt"], sort=True):
+        _, phase, device, workload, mode, batch, prompt = key
         # Decode's quality is the served model's, measured once per model on its own case: carry it over.
         quality_cols = [c for c in ("perplexity", "reference_perplexity", "quality_kept", "quality_target",
                                     "quality_metric") if c in trade]
@@ -186,7 +189,7 @@ def _decode_lines(df: pd.DataFrame) -> list[str]:
         group = group.copy()
         for c in quality_cols:
             group[c] = group[c].fillna(group["technique"].map(quality[c]) if c in quality else math.nan)
-        out += _comparison_line(f"decode · {device} · {workload} · {mode} · batch {batch} · prompt {prompt}", group)
+        out += _comparison_line(f"{phase} · {device} · {workload} · {mode} · batch {batch} · prompt {prompt}", group)
     return out
 
 
