@@ -128,7 +128,7 @@ def test_report_has_the_decode_section_plot_and_failures(tmp_path):
 
 def test_plot_with_batch_one_only_draws_points_and_the_roofline(tmp_path, monkeypatch):
     figures = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: figures.append(fig) or path)
     trade = decode_tradeoffs(results_frame([make_run(tmp_path, "r", H200_ENV, decode=decode_results((1,)))]))
     assert plots.decode_tokens_vs_batch(trade, tmp_path / "d.png") == tmp_path / "d.png"
     (ax,) = [a for a in figures[0].axes if a.get_visible()]

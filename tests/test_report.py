@@ -196,3 +196,19 @@ def test_a_run_with_nothing_measured_still_reports_its_skips_and_failures(tmp_pa
     assert report.plots == [] and "## Collectives" not in text and "## Training" not in text
     assert "**Failed cases (1)**" in text and "rank 1 exited with status 1" in text
     assert "NCCL needs CUDA tensors" in text
+
+
+def test_plots_are_written_as_palette_pngs(tmp_path):
+    """A report embeds every plot in its page: a palette PNG is about a third of matplotlib's RGBA one."""
+    from matplotlib.figure import Figure
+
+    from bench_lib.report.png import save_png
+
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    for k in range(5):
+        ax.plot(range(50), [k * x ** 0.5 for x in range(50)], label=f"series {k}")
+    ax.legend()
+    path = save_png(fig, tmp_path / "p.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.read_bytes()[25] == 3  # IHDR colour type 3: indexed (palette)

@@ -22,7 +22,8 @@ from bench_lib.atomic import atomic_write_text
 from bench_lib.history.detect import FALSE_ALARM_RATE, MIN_SEGMENT, Change
 from bench_lib.history.series import History, Series
 from bench_lib.report.html import write_page
-from bench_lib.report.plots import _grid, _plain_log_y, _save
+from bench_lib.report.plots import _grid, _plain_log_y
+from bench_lib.report.png import save_png
 from bench_lib.report.render_compare import MARKS
 from bench_lib.results.format import markdown_table
 from bench_lib.results.store import safe_label
@@ -136,7 +137,7 @@ def trend_plot(h: History, suite: str, path: Path, relative: bool = False) -> Pa
     ax.set_ylabel(what + (" (log)" if ax.get_yscale() == "log" else ""))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _legend(threshold: float) -> str:

@@ -7,7 +7,6 @@ labels with units, a legend, log axes where the data spans decades.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from bench_lib.atomic import atomic_write_bytes
 from bench_lib.report.frames import roofline_tokens_per_s
+from bench_lib.report.png import save_png
 from bench_lib.report.references import Reference
 from bench_lib.results.format import fmt_bytes, fmt_num, select_time_unit
 
@@ -33,9 +32,6 @@ __all__ = [
     "decode_tokens_vs_batch",
 ]
 
-_DPI = 110
-
-
 def _grid(n: int, title: str, width: float = 6.0, height: float = 4.2, columns: int = 2) -> tuple[Figure, list[Axes]]:
     cols = min(n, columns)
     rows = math.ceil(n / cols)
@@ -45,13 +41,6 @@ def _grid(n: int, title: str, width: float = 6.0, height: float = 4.2, columns: 
         ax.set_visible(False)
     fig.suptitle(title, fontsize=13, fontweight="bold")
     return fig, axes[:n]
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
 
 
 def _spans_decades(values: pd.Series, decades: float = 1.0) -> bool:
@@ -101,7 +90,7 @@ def _batch_plot(trade: pd.DataFrame, path: Path, title: str, ylabel: str,
         _plain_log_y(ax)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, title="technique")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def latency_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
@@ -152,7 +141,7 @@ def speedup_vs_accuracy(trade: pd.DataFrame, path: Path) -> Path | None:
         ax.set_ylim(-0.7, len(sub) - 0.3)
         ax.grid(True, axis="x", which="both", alpha=0.3)
     axes[-1].set_xlabel("speedup over the baseline, same batch (log; right = faster)")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def work_per_joule(frame: pd.DataFrame, path: Path, title: str, label: Callable[[pd.Series], str]) -> Path | None:
@@ -178,7 +167,7 @@ def work_per_joule(frame: pd.DataFrame, path: Path, title: str, label: Callable[
         if _spans_decades(sub["_per_j"]):
             _plain_log_y(ax)
         ax.grid(True, axis="y", which="both", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def collective_vs_size(col: pd.DataFrame, path: Path, metric: str, refs: list[Reference]) -> Path | None:
@@ -220,7 +209,7 @@ def collective_vs_size(col: pd.DataFrame, path: Path, metric: str, refs: list[Re
         _plain_log_y(ax)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, title="backend / dtype")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def loss_vs_wall(tr: pd.DataFrame, path: Path) -> Path | None:
@@ -253,7 +242,7 @@ def loss_vs_wall(tr: pd.DataFrame, path: Path) -> Path | None:
                 ax.axhline(target, color="grey", linestyle=":", linewidth=1)
         _loss_axes(ax, name, pd.Series([p[2] for c in sub["loss_curve"] for p in c]), "training loss")
         ax.legend(fontsize=8, title="strategy / backend (dotted: target)")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 SMOOTH_WINDOW = 8  # logged points in the trailing mean of a training-loss curve
@@ -289,7 +278,7 @@ def _held_out_bands(conv: pd.DataFrame, path: Path) -> Path:
         losses = pd.Series([v for b in sub["eval_loss_band"] for row in b for v in row[1:]])
         _loss_axes(ax, name, losses, "held-out loss")
         ax.legend(fontsize=8, title="strategy: seed median, min-max band\n(dotted: target)")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def training_throughput(tr: pd.DataFrame, path: Path) -> Path | None:
@@ -311,7 +300,7 @@ def training_throughput(tr: pd.DataFrame, path: Path) -> Path | None:
         ax.set_xlabel("strategy / backend")
         ax.set_ylabel("throughput (samples/s)")
         ax.grid(True, axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
@@ -368,7 +357,7 @@ def decode_tokens_vs_batch(trade: pd.DataFrame, path: Path) -> Path | None:
             ax.set_ylim(bottom=0)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, title="technique / mode", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 ROOFLINE_BINDS_FROM = 0.25  # share of the roofline the fastest case must reach for the roofline to be drawn

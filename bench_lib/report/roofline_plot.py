@@ -10,20 +10,18 @@ process shared its GPUs (`environment.device_isolation.shared`).
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from bench_lib.atomic import atomic_write_bytes
 from bench_lib.report.load import Run
+from bench_lib.report.png import save_png
 from bench_lib.results.format import fmt_num
 
 __all__ = ["roofline_points", "roofline_plot", "roofline_section", "isolation_cautions"]
 
-_DPI = 110
 _MARKERS = {"inference": "o", "decode": "s", "training": "^"}
 
 
@@ -114,10 +112,7 @@ def roofline_plot(runs: list[Run], path: Path) -> Path | None:
         ax.set_title(f"{run.name}: {device} ({peaks.get('name') or 'peaks not measured'})", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=6.5, loc="best")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_png(fig, path)
 
 
 def isolation_cautions(runs: list[Run]) -> list[str]:
