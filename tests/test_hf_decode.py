@@ -112,6 +112,23 @@ def test_below_fp32_both_implementations_are_judged_against_transformers_fp32(tm
     assert not any("vs_fp32" in key for key in fp32)  # in fp32 the check is ours against theirs alone
 
 
+def test_an_fp32_model_the_device_cannot_hold_leaves_the_mapping_checked_in_its_own_dtype(tmp_path, monkeypatch):
+    import bench_lib.suites.decode.suite as decode_suite
+
+    checkpoint = Checkpoint(save_checkpoint(tmp_path, "llama"), "llama")
+    model = checkpoint.llama().build("cpu", torch.bfloat16)
+
+    def load(path, device, dtype):
+        if dtype == torch.float32:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 32.00 GiB")
+        return load_hf_model(path, device, dtype)
+
+    monkeypatch.setattr(decode_suite, "load_hf_model", load)
+    mapping = DecodeSuite._mapping(model, checkpoint, checkpoint.prompts(1, 16), 4, torch.bfloat16)
+    assert mapping["hf_mapping_logits_max_rel_error"] < 0.05 and not any("vs_fp32" in k for k in mapping)
+    assert mapping["hf_mapping_fp32_not_checked"].startswith("out of memory for the fp32 model: CUDA out of memory")
+
+
 def test_identity_of_the_checkpoint(tmp_path):
     checkpoint = Checkpoint(save_checkpoint(tmp_path, "qwen2_tied"), "qwen2_tied")
     identity = checkpoint.identity()
