@@ -39,6 +39,7 @@ def _kernel() -> object | None:
                                 HEADS: tl.constexpr, KV_HEADS: tl.constexpr,  # noqa: N803 - constexpr
                                 HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr):  # noqa: N803 - constexpr
         b, h = tl.program_id(0), tl.program_id(1)
+        scale = scale.to(tl.float32)  # inductor passes a Python float as fp64
         groups: tl.constexpr = HEADS // KV_HEADS
         kvh = h // groups
         half = tl.arange(0, HEAD_DIM // 2)
