@@ -22,12 +22,13 @@ import torch
 
 __all__ = ["fused_kernel", "decode_attention"]
 
-_BLOCK_S = 64  # cached positions a loop iteration reads
+_BLOCK_S = 32  # cached positions a program reads: a split of FlashDecoding's
 
 
 @functools.cache
-def _kernel() -> object | None:
-    """The Triton kernel, or None where Triton does not import."""
+def _kernels() -> tuple[object, object] | None:
+    """The two Triton kernels (partial attention of each block of positions, then their merge), or None
+    where Triton does not import."""
     try:
         import triton
         import triton.language as tl
@@ -35,64 +36,79 @@ def _kernel() -> object | None:
         return None
 
     @triton.jit
-    def decode_attention_kernel(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, pos_ptr, out_ptr, scale, SEQ: tl.constexpr,  # noqa: N803 - constexpr
-                                HEADS: tl.constexpr, KV_HEADS: tl.constexpr,  # noqa: N803 - constexpr
-                                HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr):  # noqa: N803 - constexpr
-        b, h = tl.program_id(0), tl.program_id(1)
-        scale = scale.to(tl.float32)  # inductor passes a Python float as fp64
+    def decode_attention_blocks(qkv_ptr, cos_ptr, sin_ptr, k_ptr, v_ptr, pos_ptr, m_ptr, l_ptr, acc_ptr,
+                                SEQ: tl.constexpr, HEADS: tl.constexpr, KV_HEADS: tl.constexpr,  # noqa: N803
+                                HEAD_DIM: tl.constexpr, BLOCK_S: tl.constexpr, SPLITS: tl.constexpr):  # noqa: N803
+        bk, split = tl.program_id(0), tl.program_id(1)
+        b, kvh = bk // KV_HEADS, bk % KV_HEADS
         groups: tl.constexpr = HEADS // KV_HEADS
-        kvh = h // groups
-        half = tl.arange(0, HEAD_DIM // 2)
-        dims = tl.arange(0, HEAD_DIM)
+        scale = 1.0 / tl.sqrt(tl.full((), HEAD_DIM, tl.float32))  # as the modules: head_dim ** -0.5
         pos = tl.load(pos_ptr)
-        cos, sin = tl.load(cos_ptr + half), tl.load(sin_ptr + half)
-        row = qkv_ptr + b * (HEADS + 2 * KV_HEADS) * HEAD_DIM
-        dtype = k_ptr.dtype.element_ty
-        # Rotate pairs (2i, 2i + 1), rounded to the model's dtype as the modules round them.
-        qa = tl.load(row + h * HEAD_DIM + 2 * half).to(tl.float32)
-        qb = tl.load(row + h * HEAD_DIM + 2 * half + 1).to(tl.float32)
-        q_even = (qa * cos - qb * sin).to(dtype).to(tl.float32)
-        q_odd = (qa * sin + qb * cos).to(dtype).to(tl.float32)
-        ka = tl.load(row + (HEADS + kvh) * HEAD_DIM + 2 * half).to(tl.float32)
-        kb = tl.load(row + (HEADS + kvh) * HEAD_DIM + 2 * half + 1).to(tl.float32)
-        k_even, k_odd = (ka * cos - kb * sin).to(dtype), (ka * sin + kb * cos).to(dtype)
-        v_new = tl.load(row + (HEADS + KV_HEADS + kvh) * HEAD_DIM + dims).to(dtype)
-        cache = (b * KV_HEADS + kvh) * SEQ * HEAD_DIM
-        if h % groups == 0:
-            tl.store(k_ptr + cache + pos * HEAD_DIM + 2 * half, k_even)
-            tl.store(k_ptr + cache + pos * HEAD_DIM + 2 * half + 1, k_odd)
-            tl.store(v_ptr + cache + pos * HEAD_DIM + dims, v_new)
-        # The new position first, then the cached ones before it: an online softmax.
-        m = tl.sum(q_even * k_even.to(tl.float32) + q_odd * k_odd.to(tl.float32), 0) * scale
-        total = tl.full((), 1.0, tl.float32)
-        acc = v_new.to(tl.float32)
-        # The loop runs over the whole cache and skips the blocks past `pos`, which read nothing (Triton's
-        # interpreter, which the tests run on a CPU, takes no runtime bound for a loop).
-        for start in range(0, SEQ, BLOCK_S):
-            if start < pos:
-                s = start + tl.arange(0, BLOCK_S)
-                filled = s < pos
-                at = cache + s[:, None] * HEAD_DIM
-                ke = tl.load(k_ptr + at + 2 * half[None, :], mask=filled[:, None], other=0.0).to(tl.float32)
-                ko = tl.load(k_ptr + at + 2 * half[None, :] + 1, mask=filled[:, None], other=0.0).to(tl.float32)
+        if split * BLOCK_S <= pos:
+            half = tl.arange(0, HEAD_DIM // 2)
+            dims = tl.arange(0, HEAD_DIM)
+            cos, sin = tl.load(cos_ptr + half), tl.load(sin_ptr + half)
+            row = qkv_ptr + b * (HEADS + 2 * KV_HEADS) * HEAD_DIM
+            dtype = k_ptr.dtype.element_ty
+            # The new key, rotated over pairs (2i, 2i + 1) and rounded as the modules round it, and value.
+            ka = tl.load(row + (HEADS + kvh) * HEAD_DIM + 2 * half).to(tl.float32)
+            kb = tl.load(row + (HEADS + kvh) * HEAD_DIM + 2 * half + 1).to(tl.float32)
+            k_even, k_odd = (ka * cos - kb * sin).to(dtype), (ka * sin + kb * cos).to(dtype)
+            v_new = tl.load(row + (HEADS + KV_HEADS + kvh) * HEAD_DIM + dims).to(dtype)
+            cache = (b * KV_HEADS + kvh) * SEQ * HEAD_DIM
+            s = split * BLOCK_S + tl.arange(0, BLOCK_S)
+            at = cache + s[:, None] * HEAD_DIM
+            before = (s < pos)[:, None]
+            # Cached positions before `pos` from memory, `pos` itself from registers, none after it.
+            ke = tl.load(k_ptr + at + 2 * half[None, :], mask=before, other=0.0)
+            ko = tl.load(k_ptr + at + 2 * half[None, :] + 1, mask=before, other=0.0)
+            v = tl.load(v_ptr + at + dims[None, :], mask=before, other=0.0)
+            new = (s == pos)[:, None]
+            ke = tl.where(new, k_even[None, :], ke).to(tl.float32)
+            ko = tl.where(new, k_odd[None, :], ko).to(tl.float32)
+            v = tl.where(new, v_new[None, :], v).to(tl.float32)
+            if split * BLOCK_S + BLOCK_S > pos:  # the block that holds `pos` writes its key and value
+                tl.store(k_ptr + cache + pos * HEAD_DIM + 2 * half, k_even)
+                tl.store(k_ptr + cache + pos * HEAD_DIM + 2 * half + 1, k_odd)
+                tl.store(v_ptr + cache + pos * HEAD_DIM + dims, v_new)
+            for g in tl.static_range(groups):  # the query heads of this key-value head share its loads
+                h = kvh * groups + g
+                qa = tl.load(row + h * HEAD_DIM + 2 * half).to(tl.float32)
+                qb = tl.load(row + h * HEAD_DIM + 2 * half + 1).to(tl.float32)
+                q_even = (qa * cos - qb * sin).to(dtype).to(tl.float32)
+                q_odd = (qa * sin + qb * cos).to(dtype).to(tl.float32)
                 scores = tl.sum(ke * q_even[None, :] + ko * q_odd[None, :], 1) * scale
-                scores = tl.where(filled, scores, float("-inf"))
-                m_new = tl.maximum(m, tl.max(scores, 0))
-                alpha = tl.exp(m - m_new)
-                p = tl.exp(scores - m_new)
-                v = tl.load(v_ptr + at + dims[None, :], mask=filled[:, None], other=0.0).to(tl.float32)
-                acc = acc * alpha + tl.sum(p[:, None] * v, 0)
-                total = total * alpha + tl.sum(p, 0)
-                m = m_new
-        tl.store(out_ptr + (b * HEADS + h) * HEAD_DIM + dims, (acc / total).to(out_ptr.dtype.element_ty))
+                scores = tl.where(s <= pos, scores, float("-inf"))
+                m = tl.max(scores, 0)
+                p = tl.exp(scores - m)
+                at_out = (b * HEADS + h) * SPLITS + split
+                tl.store(m_ptr + at_out, m)
+                tl.store(l_ptr + at_out, tl.sum(p, 0))
+                tl.store(acc_ptr + at_out * HEAD_DIM + dims, tl.sum(p[:, None] * v, 0))
 
-    return decode_attention_kernel
+    @triton.jit
+    def decode_attention_merge(pos_ptr, m_ptr, l_ptr, acc_ptr, out_ptr, BLOCK_S: tl.constexpr,  # noqa: N803
+                               HEAD_DIM: tl.constexpr, SPLITS: tl.constexpr, SPLITS_P2: tl.constexpr):  # noqa: N803
+        bh = tl.program_id(0)
+        pos = tl.load(pos_ptr)
+        split = tl.arange(0, SPLITS_P2)
+        filled = split * BLOCK_S <= pos  # blocks past `pos` wrote nothing
+        m = tl.load(m_ptr + bh * SPLITS + split, mask=filled, other=float("-inf"))
+        total = tl.load(l_ptr + bh * SPLITS + split, mask=filled, other=0.0)
+        dims = tl.arange(0, HEAD_DIM)
+        acc = tl.load(acc_ptr + (bh * SPLITS + split)[:, None] * HEAD_DIM + dims[None, :], mask=filled[:, None],
+                      other=0.0)
+        w = tl.where(filled, tl.exp(m - tl.max(m, 0)), 0.0)
+        out = tl.sum(w[:, None] * acc, 0) / tl.sum(w * total, 0)
+        tl.store(out_ptr + bh * HEAD_DIM + dims, out.to(out_ptr.dtype.element_ty))
+
+    return decode_attention_blocks, decode_attention_merge
 
 
 def fused_kernel(device: torch.device) -> object | None:
     """The kernel for a step on `device`: None but on a CUDA device with Triton. Looked up once, outside
     the compiled step, and handed to `decode_attention`."""
-    return _kernel() if device.type == "cuda" else None
+    return _kernels() if device.type == "cuda" else None
 
 
 def decode_attention(kernel: object, qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, k_cache: torch.Tensor,
@@ -103,7 +119,15 @@ def decode_attention(kernel: object, qkv: torch.Tensor, cos: torch.Tensor, sin: 
     (1, head_dim / 2) float32: the angles at `pos`; caches (b, kv_heads, seq, head_dim), written at `pos`
     (a one-element device tensor) and read before it."""
     b, kv_heads, seq, head_dim = k_cache.shape
+    blocks, merge = kernel
+    splits = -(-seq // _BLOCK_S)
+    m = torch.empty(b, heads, splits, dtype=torch.float32, device=qkv.device)
+    total = torch.empty_like(m)
+    acc = torch.empty(b, heads, splits, head_dim, dtype=torch.float32, device=qkv.device)
+    blocks[(b * kv_heads, splits)](qkv.contiguous(), cos.contiguous(), sin.contiguous(), k_cache, v_cache, pos, m,
+                                   total, acc, SEQ=seq, HEADS=heads, KV_HEADS=kv_heads, HEAD_DIM=head_dim,
+                                   BLOCK_S=_BLOCK_S, SPLITS=splits)
     out = torch.empty(b, 1, heads * head_dim, dtype=qkv.dtype, device=qkv.device)
-    kernel[(b, heads)](qkv.contiguous(), cos.contiguous(), sin.contiguous(), k_cache, v_cache, pos, out,
-                       head_dim ** -0.5, SEQ=seq, HEADS=heads, KV_HEADS=kv_heads, HEAD_DIM=head_dim, BLOCK_S=_BLOCK_S)
+    merge[(b * heads,)](pos, m, total, acc, out, BLOCK_S=_BLOCK_S, HEAD_DIM=head_dim, SPLITS=splits,
+                        SPLITS_P2=max(2, 1 << (splits - 1).bit_length()))
     return out
