@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from bench_lib.workloads.base import Prunable
 from bench_lib.workloads.cache import cached_state_dict
+from bench_lib.workloads.decode_attention import decode_attention, fused_kernel
 from bench_lib.workloads.text import stdlib_bytes, train_lm
 
 __all__ = ["LlamaShape", "RopeScaling", "Llama", "LlamaLM", "DECODE_WORKLOADS", "remove_kv_groups",
@@ -114,7 +115,9 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
 
 
 class Attention(nn.Module):
-    """Grouped-query attention; q, k and v from one fused projection (one GEMM, as gpt-fast)."""
+    """Grouped-query attention; q, k and v from one fused projection (one GEMM, as gpt-fast). A compiled
+    decode step on a GPU takes the fused kernel of `decode_attention` (rotation, cache write and
+    attention in one); elsewhere the modules below."""
 
     def __init__(self, s: LlamaShape) -> None:
         super().__init__()
@@ -122,12 +125,17 @@ class Attention(nn.Module):
         self.wqkv = nn.Linear(s.d, (s.heads + 2 * s.kv_heads) * s.head_dim, bias=s.qkv_bias)
         self.wo = nn.Linear(s.heads * s.head_dim, s.d, bias=s.out_bias)
         self.cache: KVCache | None = None
+        self.fused: object | None = None  # the fused decode kernel, with a cache on a GPU (`setup_cache`)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
                 pos: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
         q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        q, k, v = self.wqkv(x).split([q_size, kv_size, kv_size], dim=-1)
+        qkv = self.wqkv(x)
+        if t == 1 and self.fused is not None and torch.compiler.is_compiling():
+            y = decode_attention(self.fused, qkv, cos, sin, self.cache.k, self.cache.v, pos, self.heads)
+            return self.wo(y)
+        q, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
         q = _rope(q.view(b, t, self.heads, self.head_dim), cos, sin).transpose(1, 2)
         k = _rope(k.view(b, t, self.kv_heads, self.head_dim), cos, sin).transpose(1, 2)
         v = v.view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -137,10 +145,7 @@ class Attention(nn.Module):
             y = _decode_attention(q, k, v, mask)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.heads != self.kv_heads)
-        # One position: (b, heads, 1, head_dim) is already (b, 1, heads, head_dim) in memory, and the output
-        # projection's compiled GEMV reads it plainly, where a transposed view made its loads strided.
-        y = y.transpose(1, 2) if t > 1 else y
-        return self.wo(y.reshape(b, t, self.heads * self.head_dim))
+        return self.wo(y.transpose(1, 2).reshape(b, t, self.heads * self.head_dim))
 
 
 def _decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -208,6 +213,7 @@ class Llama(nn.Module):
         for block in self.layers:
             block.attention.cache = None if batch is None else KVCache(
                 batch, seq, block.attention.kv_heads, s.head_dim, emb.dtype, emb.device)
+            block.attention.fused = None if batch is None else fused_kernel(emb.device)
         self.max_seq = seq
 
     def forward(self, idx: torch.Tensor, pos: torch.Tensor, last_only: bool = False) -> torch.Tensor:

@@ -1,6 +1,5 @@
-"""Study only, not effbench's path (`fused_attention.py` measured it slower): a decode step's attention
-as Triton kernels: rotary embedding of the new query and key, the new key and value written into the
-static cache, and grouped-query attention over the cached positions.
+"""A decode step's attention as one Triton kernel: rotary embedding of the new query and key, the new
+key and value written into the static cache, and grouped-query attention over the cached positions.
 
 Compiled, the step's attention was five to six small kernels a layer (rotations, two cache writes, the
 scores, the softmax, the mix), each a few microseconds over a few hundred kilobytes, and a gap before
