@@ -19,7 +19,6 @@ from torch.nn import functional as F
 
 from bench_lib.workloads.base import Prunable
 from bench_lib.workloads.cache import cached_state_dict
-from bench_lib.workloads.decode_attention import decode_attention, fused_kernel
 from bench_lib.workloads.text import stdlib_bytes, train_lm
 
 __all__ = ["LlamaShape", "RopeScaling", "Llama", "LlamaLM", "DECODE_WORKLOADS", "remove_kv_groups",
@@ -115,9 +114,7 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
 
 
 class Attention(nn.Module):
-    """Grouped-query attention; q, k and v from one fused projection (one GEMM, as gpt-fast). A compiled
-    decode step on a GPU takes the fused kernel of `decode_attention` (rotation, cache write and
-    attention in one); elsewhere the modules below."""
+    """Grouped-query attention; q, k and v from one fused projection (one GEMM, as gpt-fast)."""
 
     def __init__(self, s: LlamaShape) -> None:
         super().__init__()
@@ -125,17 +122,12 @@ class Attention(nn.Module):
         self.wqkv = nn.Linear(s.d, (s.heads + 2 * s.kv_heads) * s.head_dim, bias=s.qkv_bias)
         self.wo = nn.Linear(s.heads * s.head_dim, s.d, bias=s.out_bias)
         self.cache: KVCache | None = None
-        self.fused: object | None = None  # the fused decode kernel, with a cache on a GPU (`setup_cache`)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor,
                 pos: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
         q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        qkv = self.wqkv(x)
-        if t == 1 and self.fused is not None and torch.compiler.is_compiling():
-            y = decode_attention(self.fused, qkv, cos, sin, self.cache.k, self.cache.v, pos, self.heads)
-            return self.wo(y)
-        q, k, v = qkv.split([q_size, kv_size, kv_size], dim=-1)
+        q, k, v = self.wqkv(x).split([q_size, kv_size, kv_size], dim=-1)
         q = _rope(q.view(b, t, self.heads, self.head_dim), cos, sin).transpose(1, 2)
         k = _rope(k.view(b, t, self.kv_heads, self.head_dim), cos, sin).transpose(1, 2)
         v = v.view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -213,7 +205,6 @@ class Llama(nn.Module):
         for block in self.layers:
             block.attention.cache = None if batch is None else KVCache(
                 batch, seq, block.attention.kv_heads, s.head_dim, emb.dtype, emb.device)
-            block.attention.fused = None if batch is None else fused_kernel(emb.device)
         self.max_seq = seq
 
     def forward(self, idx: torch.Tensor, pos: torch.Tensor, last_only: bool = False) -> torch.Tensor:
