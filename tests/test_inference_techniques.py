@@ -107,6 +107,25 @@ def test_skip_reasons_name_device_capability_and_missing_support():
     assert "deprecated" in TECHNIQUES["int8_dynamic"].note.lower()
 
 
+def test_a_technique_on_a_package_that_is_not_installed_is_skipped_with_its_name(monkeypatch):
+    hopper = Platform(cuda_devices=1, cuda_capability=(9, 0), gloo=True, nccl=True)
+    technique = TECHNIQUES["int4_weight_only_gemlite"]
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    assert "pip install gemlite" in skip_reason(technique, "cuda", hopper)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    assert skip_reason(technique, "cuda", hopper) is None
+
+
+def test_gemlite_groups_round_trip_within_half_a_step():
+    from bench_lib.techniques.gemlite import quantize_groups
+
+    w = torch.randn(16, 256) * torch.linspace(0.1, 3.0, 256)  # groups of different ranges
+    q, scale, zero = quantize_groups(w, 4, 128)
+    assert q.dtype == torch.uint8 and int(q.max()) <= 15 and scale.shape == zero.shape == (16, 2)
+    back = (q.float().view(16, 2, 128) - zero[..., None]) * scale[..., None]
+    assert float(((back.view(16, 256) - w).abs() / scale.repeat_interleave(128, 1)).max()) <= 0.5 + 1e-4
+
+
 @pytest.mark.parametrize("profile,device", [("quick", "cpu"), ("full", "cpu"), ("quick", "cuda"), ("full", "cuda")])
 def test_matrix_cases_are_unique_known_and_have_baselines(profile, device):
     cases = InferenceSuite().cases(profile, device, "all")

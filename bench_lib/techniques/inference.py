@@ -8,7 +8,10 @@ is skipped with the reason, never run on a slower stand-in.
 
 from __future__ import annotations
 
+import importlib.util
+
 from bench_lib.platform import Platform
+from bench_lib.techniques.gemlite import gemlite_step
 from bench_lib.techniques.int4 import split_int4_phases
 from bench_lib.techniques.modules import CsrLinear, Int8WeightOnlyLinear, swap_linears
 from bench_lib.techniques.pruning import cut_heads, cut_units, prune_24, prune_l1, to_semi_structured
@@ -83,6 +86,15 @@ TECHNIQUES: dict[str, Technique] = {
                   devices=("cuda",), convert=chain(torchao_step(int4_config, 128, 8), split_int4_phases),
                   compiled_on=("cuda",),
                   min_capability=(8, 0)),
+        Technique("int4_weight_only_gemlite", "gemlite's int4 (Triton, PyPI gemlite), group 128, asymmetric "
+                  "min/max per group, bf16 activations, compiled: one packed weight, gemlite's GEMV below 5 rows, "
+                  "its split-K GEMM to 63, its GEMM from 64 (prefill). Linears with in % 128 == 0. A named "
+                  "variant beside int4_weight_only's tinygemm", devices=("cuda",), convert=gemlite_step(4),
+                  compiled_on=("cuda",), min_capability=(8, 0), requires="gemlite"),
+        Technique("int8_weight_only_gemlite", "gemlite's int8 weight-only (Triton, PyPI gemlite: A16W8_INT8), "
+                  "symmetric per output channel, bf16 activations, compiled; its GEMV to 2 rows, split-K GEMM to "
+                  "63, GEMM from 64. A named variant beside int8_weight_only_inductor", devices=("cuda",),
+                  convert=gemlite_step(8), compiled_on=("cuda",), min_capability=(8, 0), requires="gemlite"),
         Technique("l1_unstructured", "torch.nn.utils.prune.l1_unstructured on every "
                   "Linear, no fine-tune, dense kernels: no speedup expected", prepare=prune_l1,
                   params=_SPARSITIES),
@@ -127,6 +139,8 @@ def skip_reason(technique: Technique, device: str, platform: Platform | None = N
         return f"{technique.name} needs a workload with {technique.workload_needs} (grouped attention heads)"
     if device not in technique.devices:
         return f"{technique.name} has no {device} path (runs on {', '.join(technique.devices)})"
+    if technique.requires and importlib.util.find_spec(technique.requires) is None:
+        return f"{technique.name} needs {technique.requires}, not installed here (pip install {technique.requires})"
     cap = platform.cuda_capability if platform else None
     if device.startswith("cuda") and technique.min_capability and cap and tuple(cap) < technique.min_capability:
         need = ".".join(map(str, technique.min_capability))

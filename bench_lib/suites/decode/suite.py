@@ -79,11 +79,13 @@ class DecodeGrid:
 
 
 _GPU_TECHNIQUES = ("bf16", "int8_weight_only", "int8_weight_only_inductor", "int4_weight_only", "fp8_weight_only",
-                   "fp8_dynamic", "semi_structured_24", "int4_weight_only_24", "structured", "structured_heads")
+                   "fp8_dynamic", "semi_structured_24", "int4_weight_only_24", "structured", "structured_heads",
+                   "int4_weight_only_gemlite", "int8_weight_only_gemlite")
 # Under coordinate-descent tuning: the techniques whose kernels inductor writes (torchao's int8
-# weight-only and 2:4 run aten and cuSPARSELt kernels that the setting cannot change).
+# weight-only and 2:4 run aten and cuSPARSELt kernels that the setting cannot change), and gemlite's
+# named variants (their GEMVs are gemlite's own; the rest of the step is tuned as every other's).
 _GPU_TUNED = ("bf16", "int8_weight_only_inductor", "int4_weight_only", "fp8_weight_only", "fp8_dynamic", "structured",
-              "structured_heads")
+              "structured_heads", "int4_weight_only_gemlite", "int8_weight_only_gemlite")
 _CPU_TECHNIQUES = ("fp32", "int8_dynamic", "int8_dynamic_torchao", "int8_weight_only", "structured",
                    "structured_heads", "structured_int8")
 

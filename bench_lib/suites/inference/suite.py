@@ -48,7 +48,7 @@ class Grid:
 _CPU_ONLY = ("fp32", "fp32_compile", "int8_dynamic", "int8_static_pt2e", "structured_int8")  # listed as skips
 _GPU_ONLY = ("bf16", "bf16_compile", "bf16_cudagraphs", "fp16", "fp16_compile", "fp8_dynamic", "fp8_weight_only",
              "int4_weight_only", "int4_weight_only_24", "semi_structured_24", "semi_structured_24_fp8",
-             "semi_structured_24_int8")  # listed as skips
+             "semi_structured_24_int8", "int4_weight_only_gemlite", "int8_weight_only_gemlite")  # listed as skips
 
 # quick must fit `nox -s bench` on 2 cores (with the distributed suites, under 10 minutes): every
 # CPU technique on the linear-heavy MLP at batch 1 and 64 (one worker process per technique),
@@ -86,8 +86,9 @@ MATRIX: dict[tuple[str, DeviceKind], tuple[Grid, ...]] = {
                                                   "fp8_dynamic", "structured"), params={"sparsity": (0.5,)}),
         Grid(("byte_gpt",), (8,), ("bf16", "bf16_cudagraphs", "fp8_dynamic", "int8_dynamic_torchao", "structured",
                                    "semi_structured_24", "l1_unstructured_csr"), params={"sparsity": (0.5,)}),
-        Grid(("byte_gpt_d2048_random",), (8,), ("fp16", "int8_weight_only", "int4_weight_only", "l1_unstructured",
-                                                "semi_structured_24", "semi_structured_24_fp8",
+        Grid(("byte_gpt_d2048_random",), (8,), ("fp16", "int8_weight_only", "int4_weight_only",
+                                                "int4_weight_only_gemlite", "int8_weight_only_gemlite",
+                                                "l1_unstructured", "semi_structured_24", "semi_structured_24_fp8",
                                                 *_CPU_ONLY, "semi_structured_24_int8"), params={"sparsity": (0.5,)}),
     ),
 }
