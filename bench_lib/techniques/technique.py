@@ -61,7 +61,7 @@ class Technique:
     min_capability: tuple[int, int] | None = None
     unsupported: str = ""  # set when no build of this stack can run it: the skip reason
     workload_needs: str = ""  # a method the workload must offer (e.g. remove_heads); else the case is skipped
-    requires: str = ""  # a package that is not a dependency of effbench (pip name); without it the case is skipped
+    requires: str = ""  # a package effbench does not depend on (its import name); without it the case is skipped
 
 
 def serving_dtype(technique: Technique, device: str) -> torch.dtype:
