@@ -235,3 +235,25 @@ def test_report_cells_give_the_share_of_each_peak_and_na_where_unknown():
     assert peak_share_cell(gpu) == "41.0% · N/A [sheet 33.0% · N/A]"
     assert peak_share_cell(gpu, ("flops",)) == "41.0% [sheet 33.0%]"
     assert peak_share_cell(pd.Series({"median_s": 1.0})) == "-"
+
+
+def test_roofline_labels_of_marks_in_one_spot_stack_apart_and_keep_their_text():
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from bench_lib.report.roofline_plot import _label
+
+    fig = Figure(figsize=(7.5, 6.2))
+    ax = fig.subplots()
+    points = [{"label": f"case-{i}", "intensity": 10.0, "flops": 1e12 * (1 + i * 1e-3)} for i in range(12)]
+    points.append({"label": "far-away", "intensity": 1000.0, "flops": 1e12})
+    ax.scatter([p["intensity"] for p in points], [p["flops"] for p in points])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.autoscale_view()
+    _label(ax, points, np.array([7.5, 6.2]))
+    placed = {t.get_text(): t.xyann for t in ax.texts}
+    assert set(placed) == {p["label"] for p in points}
+    rows = sorted(y for name, (_, y) in placed.items() if name.startswith("case-"))
+    assert min(b - a for a, b in zip(rows, rows[1:])) > 0.02  # a text line apart, not on top of each other
+    assert placed["far-away"][1] == pytest.approx(min(rows), abs=1e-3)  # another column: not pushed up

@@ -34,7 +34,8 @@ def roofline_points(run: Run) -> dict[str, list[dict]]:
             continue
         label = "-".join(str(p) for p in (case.workload, case.variant, case.param("phase"),
                                            f"b{case.param('batch')}" if case.param("batch") else None,
-                                           f"s{case.param('sparsity')}" if case.param("sparsity") else None) if p)
+                                           f"s{case.param('sparsity')}" if case.param("sparsity") else None,
+                                           "convergence" if case.param("convergence_seeds") else None) if p)
         out.setdefault(block["peaks_device"], []).append({
             "label": label, "suite": case.suite, "dtype": block.get("compute_dtype"),
             "intensity": block["intensity_flops_per_byte"], "flops": block["achieved_flops_per_s"]})
@@ -60,6 +61,31 @@ def _rate(value: float) -> str:
         if value >= scale:
             return f"{fmt_num(value / scale)} {prefix}"
     return f"{fmt_num(value)} "
+
+
+_LABEL_PT = 6.0
+
+
+def _label(ax: object, points: list[dict], panel_in: np.ndarray) -> None:
+    """Each mark's label beside it, none over another: a label that would cover one placed before it (their
+    columns overlapping, their lines closer than a line's height) moves up until it does not, with a thin
+    line back to its mark; a label that would leave the panel on the right goes to the left of its mark.
+    Sizes in axes fractions, from the panel's size (the constrained layout trims it a little)."""
+    to_axes = ax.transScale + ax.transLimits
+    line_h = _LABEL_PT * 1.25 / 72 / (panel_in[1] * 0.8)
+    char_w = _LABEL_PT * 0.52 / 72 / (panel_in[0] * 0.85)
+    placed: list[tuple[float, float, float]] = []  # (left, right, bottom) of each label
+    for p in sorted(points, key=lambda q: (q["flops"], q["intensity"])):
+        px, py = to_axes.transform((p["intensity"], p["flops"]))
+        width = len(p["label"]) * char_w
+        left = px + 0.01 if px + 0.01 + width <= 1 else px - 0.01 - width
+        y = py
+        while clash := [b for a, r, b in placed if a < left + width and left < r and abs(b - y) < line_h]:
+            y = max(clash) + line_h * 1.01  # past it for good, whatever the rounding
+        placed.append((left, left + width, y))
+        ax.annotate(p["label"], (p["intensity"], p["flops"]), xytext=(left, y), textcoords="axes fraction",
+                    fontsize=_LABEL_PT, alpha=0.8, va="center",
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5} if y - py > line_h / 2 else None)
 
 
 def roofline_plot(runs: list[Run], path: Path) -> Path | None:
@@ -96,17 +122,16 @@ def roofline_plot(runs: list[Run], path: Path) -> Path | None:
                     ax.scatter([p["intensity"] for p in mine], [p["flops"] for p in mine], s=36, zorder=3,
                                marker=_MARKERS.get(suite, "D"), color=colors(dtypes.index(dtype) % 10),
                                edgecolor="black", linewidth=0.5, label=f"{suite} cases ({dtype})")
-        for p in points:
-            ax.annotate(p["label"], (p["intensity"], p["flops"]), fontsize=6, alpha=0.75, xytext=(3, 2),
-                        textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.autoscale_view()
+        _label(ax, points, fig.get_size_inches() / (cols, rows))
         if not roofs:
             ax.text(0.02, 0.02, "no roof: no peaks measured for this device in this run", transform=ax.transAxes,
                     fontsize=8)
         elif not any(kind == "data sheet" for _, kind, _, _ in roofs):
             ax.text(0.02, 0.97, "data-sheet roof: not known for this device", transform=ax.transAxes, fontsize=8,
                     va="top")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
         ax.set_xlabel("arithmetic intensity (FLOP per byte moved, log)")
         ax.set_ylabel("achieved FLOP/s (log)")
         ax.set_title(f"{run.name}: {device} ({peaks.get('name') or 'peaks not measured'})", fontsize=9)
