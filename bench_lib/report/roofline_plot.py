@@ -68,24 +68,28 @@ _LABEL_PT = 6.0
 
 def _label(ax: object, points: list[dict], panel_in: np.ndarray) -> None:
     """Each mark's label beside it, none over another: a label that would cover one placed before it (their
-    columns overlapping, their lines closer than a line's height) moves up until it does not, with a thin
-    line back to its mark; a label that would leave the panel on the right goes to the left of its mark.
-    Sizes in axes fractions, from the panel's size (the constrained layout trims it a little)."""
+    columns overlapping, their lines closer than a line's height) takes the nearest free line above or below
+    inside the panel, with a thin line back to its mark; a label that would leave the panel on the right goes
+    to the left of its mark. Sizes in axes fractions, from the panel's size (the layout trims it a little)."""
     to_axes = ax.transScale + ax.transLimits
     line_h = _LABEL_PT * 1.25 / 72 / (panel_in[1] * 0.8)
     char_w = _LABEL_PT * 0.52 / 72 / (panel_in[0] * 0.85)
-    placed: list[tuple[float, float, float]] = []  # (left, right, bottom) of each label
+    placed: list[tuple[float, float, float]] = []  # (left, right, middle line) of each label
     for p in sorted(points, key=lambda q: (q["flops"], q["intensity"])):
         px, py = to_axes.transform((p["intensity"], p["flops"]))
         width = len(p["label"]) * char_w
         left = px + 0.01 if px + 0.01 + width <= 1 else px - 0.01 - width
-        y = py
-        while clash := [b for a, r, b in placed if a < left + width and left < r and abs(b - y) < line_h]:
-            y = max(clash) + line_h * 1.01  # past it for good, whatever the rounding
+        column = [b for a, r, b in placed if a < left + width and left < r]
+        # Candidate lines: its own, and just above or below each label of its column (a hair past a line's
+        # height, whatever the rounding); the nearest free one inside the panel, else the first free above all.
+        lines = [py, *(b + s * line_h * 1.01 for b in column for s in (1, -1))]
+        free = [y for y in lines if all(abs(b - y) >= line_h for b in column)]
+        inside = [y for y in free if line_h / 2 <= y <= 1 - line_h / 2]
+        y = min(inside or [max(free)], key=lambda c: abs(c - py))
         placed.append((left, left + width, y))
         ax.annotate(p["label"], (p["intensity"], p["flops"]), xytext=(left, y), textcoords="axes fraction",
                     fontsize=_LABEL_PT, alpha=0.8, va="center",
-                    arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5} if y - py > line_h / 2 else None)
+                    arrowprops={"arrowstyle": "-", "lw": 0.4, "alpha": 0.5} if abs(y - py) > line_h / 2 else None)
 
 
 def roofline_plot(runs: list[Run], path: Path) -> Path | None:
@@ -130,8 +134,8 @@ def roofline_plot(runs: list[Run], path: Path) -> Path | None:
             ax.text(0.02, 0.02, "no roof: no peaks measured for this device in this run", transform=ax.transAxes,
                     fontsize=8)
         elif not any(kind == "data sheet" for _, kind, _, _ in roofs):
-            ax.text(0.02, 0.97, "data-sheet roof: not known for this device", transform=ax.transAxes, fontsize=8,
-                    va="top")
+            ax.text(0.98, 0.02, "data-sheet roof: not known for this device", transform=ax.transAxes, fontsize=8,
+                    ha="right", va="bottom")  # the legend takes the top left
         ax.set_xlabel("arithmetic intensity (FLOP per byte moved, log)")
         ax.set_ylabel("achieved FLOP/s (log)")
         ax.set_title(f"{run.name}: {device} ({peaks.get('name') or 'peaks not measured'})", fontsize=9)
