@@ -255,5 +255,5 @@ def test_roofline_labels_of_marks_in_one_spot_stack_apart_and_keep_their_text():
     placed = {t.get_text(): t.xyann for t in ax.texts}
     assert set(placed) == {p["label"] for p in points}
     rows = sorted(y for name, (_, y) in placed.items() if name.startswith("case-"))
-    assert min(b - a for a, b in zip(rows, rows[1:])) > 0.02  # a text line apart, not on top of each other
+    assert float(np.diff(rows).min()) > 0.02  # a text line apart, not on top of each other
     assert placed["far-away"][1] == pytest.approx(min(rows), abs=1e-3)  # another column: not pushed up
